@@ -1,0 +1,77 @@
+"""The ``graphctl`` command: a thin layer over the library, one module per sub-command.
+
+Each command module has ``register(subparsers)`` (adds its parser, sets
+``handler``) and its handler returns the exit code. Errors the user can act on
+are printed as one clear message; a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from orchestrator.errors import GraphctlError
+from runners.errors import RunnerError
+
+# Sub-command modules in ``orchestrator/cli/``, in the order ``--help`` lists them.
+COMMANDS: tuple[str, ...] = ("validate", "graph", "schema")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _version() -> str:
+    try:
+        return version("graphctl")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="graphctl",
+        description="Run declarative YAML inference graphs: validate, run, serve, bench.",
+    )
+    parser.add_argument("--version", action="version", version=f"graphctl {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"orchestrator.cli._{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``graphctl`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (GraphctlError, RunnerError) as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"graphctl: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as error:  # a bug of ours: say so, keep the traceback behind --debug
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"graphctl: internal error: {type(error).__name__}: {error}"
+            " (run again with --debug for details)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Errors raised by graphctl's orchestrator, with the runner errors re-exported.
+
+    GraphctlError                    root of everything graphctl raises on purpose
+     ├── GraphFileError              a graph file is invalid; ``diagnostics`` lists every
+     │                               problem found, each ``FILE:LINE:COL: error: MESSAGE``
+     ├── RequestError                a request is wrong: bad or missing inputs (``field``)
+     ├── NodeFailed                  a node failed and its policy is ``fail``; names the
+     │                               node, its runner and the cause (``__cause__``)
+     ├── DeadlineExceeded            the request's deadline passed before it finished
+     ├── SkippedOutput               an output declared ``if_skipped: error`` was skipped
+     └── GraphClosed                 a graph was used before it was started or after it closed
+
+    RunnerError (from ``runners``)   root of worker-pool failures: WorkerCrashed,
+                                     Overloaded, CallTimeout, MethodError, ...
+
+Catch ``GraphctlError`` or ``RunnerError`` for all of them, or one precise class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from runners.errors import (
+    CallTimeout,
+    MethodError,
+    Overloaded,
+    PoolClosed,
+    RunnerError,
+    RunnerStartupError,
+    UnsupportedValue,
+    WorkerCrashed,
+)
+
+__all__ = [
+    "CallTimeout",
+    "DeadlineExceeded",
+    "Diagnostic",
+    "GraphClosed",
+    "GraphFileError",
+    "GraphctlError",
+    "MethodError",
+    "NodeFailed",
+    "Overloaded",
+    "PoolClosed",
+    "RequestError",
+    "RunnerError",
+    "RunnerStartupError",
+    "SkippedOutput",
+    "UnsupportedValue",
+    "WorkerCrashed",
+]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in a graph file, at a position a user can jump to."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
+
+
+class GraphctlError(Exception):
+    """Root of the orchestrator's errors."""
+
+
+class GraphFileError(GraphctlError):
+    """A graph file failed validation; every error found is in ``diagnostics``."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]):
+        self.diagnostics = tuple(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "error")
+
+
+class RequestError(GraphctlError):
+    """A request's inputs do not match the graph; ``field`` is the path at fault."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.message = message
+        self.field = field
+
+
+class NodeFailed(GraphctlError):
+    """A node failed under the ``fail`` policy; the original error is ``__cause__``."""
+
+    def __init__(self, node: str, cause: BaseException, *, runner: str | None = None):
+        where = f"node {node!r}" + (f" (runner {runner!r})" if runner else "")
+        super().__init__(f"{where} failed: {cause}")
+        self.node = node
+        self.runner = runner
+        self.cause = cause
+
+
+class DeadlineExceeded(GraphctlError):
+    """The request's deadline passed; everything still pending was cancelled."""
+
+
+class SkippedOutput(GraphctlError):
+    """An output declared ``if_skipped: error`` came from a skipped node."""
+
+
+class GraphClosed(GraphctlError):
+    """The graph was used outside its ``async with`` block."""

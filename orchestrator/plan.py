@@ -1,0 +1,174 @@
+"""The compiled form of a graph file: plain frozen data, built once by the compiler.
+
+The executor, the server and the CLI read a ``Plan`` and never the YAML. Nothing
+here runs user code; ``NodePlan.function`` is already imported by the compiler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+
+from orchestrator.errors import Diagnostic
+from runners.config import RunnerConfig
+
+INPUTS = "inputs"  # the source name of ``$inputs.NAME`` references
+ITEM = "item"  # the source name of ``$item`` inside a ``map`` node
+SWITCH_DEFAULT = "default"  # the label a switch outputs when no case matches
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where something was written: 1-based line and column in ``file``."""
+
+    file: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference: ``$inputs.x`` → (``inputs``, ("x",)); ``$router.label`` →
+    (``router``, ("label",)); ``$item`` → (``item``, ()). ``path`` steps are dict
+    keys (str), list indexes (int), or attribute names."""
+
+    source: str
+    path: tuple[str | int, ...] = ()
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``{ref: $r.label, in: [cat, dog]}``; ``op`` is one of
+    eq, ne, in, not_in, gt, ge, lt, le, exists."""
+
+    ref: Ref
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class AllOf:
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    condition: Condition
+
+
+Condition = Compare | AllOf | AnyOf | Not
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A numpy tensor: ``dtype`` is a numpy dtype name; ``-1`` is a dynamic dimension."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry retryable errors ``count`` times, backing off exponentially."""
+
+    count: int = 0
+    backoff_ms: float = 50.0
+    max_backoff_ms: float = 2_000.0
+
+
+@dataclass(frozen=True)
+class OnError:
+    """``fail`` (default: fail the request), ``skip`` (the node counts as skipped),
+    or ``default`` (the node's output becomes ``default``)."""
+
+    mode: Literal["fail", "skip", "default"] = "fail"
+    default: Any = None
+
+
+NodeKind = Literal["runner", "function", "switch", "coalesce"]
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One node. ``args`` values are templates: JSON-like data whose ``Ref`` leaves
+    are replaced by the referenced values at run time.
+
+    kinds: ``runner`` calls ``runner.method``; ``function`` calls ``func``;
+    ``switch`` outputs the matching key of ``cases`` (or ``SWITCH_DEFAULT``) for the
+    value of ``args["value"]``; ``coalesce`` outputs the first of ``args["values"]``
+    (a list of refs) that was not skipped.
+    """
+
+    name: str
+    kind: NodeKind
+    location: Location
+    args: Mapping[str, Any] = field(default_factory=dict)
+    deps: frozenset[str] = frozenset()  # node names this node reads (not inputs)
+    runner: str | None = None
+    method: str | None = None
+    function: str | None = None  # "module:function" as written
+    func: Callable[..., Any] | None = None
+    is_async: bool = False
+    cases: tuple[Any, ...] = ()  # switch only: the case keys, in file order
+    timeout_ms: float | None = None
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    on_error: OnError = field(default_factory=OnError)
+    when: Condition | None = None  # includes the gates a switch puts on its branches
+    map: Ref | None = None  # call once per item of this list; ``$item`` in args
+    on_skipped_input: Literal["skip", "null"] = "skip"  # "null": pass None instead
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """A graph input: a JSON Schema, and for tensors also their dtype and shape."""
+
+    name: str
+    schema: Mapping[str, Any]
+    tensor: TensorSpec | None = None
+    required: bool = True
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """A graph output: the reference it reads, its declared schema or tensor, and
+    what a skipped source gives (``null``, or an error)."""
+
+    name: str
+    ref: Ref
+    schema: Mapping[str, Any] | None = None
+    tensor: TensorSpec | None = None
+    if_skipped: Literal["null", "error"] = "null"
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled graph. ``nodes`` is in a topological order; ``dag`` is frozen and
+    has one vertex per node name, with an edge for each dependency."""
+
+    name: str
+    description: str
+    file: Path
+    inputs: Mapping[str, InputPlan]
+    outputs: Mapping[str, OutputPlan]
+    nodes: Mapping[str, NodePlan]
+    runners: Mapping[str, RunnerConfig]
+    dag: nx.DiGraph
+    timeout_ms: float | None = None
+    warnings: tuple[Diagnostic, ...] = ()
+
+    @property
+    def base_dir(self) -> Path:
+        """The graph file's folder, where ``module:Name`` references are resolved."""
+        return self.file.parent

@@ -1,0 +1,89 @@
+"""Runner configuration: small frozen value objects, validated when built.
+
+The orchestrator builds these from a graph file; ``runners`` never reads YAML,
+environment variables or graph files itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+DEFAULT_MAX_BATCH_SIZE = 32
+# Generous on purpose: a latency budget shorter than one batch's run time sheds
+# healthy load (see DESIGN.md, "Batching"). Deadlines per call are the tool for
+# tight latency, not this.
+DEFAULT_MAX_LATENCY_MS = 60_000.0
+DEFAULT_MAX_QUEUE = 4096
+DEFAULT_STARTUP_TIMEOUT_S = 60.0
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """How calls to one method are merged: up to ``max_batch_size`` items per batch,
+    no call waiting in the queue longer than ``max_latency_ms``.
+
+    ``batchable`` / ``batch_dim`` left as ``None`` take the ``@method`` declaration.
+    """
+
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
+    batchable: bool | None = None
+    batch_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.max_latency_ms <= 0:
+            raise ValueError(f"max_latency_ms must be > 0, got {self.max_latency_ms}")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one runner asks for: CPU cores (``None``: all) and GPUs."""
+
+    cpu: float | None = None
+    gpu: int = 0
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """Everything a worker pool needs to start and serve one runner.
+
+    ``runnable`` is ``"module:Class"``, imported in the worker with ``search_path``
+    first on ``sys.path``. ``methods`` overrides ``batching`` per method name.
+    """
+
+    name: str
+    runnable: str
+    search_path: Path | None = None
+    init: Mapping[str, Any] = field(default_factory=dict)
+    workers: int | Literal["auto"] = 1
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    methods: Mapping[str, BatchingConfig] = field(default_factory=dict)
+    max_queue: int = DEFAULT_MAX_QUEUE
+    resources: Resources = field(default_factory=Resources)
+    env: Mapping[str, str] = field(default_factory=dict)
+    startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if ":" not in self.runnable:
+            raise ValueError(f"runnable must be 'module:Class', got {self.runnable!r}")
+        if self.workers != "auto" and (not isinstance(self.workers, int) or self.workers < 1):
+            raise ValueError(f"workers must be a positive integer or 'auto', got {self.workers!r}")
+        if self.max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, got {self.max_queue}")
+        object.__setattr__(self, "init", _frozen(self.init))
+        object.__setattr__(self, "methods", _frozen(self.methods))
+        object.__setattr__(self, "env", _frozen(self.env))
+
+    def batching_for(self, method: str) -> BatchingConfig:
+        """The batching settings of one method: its override, else the runner's."""
+        return self.methods.get(method, self.batching)

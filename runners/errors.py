@@ -1,0 +1,100 @@
+"""Errors raised by runners: worker pools, batchers and the worker protocol.
+
+    RunnerError                 root: catch this to catch every runner failure
+     ├── RunnerStartupError     a worker could not import or construct its Runnable,
+     │                          or did not answer READY in time
+     ├── WorkerCrashed          a worker died or hung while holding a call, and the
+     │                          one retry on another worker failed too
+     ├── Overloaded             the queue is full or its predicted wait is already
+     │                          past the call's deadline (carries ``retry_after_s``)
+     ├── CallTimeout            the call waited longer than its deadline or
+     │                          ``max_latency_ms``; it never reached a worker
+     ├── MethodError            the user's method raised; carries its type and message
+     ├── UnsupportedValue       a value cannot cross the data-only IPC protocol
+     ├── ProtocolError          a malformed frame: the worker sending it is killed
+     └── PoolClosed             the pool is not started, or already stopped
+
+Retryable failures (``retryable = True``) are the ones a caller may try again:
+crashed workers, overload and timeouts. A user's exception is not retryable.
+"""
+
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    """Root of every runner error; ``runner`` and ``method`` say where it happened."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, runner: str | None = None, method: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.runner = runner
+        self.method = method
+
+    def __str__(self) -> str:
+        where = ".".join(part for part in (self.runner, self.method) if part)
+        return f"runner {where!r}: {self.message}" if where else self.message
+
+
+class RunnerStartupError(RunnerError):
+    """A worker failed to start: import error, constructor raised, or READY timeout."""
+
+
+class WorkerCrashed(RunnerError):
+    """A worker died or stopped answering while it held this call."""
+
+    retryable = True
+
+
+class Overloaded(RunnerError):
+    """The call was refused at enqueue: queue full, or its wait would pass the deadline."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        runner: str | None = None,
+        method: str | None = None,
+        retry_after_s: float = 1.0,
+    ):
+        super().__init__(message, runner=runner, method=method)
+        self.retry_after_s = retry_after_s
+
+
+class CallTimeout(RunnerError):
+    """The call's deadline passed before a worker answered it."""
+
+    retryable = True
+
+
+class MethodError(RunnerError):
+    """The user's method raised; ``error_type`` is the exception's class name."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str = "Exception",
+        runner: str | None = None,
+        method: str | None = None,
+    ):
+        super().__init__(message, runner=runner, method=method)
+        self.error_type = error_type
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} (raised {self.error_type})"
+
+
+class UnsupportedValue(RunnerError):
+    """A value of a type the IPC protocol does not carry (only data, never objects)."""
+
+
+class ProtocolError(RunnerError):
+    """A frame that does not follow the worker protocol."""
+
+
+class PoolClosed(RunnerError):
+    """The pool was used before ``start()`` or after ``stop()``."""

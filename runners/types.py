@@ -1,0 +1,83 @@
+"""Shared types of the runners package: what a call returns, what a pool reports,
+and the client protocol the orchestrator uses (a worker pool, or the in-process
+debug runner: both give the same answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runners.runnable import MethodSpec
+
+Args = tuple[Any, ...]
+Kwargs = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """One call's value and how it was served (for traces and metrics)."""
+
+    value: Any
+    queue_wait_s: float  # from enqueue to dispatch
+    batch_id: int  # unique per pool; calls served together share it
+    batch_size: int  # items in that batch
+    worker_id: int
+
+
+@dataclass(frozen=True)
+class MethodStats:
+    """Cumulative counters of one method's batcher, plus its current queue."""
+
+    queue_length: int = 0
+    in_flight: int = 0  # items dispatched to a worker and not yet answered
+    calls: int = 0
+    batches: int = 0
+    rejected: int = 0  # refused at enqueue (Overloaded)
+    timed_out: int = 0  # dropped from the queue at their deadline
+    batch_sizes: Mapping[int, int] = field(default_factory=dict)  # size -> batches
+    queue_wait_s_sum: float = 0.0
+    batch_time_s_sum: float = 0.0  # time workers spent running batches
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A snapshot of one runner's pool."""
+
+    runner: str
+    workers: int  # configured
+    ready_workers: int
+    restarts: int
+    healthy: bool  # False once start-up failures stopped the restarts
+    methods: Mapping[str, MethodStats] = field(default_factory=dict)
+
+
+class RunnerClient(Protocol):
+    """What the orchestrator needs of a runner. ``deadline`` is absolute
+    ``time.monotonic()`` seconds; a call still queued at its deadline is dropped
+    with ``CallTimeout``; cancelling the awaiting task removes a queued call."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def methods(self) -> Mapping[str, MethodSpec]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    async def submit(
+        self, method: str, args: Args, kwargs: Kwargs, *, deadline: float | None = None
+    ) -> CallResult: ...
+
+    async def submit_many(
+        self, method: str, calls: Sequence[tuple[Args, Kwargs]], *, deadline: float | None = None
+    ) -> list[CallResult]: ...
+
+    def stats(self) -> PoolStats: ...

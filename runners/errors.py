@@ -12,7 +12,11 @@
      ├── MethodError            the user's method raised; carries its type and message
      ├── UnsupportedValue       a value cannot cross the data-only IPC protocol
      ├── ProtocolError          a malformed frame: the worker sending it is killed
-     └── PoolClosed             the pool is not started, or already stopped
+     ├── PoolClosed             the pool is not started, or already stopped
+     └── ModelError             a model store entry cannot be used (names the entry)
+          ├── ModelNotFound     no such model name or version in the store
+          └── ModelCorrupt      metadata unreadable, a file missing, or a file whose
+                                hash no longer matches its metadata (never loaded)
 
 Retryable failures (``retryable = True``) are the ones a caller may try again:
 crashed workers, overload and timeouts. A user's exception is not retryable.
@@ -98,3 +102,19 @@ class ProtocolError(RunnerError):
 
 class PoolClosed(RunnerError):
     """The pool was used before ``start()`` or after ``stop()``."""
+
+
+class ModelError(RunnerError):
+    """A model store entry cannot be used; ``ref`` is the ``name:version`` asked for."""
+
+    def __init__(self, message: str, *, ref: str | None = None):
+        super().__init__(message)
+        self.ref = ref
+
+
+class ModelNotFound(ModelError):
+    """No model of that name, or no such version of it, is in the store."""
+
+
+class ModelCorrupt(ModelError):
+    """A stored model is damaged or was changed after it was saved; it is not loaded."""

@@ -1,0 +1,208 @@
+"""The Python API: a compiled graph with its runner pools, as an async context manager.
+
+    async with orchestrator.load("graphs/diamond.yaml") as graph:
+        out = await graph.run({"x": [...]})
+
+Entering starts one worker pool per runner (all concurrently) and waits until
+each is ready; leaving stops them. ``run_sync`` does all of it for one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from orchestrator.errors import GraphClosed, GraphctlError
+from orchestrator.executor import Executor
+from orchestrator.inputs import validate_inputs
+from orchestrator.plan import Plan
+from orchestrator.trace import Trace
+from runners.config import RunnerConfig
+from runners.types import PoolStats, RunnerClient
+
+ClientFactory = Callable[[RunnerConfig], RunnerClient]
+
+# Sync functions run in this many threads per graph: enough to overlap a few
+# CPU-light functions of concurrent requests, few enough not to oversubscribe.
+DEFAULT_FUNCTION_THREADS = min(32, (os.cpu_count() or 1) + 4)
+
+
+class GraphState(enum.Enum):
+    """A graph's lifecycle: pools starting, ready to run requests, or closed."""
+
+    STARTING = "starting"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class Graph:
+    """A compiled graph and one runner client per runner; use it with ``async with``."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        client_factory: ClientFactory | None = None,
+        function_threads: int = DEFAULT_FUNCTION_THREADS,
+    ) -> None:
+        factory = client_factory or _worker_pool
+        self.plan = plan
+        self.state = GraphState.STARTING
+        self._clients: dict[str, RunnerClient] = {
+            name: factory(config) for name, config in plan.runners.items()
+        }
+        self._function_threads = function_threads
+        self._threads: ThreadPoolExecutor | None = None
+        self._executor: Executor | None = None
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def ready(self) -> bool:
+        """True while the graph accepts requests and every runner has a ready worker."""
+        return self.state is GraphState.READY and all(c.ready for c in self._clients.values())
+
+    @property
+    def clients(self) -> Mapping[str, RunnerClient]:
+        """The runner clients by runner name (for stats and direct calls)."""
+        return self._clients
+
+    def stats(self) -> dict[str, PoolStats]:
+        """A snapshot of every runner's pool, by runner name."""
+        return {name: client.stats() for name, client in self._clients.items()}
+
+    async def __aenter__(self) -> Graph:
+        if self.state is not GraphState.STARTING or self._executor is not None:
+            raise GraphClosed(f"graph {self.name!r} was already started; load it again")
+        self._threads = ThreadPoolExecutor(
+            max_workers=self._function_threads, thread_name_prefix=f"graphctl-{self.name}"
+        )
+        try:
+            await self._start_clients()
+        except BaseException:
+            await self._close()
+            raise
+        self._executor = Executor(self.plan, self._clients, threads=self._threads)
+        self.state = GraphState.READY
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    async def _start_clients(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for client in self._clients.values():
+                    group.create_task(client.start())
+        except BaseExceptionGroup as errors:
+            raise _unwrap(errors) from None
+
+    async def _close(self) -> None:
+        self.state = GraphState.CLOSED
+        try:
+            async with asyncio.TaskGroup() as group:
+                for client in self._clients.values():
+                    group.create_task(client.stop())
+        except BaseExceptionGroup as errors:
+            raise _unwrap(errors) from None
+        finally:
+            if self._threads is not None:
+                self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        timeout_ms: float | None = None,
+        trace: Trace | None = None,
+    ) -> dict[str, Any]:
+        """Run one request; returns the graph's outputs by name.
+
+        ``timeout_ms`` overrides the graph's deadline; ``trace`` records one span
+        per node. Raises ``RequestError`` for bad inputs, ``NodeFailed``,
+        ``DeadlineExceeded`` or ``SkippedOutput``.
+        """
+        if self.state is not GraphState.READY or self._executor is None:
+            raise GraphClosed(
+                f"graph {self.name!r} is {self.state.value}: run it inside 'async with'"
+            )
+        values = validate_inputs(self.plan, inputs)
+        request_trace = trace.request(self.name) if trace is not None else None
+        return await self._executor.run(values, timeout_ms=timeout_ms, trace=request_trace)
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name!r} {self.state.value}>"
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    local: bool = False,
+    client_factory: ClientFactory | None = None,
+) -> Graph:
+    """Compile a graph file into a ``Graph`` (not started: use ``async with``).
+
+    ``local=True`` runs every runner in this process (no worker processes), so a
+    breakpoint in a Runnable works; ``client_factory`` plugs in any runner client.
+    """
+    from orchestrator.compiler import compile_file
+
+    plan = compile_file(Path(path))
+    if local and client_factory is None:
+        client_factory = _local_client
+    return Graph(plan, client_factory=client_factory)
+
+
+def run_sync(
+    path: str | os.PathLike[str],
+    inputs: Mapping[str, Any],
+    *,
+    timeout_ms: float | None = None,
+    local: bool = False,
+) -> dict[str, Any]:
+    """Start the graph, run one request, stop it: for scripts and notebooks."""
+
+    async def once() -> dict[str, Any]:
+        async with load(path, local=local) as graph:
+            return await graph.run(inputs, timeout_ms=timeout_ms)
+
+    return asyncio.run(once())
+
+
+def _worker_pool(config: RunnerConfig) -> RunnerClient:
+    from runners.pool import WorkerPool
+
+    pool: RunnerClient = WorkerPool(config)
+    return pool
+
+
+def _local_client(config: RunnerConfig) -> RunnerClient:
+    try:
+        from runners.local import LocalClient
+    except ImportError as error:
+        raise GraphctlError(f"local mode is not available: {error}") from None
+    client: RunnerClient = LocalClient(config)
+    return client
+
+
+def _unwrap(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error of a task group (start-up and shutdown report one)."""
+    for error in errors.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _unwrap(error)
+        if not isinstance(error, asyncio.CancelledError):
+            return error
+    return errors

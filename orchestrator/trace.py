@@ -1,0 +1,118 @@
+"""Chrome trace-event recording: one span per node per request, viewable in
+Perfetto or chrome://tracing.
+
+    trace = Trace()
+    await graph.run(inputs, trace=trace)
+    trace.write("trace.json")
+
+Each request is one row (``tid``); runner spans carry ``queue_wait_ms``,
+``batch_id``, ``batch_size`` and ``worker`` in ``args``. Times are microseconds
+from the trace's creation, on the monotonic clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runners.types import CallResult
+
+_PID = 1
+
+
+class Trace:
+    """Collects trace events of any number of requests; ``write`` saves them."""
+
+    def __init__(self, *, process_name: str = "graphctl") -> None:
+        self._origin = time.monotonic()
+        self._events: list[dict[str, Any]] = [_metadata("process_name", 0, process_name)]
+        self._request_ids = itertools.count(1)
+
+    def request(self, label: str | None = None) -> RequestTrace:
+        """A recorder for one request, shown as its own row."""
+        tid = next(self._request_ids)
+        self._events.append(_metadata("thread_name", tid, label or f"request {tid}"))
+        return RequestTrace(self, tid)
+
+    def add_span(
+        self, tid: int, name: str, start: float, end: float, args: dict[str, Any], cat: str
+    ) -> None:
+        """Record a complete span; ``start``/``end`` are ``time.monotonic()`` seconds."""
+        self._events.append(
+            {
+                "name": name,
+                "cat": cat,
+                "ph": "X",
+                "ts": round((start - self._origin) * 1e6, 3),
+                "dur": round(max(end - start, 0.0) * 1e6, 3),
+                "pid": _PID,
+                "tid": tid,
+                "args": args,
+            }
+        )
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return list(self._events)
+
+    def to_json(self) -> dict[str, Any]:
+        """The trace as a trace-event JSON object."""
+        return {"traceEvents": self.events, "displayTimeUnit": "ms"}
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the trace file (JSON object format)."""
+        Path(path).write_text(json.dumps(self.to_json(), default=str), encoding="utf-8")
+
+
+class RequestTrace:
+    """The spans of one request."""
+
+    def __init__(self, trace: Trace, tid: int) -> None:
+        self._trace = trace
+        self.tid = tid
+
+    def span(
+        self,
+        name: str,
+        start: float,
+        end: float,
+        *,
+        kind: str,
+        status: str = "ok",
+        calls: Sequence[CallResult] = (),
+        **extra: Any,
+    ) -> None:
+        """Record one node's span, with how its runner calls were served."""
+        args: dict[str, Any] = {"status": status, **extra}
+        args.update(call_args(calls))
+        self._trace.add_span(self.tid, name, start, end, args, kind)
+
+
+def call_args(calls: Sequence[CallResult]) -> dict[str, Any]:
+    """Span arguments describing runner calls: one call as scalars, a map as lists."""
+    if not calls:
+        return {}
+    if len(calls) == 1:
+        call = calls[0]
+        return {
+            "queue_wait_ms": round(call.queue_wait_s * 1e3, 3),
+            "batch_id": call.batch_id,
+            "batch_size": call.batch_size,
+            "worker": call.worker_id,
+        }
+    return {
+        "queue_wait_ms": round(max(call.queue_wait_s for call in calls) * 1e3, 3),
+        "batch_id": sorted({call.batch_id for call in calls}),
+        "batch_size": [call.batch_size for call in calls],
+        "worker": sorted({call.worker_id for call in calls}),
+        "items": len(calls),
+    }
+
+
+def _metadata(name: str, tid: int, value: str) -> dict[str, Any]:
+    return {"name": name, "ph": "M", "pid": _PID, "tid": tid, "args": {"name": value}}

@@ -1,0 +1,156 @@
+"""``graphctl run FILE``: run one request, or every line of a JSONL file concurrently.
+
+    graphctl run graphs/diamond.yaml --input @graphs/diamond.input.json
+    graphctl run graphs/diamond.yaml --inputs data.jsonl --output out.jsonl --concurrency 16
+
+Outputs are JSON on stdout (or ``--output``), one line per input line in input
+order. A line that fails becomes ``{"error": ..., "line": N}`` and is reported on
+stderr; the other lines still run, and the exit code is 1. Progress and the
+summary go to stderr, the progress bar only on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from orchestrator.cli._run_batch import BatchSummary, run_lines
+from orchestrator.errors import RequestError
+from orchestrator.graph import Graph, load
+from orchestrator.inputs import to_jsonable
+from orchestrator.trace import Trace
+
+DEFAULT_CONCURRENCY = 16
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a graph on one input or a JSONL file of inputs",
+        description="Start the graph's runners, run the input(s), print the outputs as JSON.",
+    )
+    parser.add_argument("file", type=Path, help="the graph file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", metavar="JSON|@FILE", help="one request's inputs")
+    source.add_argument("--inputs", type=Path, metavar="FILE.jsonl", help="one request a line")
+    parser.add_argument("--output", type=Path, metavar="FILE.jsonl", help="default: stdout")
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"requests in flight with --inputs (default {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument("--timeout-ms", type=float, help="each request's deadline")
+    parser.add_argument("--trace", type=Path, metavar="FILE.json", help="write a Chrome trace")
+    parser.add_argument("--local", action="store_true", help="run runners in this process")
+    parser.set_defaults(handler=handle)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def handle(args: argparse.Namespace) -> int:
+    return asyncio.run(_main(args))
+
+
+async def _main(args: argparse.Namespace) -> int:
+    trace = Trace() if args.trace else None
+    inputs = _one_input(args.input) if args.input is not None else None
+    graph = load(args.file, local=args.local)
+    try:
+        async with graph:
+            if inputs is not None:
+                output = await graph.run(inputs, timeout_ms=args.timeout_ms, trace=trace)
+                print(json.dumps(to_jsonable(output)))
+                return 0
+            summary = await _run_file(graph, args, trace)
+    finally:
+        if trace is not None:
+            trace.write(args.trace)
+    _print_summary(summary)
+    return 1 if summary.errors else 0
+
+
+def _one_input(text: str) -> dict[str, Any]:
+    """``--input``: inline JSON, or ``@path`` to a JSON file."""
+    source = "--input"
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise RequestError(f"cannot read {path}: {error.strerror}", field=source) from None
+        source = str(path)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RequestError(f"not valid JSON: {error}", field=source) from None
+    if not isinstance(value, dict):
+        raise RequestError("inputs must be a JSON object", field=source)
+    return value
+
+
+async def _run_file(graph: Graph, args: argparse.Namespace, trace: Trace | None) -> BatchSummary:
+    try:
+        source = args.inputs.open(encoding="utf-8")
+    except OSError as error:
+        raise RequestError(
+            f"cannot read {args.inputs}: {error.strerror}", field="--inputs"
+        ) from None
+    progress = sys.stderr.isatty()
+    with source, _open_output(args.output) as sink:
+        return await run_lines(
+            graph,
+            _numbered(source),
+            sink,
+            concurrency=args.concurrency,
+            timeout_ms=args.timeout_ms,
+            trace=trace,
+            progress=progress,
+            total=_count_lines(args.inputs) if progress else None,
+        )
+
+
+def _count_lines(path: Path) -> int:
+    with path.open(encoding="utf-8") as lines:
+        return sum(1 for line in lines if line.strip())
+
+
+def _numbered(lines: IO[str]) -> Iterator[tuple[int, str]]:
+    """Non-blank lines with their 1-based line numbers."""
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield number, line
+
+
+class _Stdout:
+    """stdout as a context manager that is flushed, not closed."""
+
+    def __enter__(self) -> IO[str]:
+        return sys.stdout
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout.flush()
+
+
+def _open_output(path: Path | None) -> Any:
+    return path.open("w", encoding="utf-8") if path is not None else _Stdout()
+
+
+def _print_summary(summary: BatchSummary) -> None:
+    elapsed = max(summary.elapsed_s, 1e-9)
+    print(
+        f"{summary.count} requests, {summary.errors} errors in {summary.elapsed_s:.2f} s: "
+        f"{summary.count / elapsed:.1f} req/s, "
+        f"p50 {summary.percentile(50):.1f} ms, p99 {summary.percentile(99):.1f} ms",
+        file=sys.stderr,
+    )

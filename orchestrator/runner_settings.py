@@ -1,0 +1,195 @@
+"""Runner settings written in YAML (``workers``, ``batching``, ``methods``,
+``max_queue``, ``resources``, ``env``) merged onto a ``RunnerConfig``.
+
+One merge serves both places that need it: a model runner's graph entry on
+top of its stored signatures, and a deploy-time override on top of a compiled
+runner. Merging is per field: ``batching: {max_batch_size: 8}`` changes only
+that field, on the runner's default and on every per-method entry. Problems
+are collected, not raised, so a user sees all of them at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runners.config import BatchingConfig, Resources, RunnerConfig
+
+SETTINGS_KEYS = ("workers", "batching", "methods", "max_queue", "resources", "env")
+BATCHING_KEYS = ("max_batch_size", "max_latency_ms", "batchable", "batch_dim")
+RESOURCES_KEYS = ("cpu", "gpu")
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid setting: where (a key path) and what is wrong."""
+
+    path: Path
+    message: str
+    on_key: bool = False  # the key itself is wrong (not its value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _unknown(raw: Mapping[str, Any], allowed: Iterable[str], path: Path) -> list[Problem]:
+    allowed = tuple(allowed)
+    return [
+        Problem((*path, key), f"unknown key {key!r}; expected one of: {', '.join(allowed)}", True)
+        for key in raw
+        if key not in allowed
+    ]
+
+
+def _mapping(raw: Any, path: Path, problems: list[Problem]) -> Mapping[str, Any] | None:
+    if isinstance(raw, Mapping):
+        return raw
+    problems.append(Problem(path, f"must be a mapping, got {type(raw).__name__}"))
+    return None
+
+
+def merge_batching(
+    base: BatchingConfig, raw: Any, path: Path, problems: list[Problem]
+) -> BatchingConfig:
+    """``base`` with the fields of ``raw`` replaced; invalid fields become problems."""
+    mapping = _mapping(raw, path, problems)
+    if mapping is None:
+        return base
+    problems.extend(_unknown(mapping, BATCHING_KEYS, path))
+    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "max_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+        "max_latency_ms": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+        "batchable": (lambda v: isinstance(v, bool), "true or false"),
+        "batch_dim": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    }
+    changes: dict[str, Any] = {}
+    for key, (ok, expected) in checks.items():
+        if key in mapping:
+            if ok(mapping[key]):
+                changes[key] = mapping[key]
+            else:
+                problems.append(Problem((*path, key), f"must be {expected}, got {mapping[key]!r}"))
+    return dataclasses.replace(base, **changes)
+
+
+def _merge_resources(base: Resources, raw: Any, path: Path, problems: list[Problem]) -> Resources:
+    mapping = _mapping(raw, path, problems)
+    if mapping is None:
+        return base
+    problems.extend(_unknown(mapping, RESOURCES_KEYS, path))
+    changes: dict[str, Any] = {}
+    cpu, gpu = mapping.get("cpu", base.cpu), mapping.get("gpu", base.gpu)
+    if cpu is not None and not (_is_number(cpu) and cpu > 0):
+        problems.append(Problem((*path, "cpu"), f"must be a number > 0 or null, got {cpu!r}"))
+    else:
+        changes["cpu"] = cpu
+    if not (_is_int(gpu) and gpu >= 0):
+        problems.append(Problem((*path, "gpu"), f"must be an integer >= 0, got {gpu!r}"))
+    else:
+        changes["gpu"] = gpu
+    return dataclasses.replace(base, **changes)
+
+
+def _merge_env(
+    base: Mapping[str, str], raw: Any, path: Path, problems: list[Problem]
+) -> dict[str, str]:
+    mapping = _mapping(raw, path, problems)
+    merged = dict(base)
+    for key, value in (mapping or {}).items():
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            merged[str(key)] = str(value)
+        else:
+            problems.append(Problem((*path, key), f"must be a string, got {value!r}"))
+    return merged
+
+
+def _merge_methods(
+    config: RunnerConfig,
+    raw: Mapping[str, Any],
+    known_methods: Iterable[str] | None,
+    problems: list[Problem],
+) -> tuple[BatchingConfig, dict[str, BatchingConfig]]:
+    batching = config.batching
+    methods = dict(config.methods)
+    if "batching" in raw:
+        batching = merge_batching(config.batching, raw["batching"], ("batching",), problems)
+        for name, entry in methods.items():  # the runner default applies to every method
+            methods[name] = merge_batching(entry, raw["batching"], ("batching",), [])
+    per_method = _mapping(raw.get("methods", {}), ("methods",), problems) or {}
+    known = None if known_methods is None else sorted(set(known_methods) | set(methods))
+    for name, entry in per_method.items():
+        if known is not None and name not in known:
+            problems.append(
+                Problem(
+                    ("methods", name),
+                    f"runner {config.name!r} has no method {name!r}; known: {', '.join(known)}",
+                    True,
+                )
+            )
+            continue
+        methods[name] = merge_batching(
+            methods.get(name, batching), entry, ("methods", name), problems
+        )
+    return batching, methods
+
+
+def merge_settings(
+    config: RunnerConfig,
+    raw: Mapping[str, Any],
+    *,
+    known_methods: Iterable[str] | None = None,
+) -> tuple[RunnerConfig, list[Problem]]:
+    """``config`` with the settings of ``raw`` applied, and every problem found.
+
+    ``known_methods`` (when given) are the method names ``methods:`` may name."""
+    problems = _unknown(raw, SETTINGS_KEYS, ())
+    changes: dict[str, Any] = {}
+    if "workers" in raw:
+        workers = raw["workers"]
+        if workers == "auto" or (_is_int(workers) and workers >= 1):
+            changes["workers"] = workers
+        else:
+            problems.append(
+                Problem(("workers",), f"must be an integer >= 1 or 'auto', got {workers!r}")
+            )
+    if "max_queue" in raw:
+        if _is_int(raw["max_queue"]) and raw["max_queue"] >= 1:
+            changes["max_queue"] = raw["max_queue"]
+        else:
+            problems.append(
+                Problem(("max_queue",), f"must be an integer >= 1, got {raw['max_queue']!r}")
+            )
+    if "resources" in raw:
+        changes["resources"] = _merge_resources(
+            config.resources, raw["resources"], ("resources",), problems
+        )
+    if "env" in raw:
+        changes["env"] = _merge_env(config.env, raw["env"], ("env",), problems)
+    if "batching" in raw or "methods" in raw:
+        changes["batching"], changes["methods"] = _merge_methods(
+            config, raw, known_methods, problems
+        )
+    return dataclasses.replace(config, **changes), problems
+
+
+def config_to_dict(config: RunnerConfig) -> dict[str, Any]:
+    """The JSON/YAML form of a runner's effective settings (``graphctl config``)."""
+    return {
+        "runnable": config.runnable,
+        "init": dict(config.init),
+        "workers": config.workers,
+        "batching": dataclasses.asdict(config.batching),
+        "methods": {name: dataclasses.asdict(b) for name, b in config.methods.items()},
+        "max_queue": config.max_queue,
+        "resources": dataclasses.asdict(config.resources),
+        "env": dict(config.env),
+    }

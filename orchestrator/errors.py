@@ -8,7 +8,9 @@
      │                               node, its runner and the cause (``__cause__``)
      ├── DeadlineExceeded            the request's deadline passed before it finished
      ├── SkippedOutput               an output declared ``if_skipped: error`` was skipped
-     └── GraphClosed                 a graph was used before it was started or after it closed
+     ├── GraphClosed                 a graph was used before it was started or after it closed
+     └── BenchError                  a benchmark cannot run as asked: a non-loopback URL,
+                                     a server that never became ready
 
     RunnerError (from ``runners``)   root of worker-pool failures: WorkerCrashed,
                                      Overloaded, CallTimeout, MethodError, ...
@@ -34,6 +36,7 @@ from runners.errors import (
 )
 
 __all__ = [
+    "BenchError",
     "CallTimeout",
     "DeadlineExceeded",
     "Diagnostic",
@@ -115,3 +118,8 @@ class SkippedOutput(GraphctlError):
 
 class GraphClosed(GraphctlError):
     """The graph was used outside its ``async with`` block."""
+
+
+class BenchError(GraphctlError):
+    """``graphctl bench`` cannot run as asked (its target is not loopback, or the
+    server it started never became ready)."""

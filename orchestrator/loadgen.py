@@ -1,0 +1,424 @@
+"""A closed-loop load generator: N clients, each sending its next request the
+moment the previous one returns, for a warm-up and then a measured window.
+
+Closed loop (like ``wrk``) measures what a service sustains at a given number of
+callers in flight; an open loop would measure a chosen arrival rate instead.
+Only requests that complete inside the measured window count, so the figures
+never mix warm-up or drain time. Targets sit behind one small protocol
+(:class:`Target`): a graph in-process, or a server over HTTP
+(:mod:`orchestrator.loadgen_http`).
+
+    async with load("graphs/diamond.yaml") as graph:
+        summary = await run_load(GraphTarget(graph, inputs), concurrency=16, duration_s=10)
+    print(summary.throughput_rps, summary.p99_ms)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from orchestrator.trace import Trace
+
+DEFAULT_DRAIN_S = 5.0  # how long a finished run waits for the in-flight requests
+PROGRESS_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class NodeSample:
+    """How one node served one request (from a trace span)."""
+
+    node: str
+    latency_ms: float
+    queue_wait_ms: float | None = None  # runner nodes only
+    batch_id: int | None = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeSummary:
+    """One node's figures over the measured window (``None``: not measured)."""
+
+    calls: int
+    mean_batch_size: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    queue_wait_ms: float | None = None  # mean time a call waited for a worker
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "mean_batch_size": _rounded(self.mean_batch_size),
+            "p50_ms": _rounded(self.p50_ms),
+            "p99_ms": _rounded(self.p99_ms),
+            "queue_wait_ms": _rounded(self.queue_wait_ms),
+        }
+
+
+@dataclass(frozen=True)
+class BenchSummary:
+    """What a load run measured; ``to_json`` is the ``graphctl bench -o json`` object."""
+
+    target: str
+    concurrency: int
+    duration_s: float  # the measured window actually elapsed
+    requests: int  # successful requests completed in the window
+    throughput_rps: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None
+    errors: Mapping[str, int] = field(default_factory=dict)
+    nodes: Mapping[str, NodeSummary] = field(default_factory=dict)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "concurrency": self.concurrency,
+            "duration_s": round(self.duration_s, 3),
+            "requests": self.requests,
+            "throughput_rps": round(self.throughput_rps, 2),
+            "p50_ms": _rounded(self.p50_ms),
+            "p90_ms": _rounded(self.p90_ms),
+            "p99_ms": _rounded(self.p99_ms),
+            "max_ms": _rounded(self.max_ms),
+            "mean_ms": _rounded(self.mean_ms),
+            "errors": dict(sorted(self.errors.items())),
+            "nodes": {name: node.to_json() for name, node in self.nodes.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A running count, reported every ``PROGRESS_INTERVAL_S`` (for a live line)."""
+
+    elapsed_s: float
+    total_s: float
+    warming_up: bool
+    requests: int
+    errors: int
+
+
+class Target(Protocol):
+    """Something to send requests to. ``send`` returns the per-node samples it
+    knows of (an HTTP target knows none) or raises; ``snapshot`` is called at the
+    start and end of the measured window and ``node_stats`` turns both snapshots
+    into per-node figures when the samples cannot (``None``: no snapshot)."""
+
+    @property
+    def description(self) -> str: ...
+
+    async def send(self) -> Sequence[NodeSample]: ...
+
+    async def snapshot(self) -> Any: ...
+
+    def node_stats(self, before: Any, after: Any) -> dict[str, NodeSummary] | None: ...
+
+
+# ---------------------------------------------------------------- pure summaries
+
+
+def _rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def percentiles(values_ms: Sequence[float], qs: Sequence[float]) -> list[float | None]:
+    """Percentiles ``qs`` (0 to 100) of ``values_ms``; ``None`` for each when empty."""
+    if not values_ms:
+        return [None] * len(qs)
+    found = np.percentile(np.asarray(values_ms, dtype=np.float64), list(qs))
+    return [float(v) for v in found]
+
+
+def mean_or_none(values: Sequence[float]) -> float | None:
+    return float(np.mean(np.asarray(values, dtype=np.float64))) if values else None
+
+
+def error_kind(error: BaseException) -> str:
+    """A short, stable name for a failure: ``HTTP 503``, ``Overloaded``,
+    ``NodeFailed(WorkerCrashed)``. An error may name itself with ``kind``."""
+    kind = getattr(error, "kind", None)
+    if isinstance(kind, str):
+        return kind
+    name = type(error).__name__
+    cause = getattr(error, "cause", None) or error.__cause__
+    return f"{name}({type(cause).__name__})" if name == "NodeFailed" and cause else name
+
+
+def summarize_nodes(samples: Sequence[NodeSample]) -> dict[str, NodeSummary]:
+    """Per-node figures from trace samples, nodes in first-seen order. The mean
+    batch size is over distinct batches, the way a batcher counts it."""
+    latencies: dict[str, list[float]] = {}
+    waits: dict[str, list[float]] = {}
+    batches: dict[str, dict[int, int]] = {}
+    for sample in samples:
+        latencies.setdefault(sample.node, []).append(sample.latency_ms)
+        if sample.queue_wait_ms is not None:
+            waits.setdefault(sample.node, []).append(sample.queue_wait_ms)
+        if sample.batch_id is not None and sample.batch_size is not None:
+            batches.setdefault(sample.node, {})[sample.batch_id] = sample.batch_size
+    summaries: dict[str, NodeSummary] = {}
+    for node, values in latencies.items():
+        p50, p99 = percentiles(values, (50, 99))
+        sizes = list(batches.get(node, {}).values())
+        summaries[node] = NodeSummary(
+            calls=len(values),
+            mean_batch_size=mean_or_none(sizes),
+            p50_ms=p50,
+            p99_ms=p99,
+            queue_wait_ms=mean_or_none(waits.get(node, [])),
+        )
+    return summaries
+
+
+def summarize(
+    *,
+    target: str,
+    concurrency: int,
+    duration_s: float,
+    latencies_ms: Sequence[float],
+    errors: Mapping[str, int],
+    nodes: Mapping[str, NodeSummary],
+) -> BenchSummary:
+    """The run's figures from its successful latencies (the only pure input)."""
+    p50, p90, p99, top = percentiles(latencies_ms, (50, 90, 99, 100))
+    return BenchSummary(
+        target=target,
+        concurrency=concurrency,
+        duration_s=duration_s,
+        requests=len(latencies_ms),
+        throughput_rps=len(latencies_ms) / duration_s if duration_s > 0 else 0.0,
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
+        max_ms=top,
+        mean_ms=mean_or_none(latencies_ms),
+        errors=dict(errors),
+        nodes=dict(nodes),
+    )
+
+
+# ---------------------------------------------------------------- the generator
+
+
+@dataclass
+class _Recorder:
+    """What the clients of one run record; only ``record`` decides what counts."""
+
+    window_start: float
+    window_end: float
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    samples: list[NodeSample] = field(default_factory=list)
+    sent: int = 0
+    done: int = 0  # completed in any phase, for the progress line
+    failed: int = 0
+
+    def record(
+        self, started: float, ended: float, outcome: BaseException | Sequence[NodeSample]
+    ) -> None:
+        self.done += 1
+        if isinstance(outcome, BaseException):
+            self.failed += 1
+        if not (self.window_start <= started and ended <= self.window_end):
+            return  # warm-up, or finished after the window closed
+        if isinstance(outcome, BaseException):
+            kind = error_kind(outcome)
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+        else:
+            self.latencies_ms.append((ended - started) * 1000.0)
+            self.samples.extend(outcome)
+
+
+async def _client(target: Target, recorder: _Recorder, max_requests: int | None) -> None:
+    """One closed-loop caller: send, wait for the answer, send again."""
+    while time.monotonic() < recorder.window_end:
+        if max_requests is not None and recorder.sent >= max_requests:
+            return
+        recorder.sent += 1
+        started = time.monotonic()
+        outcome: BaseException | Sequence[NodeSample]
+        try:
+            outcome = await target.send()
+        except Exception as error:  # every failure is a figure of the run, by kind
+            outcome = error
+        recorder.record(started, time.monotonic(), outcome)
+
+
+async def _report_progress(
+    recorder: _Recorder, started: float, on_progress: Callable[[Progress], None]
+) -> None:
+    total = recorder.window_end - started
+    while True:
+        now = time.monotonic()
+        on_progress(
+            Progress(
+                elapsed_s=min(now - started, total),
+                total_s=total,
+                warming_up=now < recorder.window_start,
+                requests=recorder.done,
+                errors=recorder.failed,
+            )
+        )
+        await asyncio.sleep(PROGRESS_INTERVAL_S)
+
+
+async def run_load(
+    target: Target,
+    *,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float = 0.0,
+    max_requests: int | None = None,
+    drain_s: float = DEFAULT_DRAIN_S,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> BenchSummary:
+    """Run ``concurrency`` closed-loop clients against ``target`` and summarize.
+
+    Bounded in time (warm-up + duration + ``drain_s``, then in-flight requests
+    are cancelled) and, when given, in the number of requests sent.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    if duration_s <= 0 or warmup_s < 0:
+        raise ValueError("duration must be > 0 and warm-up >= 0 seconds")
+    started = time.monotonic()
+    recorder = _Recorder(
+        window_start=started + warmup_s, window_end=started + warmup_s + duration_s
+    )
+    before: Any = None
+    async with asyncio.TaskGroup() as group:
+        clients = [
+            group.create_task(_client(target, recorder, max_requests)) for _ in range(concurrency)
+        ]
+        reporter = (
+            group.create_task(_report_progress(recorder, started, on_progress))
+            if on_progress is not None
+            else None
+        )
+        await asyncio.sleep(max(0.0, recorder.window_start - time.monotonic()))
+        before = await target.snapshot()
+        await _wait_until(recorder.window_end, clients)
+        after = await target.snapshot()
+        ended = min(time.monotonic(), recorder.window_end)
+        await _drain(clients, drain_s)
+        if reporter is not None:
+            reporter.cancel()
+    window = max(1e-9, ended - recorder.window_start)
+    nodes = target.node_stats(before, after)
+    return summarize(
+        target=target.description,
+        concurrency=concurrency,
+        duration_s=window,
+        latencies_ms=recorder.latencies_ms,
+        errors=recorder.errors,
+        nodes=nodes if nodes is not None else summarize_nodes(recorder.samples),
+    )
+
+
+async def _wait_until(deadline: float, clients: Sequence[asyncio.Task[None]]) -> None:
+    """Sleep until ``deadline``, or until every client stopped (request limit)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(_loop_time(deadline)):
+            await asyncio.wait(clients)
+
+
+async def _drain(clients: Sequence[asyncio.Task[None]], drain_s: float) -> None:
+    """Let in-flight requests finish (they no longer count), then cancel the rest."""
+    pending = [task for task in clients if not task.done()]
+    if pending:
+        _, still = await asyncio.wait(pending, timeout=drain_s)
+        for task in still:
+            task.cancel()
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    """``asyncio`` deadlines are in loop time; ours are ``time.monotonic()``."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_deadline - time.monotonic())
+
+
+# ---------------------------------------------------------------- in-process target
+
+
+class RunsGraph(Protocol):
+    """The part of a loaded ``Graph`` the in-process target uses."""
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        timeout_ms: float | None = ...,
+        trace: Trace | None = ...,
+    ) -> Any: ...
+
+
+class GraphTarget:
+    """Requests straight to a loaded graph, each with its own trace, so every node's
+    latency, queue wait and batch come from the spans of counted requests."""
+
+    def __init__(
+        self, graph: RunsGraph, inputs: Mapping[str, Any], *, timeout_ms: float | None = None
+    ) -> None:
+        self._graph = graph
+        self._inputs = inputs
+        self._timeout_ms = timeout_ms
+
+    @property
+    def description(self) -> str:
+        return "in-process"
+
+    async def send(self) -> Sequence[NodeSample]:
+        trace = Trace()
+        await self._graph.run(self._inputs, timeout_ms=self._timeout_ms, trace=trace)
+        return samples_from_trace(trace.events)
+
+    async def snapshot(self) -> None:
+        return None
+
+    def node_stats(self, before: Any, after: Any) -> dict[str, NodeSummary] | None:
+        return None
+
+
+def samples_from_trace(events: Sequence[Mapping[str, Any]]) -> list[NodeSample]:
+    """One sample per node span that ran (skipped nodes made no call)."""
+    samples = []
+    for event in events:
+        args = event.get("args") or {}
+        if event.get("ph") != "X" or args.get("status") == "skipped":
+            continue
+        batch_id, batch_size = _batch_of(args.get("batch_id"), args.get("batch_size"))
+        wait = args.get("queue_wait_ms")
+        samples.append(
+            NodeSample(
+                node=str(event["name"]),
+                latency_ms=float(event.get("dur", 0.0)) / 1000.0,
+                queue_wait_ms=float(wait) if wait is not None else None,
+                batch_id=batch_id,
+                batch_size=batch_size,
+            )
+        )
+    return samples
+
+
+def _batch_of(batch_id: Any, batch_size: Any) -> tuple[int | None, int | None]:
+    """A span's batch: scalars for one call; for a ``map`` node (lists) its first
+    batch and the largest size, since its items were submitted together."""
+    if isinstance(batch_id, list):
+        batch_id = batch_id[0] if batch_id else None
+    if isinstance(batch_size, list):
+        batch_size = max(batch_size) if batch_size else None
+    if batch_id is None or batch_size is None:
+        return None, None
+    return int(batch_id), int(batch_size)

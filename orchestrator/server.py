@@ -1,0 +1,164 @@
+"""The HTTP app: one ``POST /{graph}`` per graph, health, metrics and the ``/v2`` routes.
+
+    app = create_app([orchestrator.load("graphs/diamond.yaml")], api_key="s3cret")
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+The app's lifespan starts every graph's pools in the background (``/livez``
+answers at once, ``/readyz`` once every pool has a ready worker) and stops them
+after uvicorn has drained the accepted requests. Nothing here mutates the
+server: every route either reads state or runs a request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse, Response
+
+from orchestrator.http_errors import HttpError, error_response
+from orchestrator.http_limits import ApiKey, BodySizeLimit
+from orchestrator.http_schemas import operation_extra
+from orchestrator.inputs import to_jsonable
+from orchestrator.metrics import CONTENT_TYPE
+from orchestrator.oip import oip_router
+from orchestrator.serving import DEFAULT_MAX_INFLIGHT, Served, ServedGraph
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def create_app(
+    graphs: Sequence[ServedGraph],
+    *,
+    api_key: str | None = None,
+    max_inflight: int = DEFAULT_MAX_INFLIGHT,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    on_ready: Callable[[], None] | None = None,
+) -> FastAPI:
+    """A FastAPI app serving ``graphs`` (not yet started: the lifespan starts them).
+
+    ``max_inflight`` bounds concurrent requests per graph (past it: 503 at once);
+    ``on_ready`` is called once every graph's pools are ready.
+    """
+    served = Served(graphs, max_inflight=max_inflight)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with served.running(on_ready):
+            yield
+
+    app = FastAPI(
+        title="graphctl",
+        description="Inference graphs: " + (", ".join(served.slots) or "none"),
+        lifespan=lifespan,
+    )
+    app.state.served = served
+    _add_health(app, served)
+    _add_index(app, served)
+    app.include_router(oip_router(served))
+    for name in served.slots:
+        _add_graph_route(app, served, name)
+    if api_key:
+        app.add_middleware(ApiKey, key=api_key)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app
+
+
+def _add_health(app: FastAPI, served: Served) -> None:
+    @app.get("/livez", tags=["health"], summary="The process is up")
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz", tags=["health"], summary="Every pool has a ready worker", response_model=None
+    )
+    async def readyz() -> dict[str, str] | JSONResponse:
+        missing = served.not_ready()
+        if missing:
+            return JSONResponse({"status": "not ready", "not_ready": missing}, status_code=503)
+        return {"status": "ready"}
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(served.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _add_index(app: FastAPI, served: Served) -> None:
+    @app.get("/", summary="The graphs served, with links")
+    async def index() -> dict[str, Any]:
+        graphs = [
+            {
+                "name": name,
+                "description": slot.graph.plan.description,
+                "url": f"/{name}",
+                "model": f"/v2/models/{name}",
+                "inputs": list(slot.graph.plan.inputs),
+                "outputs": list(slot.graph.plan.outputs),
+            }
+            for name, slot in served.slots.items()
+        ]
+        return {
+            "graphs": graphs,
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "health": {"live": "/livez", "ready": "/readyz"},
+            "metrics": "/metrics",
+        }
+
+
+def _add_graph_route(app: FastAPI, served: Served, name: str) -> None:
+    plan = served.slots[name].graph.plan
+
+    async def run_graph(request: Request) -> Response:
+        body = await _json_body(request)
+        if isinstance(body, HttpError):
+            return error_response(body, detail=True)
+        result = await served.call(name, "json", body)
+        if isinstance(result, HttpError):
+            return error_response(result, detail=True)
+        return Response(_dumps(to_jsonable(result)), media_type="application/json")
+
+    app.add_api_route(
+        f"/{name}",
+        run_graph,
+        methods=["POST"],
+        tags=["graphs"],
+        summary=f"Run the {name} graph",
+        description=plan.description or None,
+        operation_id=f"run_{name}",
+        response_class=Response,
+        openapi_extra=operation_extra(plan),
+    )
+
+
+async def _json_body(request: Request) -> dict[str, Any] | HttpError:
+    """The request body as a JSON object, or a 422 saying what is wrong with it."""
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as error:
+        return HttpError(422, f"the body is not valid JSON: {error}")
+    if not isinstance(body, dict):
+        return HttpError(422, f"the body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON bytes; NaN and infinities (which JSON cannot carry) become ``null``."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError:
+        return json.dumps(_finite(value), separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

@@ -1,0 +1,187 @@
+"""The graphs one server serves: their lifecycle, readiness and in-flight bounds.
+
+Each graph's pools are started by a task the app's lifespan owns, so the server
+listens (and ``/livez`` answers) while models load, and ``/readyz`` turns 200
+only once every pool has a ready worker. On shutdown the lifespan runs after
+uvicorn has drained accepted requests; the tasks then leave their graphs'
+``async with`` blocks, which stops the pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+from orchestrator.errors import GraphClosed, GraphctlError
+from orchestrator.http_errors import HttpError, classify
+from orchestrator.metrics import Metrics, node_durations
+from orchestrator.plan import Plan
+from orchestrator.trace import Trace
+from runners.errors import Overloaded
+from runners.types import PoolStats
+
+log = logging.getLogger("graphctl.serve")
+
+DEFAULT_MAX_INFLIGHT = 256
+RESERVED_NAMES = frozenset({"v2", "livez", "readyz", "metrics", "docs", "redoc", "openapi.json"})
+
+
+class ServedGraph(Protocol):
+    """What the server needs of a graph (``orchestrator.Graph`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def stats(self) -> Mapping[str, PoolStats]: ...
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        timeout_ms: float | None = None,
+        trace: Trace | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any: ...
+
+
+@dataclass
+class Slot:
+    """One served graph and its request accounting (touched only on the event loop)."""
+
+    graph: ServedGraph
+    max_inflight: int
+    inflight: int = 0
+    started: bool = False
+    error: BaseException | None = None
+
+    def not_ready(self) -> dict[str, str]:
+        """Runner name -> why it is not ready (empty when the graph is ready)."""
+        if self.error is not None:
+            return {"*": f"failed to start: {self.error}"}
+        if not self.started:
+            return {runner: "starting" for runner in self.graph.plan.runners} or {"*": "starting"}
+        stats = self.graph.stats()
+        return {
+            runner: "no ready worker" if pool.healthy else "unhealthy: workers fail to start"
+            for runner, pool in stats.items()
+            if pool.ready_workers < 1 or not pool.healthy
+        }
+
+
+class Served:
+    """Every graph of one app, by name, with the app's metrics."""
+
+    def __init__(self, graphs: Sequence[ServedGraph], *, max_inflight: int) -> None:
+        if max_inflight < 1:
+            raise GraphctlError(f"max_inflight must be >= 1, got {max_inflight}")
+        self.slots: dict[str, Slot] = {}
+        for graph in graphs:
+            if graph.name in self.slots:
+                raise GraphctlError(f"two graphs are named {graph.name!r}; names must be unique")
+            if graph.name in RESERVED_NAMES:
+                raise GraphctlError(f"graph name {graph.name!r} is reserved by the server")
+            self.slots[graph.name] = Slot(graph, max_inflight)
+        self.metrics = Metrics(self.pool_stats)
+
+    def pool_stats(self) -> dict[str, Mapping[str, PoolStats]]:
+        return {name: s.graph.stats() for name, s in self.slots.items() if s.started}
+
+    def not_ready(self) -> dict[str, dict[str, str]]:
+        """Graph -> runner -> reason, for every graph not ready."""
+        report = {name: slot.not_ready() for name, slot in self.slots.items()}
+        return {name: reasons for name, reasons in report.items() if reasons}
+
+    async def call(
+        self, name: str, route: str, inputs: Mapping[str, Any], *, bad_request_status: int = 422
+    ) -> dict[str, Any] | HttpError:
+        """Run one request through graph ``name``: its outputs, or the HTTP error to answer."""
+        slot = self.slots[name]
+        start = time.perf_counter()
+        trace = Trace()
+        result: dict[str, Any] | HttpError
+        try:
+            result = await self._run(slot, inputs, trace)
+            status = 200
+        except Exception as error:  # every failure becomes an HTTP answer, never a traceback
+            failure = classify(error, bad_request_status=bad_request_status)
+            if failure.status >= 500 and failure.status != 503:
+                log.warning("graph %r: %s", name, failure.message)
+            status, result = failure.status, failure
+        self.metrics.observe_request(name, route, status, time.perf_counter() - start)
+        for node, seconds in node_durations(trace.events):
+            self.metrics.observe_node(name, node, seconds)
+        return result
+
+    async def _run(self, slot: Slot, inputs: Mapping[str, Any], trace: Trace) -> dict[str, Any]:
+        if not slot.started or not slot.graph.ready:
+            raise GraphClosed(f"graph {slot.graph.name!r} is not ready yet")
+        if slot.inflight >= slot.max_inflight:
+            raise Overloaded(
+                f"graph {slot.graph.name!r} already has {slot.inflight} requests in flight"
+            )
+        slot.inflight += 1
+        try:
+            return await slot.graph.run(inputs, trace=trace)
+        finally:
+            slot.inflight -= 1
+
+    @asynccontextmanager
+    async def running(self, on_ready: Callable[[], None] | None = None) -> AsyncIterator[None]:
+        """Start every graph in the background; stop them all when the block ends."""
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            holders = [group.create_task(_hold(slot, stop)) for slot in self.slots.values()]
+            announcer = group.create_task(_announce(self, holders, on_ready))
+            try:
+                yield
+            finally:
+                stop.set()
+                announcer.cancel()
+                for slot, task in zip(self.slots.values(), holders, strict=True):
+                    if not slot.started:
+                        task.cancel()  # still starting: cancelling stops what started
+
+
+async def _hold(slot: Slot, stop: asyncio.Event) -> None:
+    """Own one graph's ``async with`` block from start until ``stop``."""
+    try:
+        async with slot.graph:
+            slot.started = True
+            await stop.wait()
+    except Exception as error:  # reported by /readyz; the other graphs keep serving
+        slot.error = error
+        log.error("graph %r failed to start: %s", slot.graph.name, error)
+    finally:
+        slot.started = False
+
+
+async def _announce(
+    served: Served, holders: list[asyncio.Task[None]], on_ready: Callable[[], None] | None
+) -> None:
+    """Call ``on_ready`` once every graph is ready (polled: pools have no ready event)."""
+    while served.not_ready():
+        if all(task.done() for task in holders):
+            return
+        await asyncio.sleep(0.05)
+    if on_ready is not None:
+        on_ready()

@@ -6,13 +6,18 @@
 
 from orchestrator.graph import Graph, GraphState, load, run_sync
 from orchestrator.inputs import to_jsonable, validate_inputs
+from orchestrator.loadgen import BenchSummary, GraphTarget, NodeSummary, run_load
 from orchestrator.trace import Trace
 
 __all__ = [
+    "BenchSummary",
     "Graph",
     "GraphState",
+    "GraphTarget",
+    "NodeSummary",
     "Trace",
     "load",
+    "run_load",
     "run_sync",
     "to_jsonable",
     "validate_inputs",

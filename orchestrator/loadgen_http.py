@@ -217,11 +217,13 @@ def _histogram(series: Iterable[Series], family: str, match: Mapping[str, str]) 
 
 
 def _counter(series: Iterable[Series], family: str, match: Mapping[str, str]) -> float:
-    """The sum of counter ``family`` over every label set containing ``match``."""
+    """The sum of counter ``family`` over every label set containing ``match``
+    (a ``_total`` sample counts whichever family name a parser gave it)."""
     return sum(
         s.value
         for s in series
-        if s.family == family and all(dict(s.labels).get(k) == v for k, v in match.items())
+        if family in (s.family, s.name.removesuffix("_total"))
+        and all(dict(s.labels).get(k) == v for k, v in match.items())
     )
 
 

@@ -14,9 +14,13 @@ from runners.runnable import Runnable, method
 
 _WORD = re.compile(r"[a-z']+")
 
-POSITIVE = frozenset("good great love excellent happy nice fast fantastic wonderful".split())
-NEGATIVE = frozenset("bad terrible hate awful sad slow broken poor horrible".split())
-NEGATIONS = frozenset("not never no don't isn't wasn't".split())
+POSITIVE = frozenset(
+    ["good", "great", "love", "excellent", "happy", "nice", "fast", "fantastic", "wonderful"]
+)
+NEGATIVE = frozenset(
+    ["bad", "terrible", "hate", "awful", "sad", "slow", "broken", "poor", "horrible"]
+)
+NEGATIONS = frozenset(["not", "never", "no", "don't", "isn't", "wasn't"])
 
 
 def tokenize(text: str) -> list[str]:

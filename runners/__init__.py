@@ -1,0 +1,48 @@
+"""graphctl runners: batched, supervised pools of worker processes.
+
+    from runners import RunnerConfig, WorkerPool
+
+    async with WorkerPool(RunnerConfig(name="mlp", runnable="models:MLP")) as pool:
+        y = await pool.call("predict", x)
+"""
+
+from __future__ import annotations
+
+from runners.config import BatchingConfig, Resources, RunnerConfig
+from runners.errors import (
+    CallTimeout,
+    MethodError,
+    Overloaded,
+    PoolClosed,
+    ProtocolError,
+    RunnerError,
+    RunnerStartupError,
+    UnsupportedValue,
+    WorkerCrashed,
+)
+from runners.pool import WorkerPool
+from runners.runnable import MethodSpec, Runnable, method
+from runners.types import CallResult, MethodStats, PoolStats, RunnerClient
+
+__all__ = [
+    "BatchingConfig",
+    "CallResult",
+    "CallTimeout",
+    "MethodError",
+    "MethodSpec",
+    "MethodStats",
+    "Overloaded",
+    "PoolClosed",
+    "PoolStats",
+    "ProtocolError",
+    "Resources",
+    "Runnable",
+    "RunnerClient",
+    "RunnerConfig",
+    "RunnerError",
+    "RunnerStartupError",
+    "UnsupportedValue",
+    "WorkerCrashed",
+    "WorkerPool",
+    "method",
+]

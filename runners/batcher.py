@@ -1,0 +1,173 @@
+"""Per (runner, method) queue and the batch-release policy, as plain data and
+functions: no processes, no tasks, testable on their own.
+
+Contract of a batchable method (``@method(batchable=True, batch_dim=d)``):
+each call passes ONE item per argument. The batch stacks the items of every
+argument: numpy arrays with ``np.stack(axis=d)``, anything else into a list.
+The method returns a batch: an array whose dimension ``d`` has one entry per
+item, a list/tuple with one entry per item, or a dict of those; item ``i`` goes
+back to the ``i``-th caller. ``submit_many`` (a ``map`` fan-out) enqueues many
+items at once so they can share one batch.
+
+Only consecutive calls with the same signature (argument count, keyword names,
+array shapes and dtypes) share a batch, so stacking never fails.
+
+Release policy (work-conserving): when a worker is free and the queue is not
+empty, take up to ``max_batch_size`` items now; no timer, no waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter, deque
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from runners.config import BatchingConfig
+from runners.errors import MethodError
+from runners.runnable import MethodSpec
+from runners.types import MethodStats
+
+_EWMA = 0.2  # weight of the newest batch in the measured batch time
+
+
+@dataclass(slots=True, eq=False)
+class PendingCall:
+    """One call between enqueue and its answer. ``future`` receives a CallResult."""
+
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    future: asyncio.Future[Any]
+    enqueued_at: float
+    key: Hashable = None
+    solo: bool = False  # run alone: its batch raised, so items are retried singly
+    crashes: int = 0  # dispatches lost to a dead worker
+    timer: asyncio.TimerHandle | None = None  # fires at the deadline while queued
+    queued: bool = True
+
+
+def signature_key(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Hashable:
+    """Calls with equal keys can be stacked into one batch."""
+    parts: list[Hashable] = [len(args)]
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, np.ndarray):
+            parts.append((value.shape, value.dtype.str))
+        else:
+            parts.append(type(value).__qualname__)
+    parts.extend(kwargs)
+    return tuple(parts)
+
+
+def take_batch(queue: deque[PendingCall], max_items: int, batchable: bool) -> list[PendingCall]:
+    """Pop the next batch: the head, then up to ``max_items`` consecutive stackable calls."""
+    head = queue.popleft()
+    batch = [head]
+    if not batchable or head.solo:
+        return batch
+    while queue and len(batch) < max_items and queue[0].key == head.key and not queue[0].solo:
+        batch.append(queue.popleft())
+    return batch
+
+
+def predicted_wait_s(queued: int, max_batch_size: int, workers: int, batch_time_s: float) -> float:
+    """How long a call joining the back of the queue waits, if every batch is full."""
+    if batch_time_s <= 0.0 or workers <= 0:
+        return 0.0
+    return math.ceil((queued + 1) / max_batch_size) * batch_time_s / workers
+
+
+def _stack(values: list[Any], batch_dim: int) -> Any:
+    if isinstance(values[0], np.ndarray):
+        return np.stack(values, axis=batch_dim)
+    return values
+
+
+def stack_inputs(
+    calls: Sequence[PendingCall], spec: MethodSpec
+) -> tuple[list[Any], dict[str, Any]]:
+    """The arguments of one dispatch: stacked items, or the single call's own."""
+    first = calls[0]
+    if not spec.batchable:
+        return list(first.args), dict(first.kwargs)
+    args = [_stack([c.args[i] for c in calls], spec.batch_dim) for i in range(len(first.args))]
+    kwargs = {k: _stack([c.kwargs[k] for c in calls], spec.batch_dim) for k in first.kwargs}
+    return args, kwargs
+
+
+def split_outputs(value: Any, count: int, spec: MethodSpec, runner: str) -> list[Any]:
+    """Item ``i`` of a batch's result, for each of its ``count`` callers."""
+    if not spec.batchable:
+        return [value]
+    if isinstance(value, np.ndarray) and value.ndim > spec.batch_dim:
+        if value.shape[spec.batch_dim] == count:
+            return list(np.moveaxis(value, spec.batch_dim, 0))
+    elif isinstance(value, list | tuple) and len(value) == count:
+        return list(value)
+    elif isinstance(value, dict) and value:
+        columns = {k: split_outputs(v, count, spec, runner) for k, v in value.items()}
+        return [{k: col[i] for k, col in columns.items()} for i in range(count)]
+    raise MethodError(
+        f"a batchable method must return one entry per item along dimension "
+        f"{spec.batch_dim} (an array, a list or a dict of those); {count} items went in",
+        error_type="BatchShapeError",
+        runner=runner,
+        method=spec.name,
+    )
+
+
+@dataclass(eq=False)
+class MethodQueue:
+    """The bounded queue of one method plus its counters (read by ``stats()``)."""
+
+    spec: MethodSpec
+    batching: BatchingConfig
+    max_queue: int
+    queue: deque[PendingCall] = field(default_factory=deque)
+    in_flight: int = 0
+    calls: int = 0
+    batches: int = 0
+    rejected: int = 0
+    timed_out: int = 0
+    batch_sizes: Counter[int] = field(default_factory=Counter)
+    queue_wait_s_sum: float = 0.0
+    batch_time_s_sum: float = 0.0
+    batch_time_s: float = 0.0  # moving average of one batch's run time
+
+    @property
+    def max_items(self) -> int:
+        return self.batching.max_batch_size if self.spec.batchable else 1
+
+    def record_batch(self, size: int, seconds: float) -> None:
+        self.batches += 1
+        self.batch_sizes[size] += 1
+        self.batch_time_s_sum += seconds
+        if self.batch_time_s == 0.0:
+            self.batch_time_s = seconds
+        else:
+            self.batch_time_s += _EWMA * (seconds - self.batch_time_s)
+
+    def discard(self, call: PendingCall) -> None:
+        """Remove a call that is still queued (cancelled or past its deadline)."""
+        if call.queued:
+            call.queued = False
+            self.queue.remove(call)
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+
+    def snapshot(self) -> MethodStats:
+        return MethodStats(
+            queue_length=len(self.queue),
+            in_flight=self.in_flight,
+            calls=self.calls,
+            batches=self.batches,
+            rejected=self.rejected,
+            timed_out=self.timed_out,
+            batch_sizes=dict(self.batch_sizes),
+            queue_wait_s_sum=self.queue_wait_s_sum,
+            batch_time_s_sum=self.batch_time_s_sum,
+        )

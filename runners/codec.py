@@ -1,0 +1,220 @@
+"""Data-only frames between a pool and its workers: never pickle, so the same
+protocol can cross TCP without becoming remote code execution.
+
+    frame   = prefix lengths header buffers
+    prefix  = <u32 header length> <u32 buffer count>          (little endian)
+    lengths = <u64 byte length> per buffer
+    header  = msgpack; a numpy array is ExtType(1, msgpack([dtype, shape, index]))
+    buffers = the arrays' raw bytes, C order, sent and received in place
+
+Carried: None, bool, int, float, str, bytes, lists, tuples (they arrive as lists),
+dicts, numpy scalars (as Python scalars) and numpy arrays of plain dtypes.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from runners.errors import ProtocolError, UnsupportedValue
+
+PREFIX = struct.Struct("<II")
+ARRAY_EXT = 1
+_INLINE_LIMIT = 1 << 16  # headers below this are joined with the prefix: one write
+_STAGE_SIZE = 1 << 16
+_ARRAY_KINDS = frozenset("biufcSUmM")
+_SUPPORTED = "None, bool, int, float, str, bytes, lists, tuples, dicts and numpy arrays"
+
+Frame = tuple[bytes, list[bytearray]]
+
+
+def encode(message: Any, *, runner: str | None = None, method: str | None = None) -> list[Any]:
+    """The frame of ``message`` as a list of byte chunks for ``writelines``/``sendmsg``.
+
+    Array bytes are not copied (unless the array is not C-contiguous).
+    """
+    buffers: list[memoryview] = []
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, np.ndarray):
+            return _array_ext(obj, buffers, runner, method)
+        if isinstance(obj, np.generic):
+            value = obj.item()
+            if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+                return value if not isinstance(value, complex) else [value.real, value.imag]
+        raise UnsupportedValue(
+            f"cannot send a value of type {type(obj).__name__} to or from a worker; "
+            f"supported: {_SUPPORTED}",
+            runner=runner,
+            method=method,
+        )
+
+    try:
+        header = msgpack.packb(message, default=default, use_bin_type=True)
+    except (TypeError, OverflowError, ValueError) as exc:
+        raise UnsupportedValue(
+            f"cannot send this value to or from a worker ({exc}); supported: {_SUPPORTED}",
+            runner=runner,
+            method=method,
+        ) from None
+    head = PREFIX.pack(len(header), len(buffers))
+    if buffers:
+        head += struct.pack(f"<{len(buffers)}Q", *(b.nbytes for b in buffers))
+    if len(header) < _INLINE_LIMIT:
+        return [head + header, *buffers]
+    return [head, header, *buffers]
+
+
+def _array_ext(
+    array: np.ndarray[Any, Any], buffers: list[memoryview], runner: str | None, method: str | None
+) -> msgpack.ExtType:
+    if array.dtype.kind not in _ARRAY_KINDS or array.dtype.fields is not None:
+        raise UnsupportedValue(
+            f"cannot send a numpy array of dtype {array.dtype}: only numeric, bool, "
+            "string and datetime dtypes cross to a worker",
+            runner=runner,
+            method=method,
+        )
+    contiguous = np.ascontiguousarray(array)
+    buffers.append(memoryview(contiguous.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
+    meta = msgpack.packb([contiguous.dtype.str, list(contiguous.shape), len(buffers) - 1])
+    return msgpack.ExtType(ARRAY_EXT, meta)
+
+
+def decode(header: bytes, buffers: list[bytearray]) -> Any:
+    """The message of one frame; arrays are views on ``buffers`` (no copy, writable)."""
+
+    def ext_hook(code: int, data: bytes) -> Any:
+        if code != ARRAY_EXT:
+            raise ProtocolError(f"unknown extension type {code} in a frame")
+        dtype, shape, index = msgpack.unpackb(data)
+        buffer = buffers[index]
+        if not buffer:
+            return np.empty(shape, dtype=dtype)
+        return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+    try:
+        return msgpack.unpackb(header, ext_hook=ext_hook, strict_map_key=False, raw=False)
+    except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
+        raise ProtocolError(f"malformed frame: {exc}") from None
+
+
+class FrameAssembler:
+    """Sans-IO frame parser: ``get_buffer()`` says where the next bytes go, so array
+    bytes are received straight into the arrays' own memory (``recv_into``,
+    ``asyncio.BufferedProtocol``); ``advance(n)`` returns the frames completed."""
+
+    def __init__(self) -> None:
+        self._stage = bytearray(_STAGE_SIZE)
+        self._have = 0  # bytes staged for the current frame's prefix and header
+        self._head_end = 0  # end of prefix + lengths + header, once known
+        self._header = b""
+        self._buffers: list[bytearray] = []
+        self._index = 0  # buffer being filled (buffer phase only)
+        self._offset = 0
+
+    def get_buffer(self) -> memoryview:
+        if self._head_end and self._index < len(self._buffers):
+            return memoryview(self._buffers[self._index])[self._offset :]
+        return memoryview(self._stage)[self._have :]
+
+    def advance(self, nbytes: int) -> list[Frame]:
+        if self._head_end and self._index < len(self._buffers):
+            self._offset += nbytes
+            return self._after_buffer_bytes()
+        self._have += nbytes
+        return self._parse_staged()
+
+    def _parse_staged(self) -> list[Frame]:
+        frames: list[Frame] = []
+        while self._have >= PREFIX.size:
+            if not self._head_end and not self._read_prefix():
+                return frames
+            if self._have < self._head_end:
+                return frames
+            extra = self._stage[self._head_end : self._have]
+            self._have = 0
+            frames.extend(self._feed_buffers(extra))
+            if self._head_end:  # buffers still incomplete: receive in place
+                return frames
+        return frames
+
+    def _read_prefix(self) -> bool:
+        header_len, count = PREFIX.unpack_from(self._stage)
+        end = PREFIX.size + 8 * count + header_len
+        if end > len(self._stage):  # a new buffer: the old one may still be exported
+            grown = bytearray(end)
+            grown[: self._have] = self._stage[: self._have]
+            self._stage = grown
+        if self._have < end:
+            return False
+        lengths = struct.unpack_from(f"<{count}Q", self._stage, PREFIX.size)
+        self._header = bytes(self._stage[PREFIX.size + 8 * count : end])
+        self._buffers = [bytearray(n) for n in lengths]
+        self._index, self._offset, self._head_end = 0, 0, end
+        return True
+
+    def _feed_buffers(self, extra: bytes | bytearray) -> list[Frame]:
+        view, pos = memoryview(extra), 0
+        self._skip_full()
+        while pos < len(view) and self._index < len(self._buffers):
+            target = self._buffers[self._index]
+            take = min(len(target) - self._offset, len(view) - pos)
+            target[self._offset : self._offset + take] = view[pos : pos + take]
+            self._offset += take
+            pos += take
+            self._skip_full()
+        if self._index < len(self._buffers):
+            return []
+        frame = self._finish()
+        rest = bytes(view[pos:])
+        self._stage[: len(rest)] = rest
+        self._have = len(rest)
+        return [frame]
+
+    def _after_buffer_bytes(self) -> list[Frame]:
+        self._skip_full()
+        return [self._finish()] if self._index >= len(self._buffers) else []
+
+    def _skip_full(self) -> None:
+        while self._index < len(self._buffers) and self._offset >= len(self._buffers[self._index]):
+            self._index += 1
+            self._offset = 0
+
+    def _finish(self) -> Frame:
+        frame = (self._header, self._buffers)
+        self._header, self._buffers, self._head_end = b"", [], 0
+        self._index = self._offset = 0
+        return frame
+
+
+def send_frame(sock: socket.socket, chunks: list[Any]) -> None:
+    """Blocking send of one frame's chunks with one ``sendmsg`` where the kernel allows."""
+    sent = sock.sendmsg(chunks)
+    total = sum(memoryview(c).nbytes for c in chunks)
+    if sent == total:
+        return
+    for chunk in chunks:  # partial send: finish chunk by chunk
+        view = memoryview(chunk).cast("B")
+        if sent >= view.nbytes:
+            sent -= view.nbytes
+            continue
+        sock.sendall(view[sent:])
+        sent = 0
+
+
+def recv_frame(sock: socket.socket, assembler: FrameAssembler) -> Frame | None:
+    """Blocking receive of the next frame; ``None`` at end of stream."""
+    while True:
+        nbytes = sock.recv_into(assembler.get_buffer())
+        if nbytes == 0:
+            return None
+        frames = assembler.advance(nbytes)
+        if frames:
+            if len(frames) > 1:
+                raise ProtocolError("a peer sent a frame before its previous one was answered")
+            return frames[0]

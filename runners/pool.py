@@ -1,0 +1,482 @@
+"""WorkerPool: the batched, supervised pool of worker processes of one runner.
+
+    async with WorkerPool(RunnerConfig(name="mlp", runnable="models:MLP")) as pool:
+        y = await pool.call("predict", x)
+
+The per-call path is callbacks only: ``submit`` enqueues and, if a worker is
+idle, sends the batch at once; the worker's answer arrives in the socket
+protocol's callback, which resolves the callers' futures and sends the next
+batch. No task is created per call or per batch.
+
+Failure contract: if a batch of several items raises (or cannot be sent), its
+items are retried one by one, so only the caller whose item fails gets the
+``MethodError``. A batch lost with a dead or hung worker is retried once on
+another worker, else its callers get ``WorkerCrashed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from runners import codec
+from runners.batcher import (
+    MethodQueue,
+    PendingCall,
+    predicted_wait_s,
+    signature_key,
+    split_outputs,
+    stack_inputs,
+    take_batch,
+)
+from runners.config import RunnerConfig
+from runners.errors import (
+    CallTimeout,
+    MethodError,
+    Overloaded,
+    PoolClosed,
+    RunnerError,
+    UnsupportedValue,
+    WorkerCrashed,
+)
+from runners.resources import plan_environments
+from runners.runnable import MethodSpec
+from runners.supervisor import Supervisor, Worker
+from runners.types import Args, CallResult, Kwargs, PoolStats
+
+logger = logging.getLogger("runners.pool")
+
+
+class PoolState(enum.Enum):
+    NEW = "new"
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    CLOSED = "closed"
+
+
+@dataclass(eq=False)
+class _InFlight:
+    queue: MethodQueue
+    calls: list[PendingCall]
+    batch_id: int
+    sent_at: float
+
+
+class WorkerPool:
+    """Satisfies ``runners.types.RunnerClient``. ``gpus`` overrides GPU detection;
+    ``hang_timeout_s`` kills a worker that holds one batch longer than that."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        *,
+        gpus: int | None = None,
+        hang_timeout_s: float | None = None,
+        drain_timeout_s: float = 30.0,
+        stop_timeout_s: float = 5.0,
+        max_start_failures: int = 3,
+    ) -> None:
+        self._config = config
+        self._gpus = gpus
+        self._hang_timeout_s = hang_timeout_s
+        self._drain_timeout_s = drain_timeout_s
+        self._stop_timeout_s = stop_timeout_s
+        self._max_start_failures = max_start_failures
+        self._state = PoolState.NEW
+        self._queues: dict[str, MethodQueue] = {}
+        self._idle: list[Worker] = []
+        self._supervisor: Supervisor | None = None
+        self._slots: list[asyncio.Task[None]] = []
+        self._next_batch = 0
+        self._drained = asyncio.Event()
+
+    # -- RunnerClient ---------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._config.name
+
+    @property
+    def ready(self) -> bool:
+        sup = self._supervisor
+        return self._state is PoolState.READY and sup is not None and bool(sup.workers)
+
+    @property
+    def methods(self) -> Mapping[str, MethodSpec]:
+        return {name: q.spec for name, q in self._queues.items()}
+
+    async def __aenter__(self) -> WorkerPool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start every worker, wait for their READY; RunnerStartupError if one fails."""
+        if self._state is not PoolState.NEW:
+            raise PoolClosed("a pool starts once", runner=self.name)
+        self._state = PoolState.STARTING
+        envs = plan_environments(self._config, gpus=self._gpus)
+        self._supervisor = sup = Supervisor(
+            self._config,
+            envs,
+            on_message=self._on_reply,
+            on_lost=self._on_lost,
+            on_ready=self._on_ready,
+            on_gave_up=self._on_gave_up,
+            max_start_failures=self._max_start_failures,
+            stop_timeout_s=self._stop_timeout_s,
+        )
+        started = await asyncio.gather(
+            *(sup.start_worker(slot) for slot in range(len(envs))), return_exceptions=True
+        )
+        failure = next((r for r in started if isinstance(r, BaseException)), None)
+        if failure is not None:
+            sup.close()
+            await asyncio.gather(
+                *(w.reap(self._stop_timeout_s) for w in started if isinstance(w, Worker))
+            )
+            self._state = PoolState.CLOSED
+            raise failure
+        workers = [w for w in started if isinstance(w, Worker)]
+        self._slots = [asyncio.create_task(sup.run_slot(i, w)) for i, w in enumerate(workers)]
+        self._state = PoolState.READY
+
+    async def stop(self) -> None:
+        """Refuse new calls, finish queued and in-flight ones, stop every worker."""
+        if self._state in (PoolState.NEW, PoolState.CLOSED, PoolState.DRAINING):
+            self._state = PoolState.CLOSED if self._state is PoolState.NEW else self._state
+            return
+        self._state = PoolState.DRAINING
+        self._check_drained()
+        try:
+            async with asyncio.timeout(self._drain_timeout_s):
+                await self._drained.wait()
+        except TimeoutError:
+            logger.warning("runner %r: calls still pending at shutdown", self.name)
+        self._fail_queued(PoolClosed("the pool stopped before this call ran", runner=self.name))
+        assert self._supervisor is not None
+        self._supervisor.close()
+        await asyncio.gather(*self._slots)
+        self._state = PoolState.CLOSED
+
+    async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """``await pool.call("predict", x)``: the value of one call."""
+        return (await self.submit(method, args, kwargs)).value
+
+    async def submit(
+        self, method: str, args: Args, kwargs: Kwargs, *, deadline: float | None = None
+    ) -> CallResult:
+        queue = self._queue(method)
+        (call,) = self._enqueue(queue, [(args, kwargs)], deadline)
+        try:
+            result: CallResult = await call.future
+        except asyncio.CancelledError:
+            queue.discard(call)
+            raise
+        return result
+
+    async def submit_many(
+        self, method: str, calls: Sequence[tuple[Args, Kwargs]], *, deadline: float | None = None
+    ) -> list[CallResult]:
+        if not calls:
+            return []
+        queue = self._queue(method)
+        pending = self._enqueue(queue, calls, deadline)
+        try:
+            return list(await asyncio.gather(*(c.future for c in pending)))
+        except BaseException:
+            for call in pending:
+                queue.discard(call)
+                call.future.cancel()
+            raise
+
+    def stats(self) -> PoolStats:
+        sup = self._supervisor
+        return PoolStats(
+            runner=self.name,
+            workers=len(sup.envs) if sup else 0,
+            ready_workers=len(sup.workers) if sup else 0,
+            restarts=sup.restarts if sup else 0,
+            healthy=sup.healthy if sup else True,
+            methods={name: q.snapshot() for name, q in self._queues.items()},
+        )
+
+    # -- enqueue ----------------------------------------------------------------
+
+    def _queue(self, method: str) -> MethodQueue:
+        if self._state is not PoolState.READY:
+            raise PoolClosed(f"the pool is {self._state.value}", runner=self.name, method=method)
+        queue = self._queues.get(method)
+        if queue is None:
+            raise RunnerError(
+                f"{self._config.runnable} has no method {method!r}", runner=self.name, method=method
+            )
+        return queue
+
+    def _enqueue(
+        self, queue: MethodQueue, calls: Sequence[tuple[Args, Kwargs]], deadline: float | None
+    ) -> list[PendingCall]:
+        now = time.monotonic()
+        limit = now + queue.batching.max_latency_ms / 1000.0
+        if deadline is not None:
+            if deadline <= now:
+                raise CallTimeout(
+                    "the deadline passed before the call was queued",
+                    runner=self.name,
+                    method=queue.spec.name,
+                )
+            limit = min(limit, deadline)
+        self._admit(queue, len(calls), now, limit)
+        loop = asyncio.get_running_loop()
+        batchable = queue.spec.batchable
+        pending = [
+            PendingCall(
+                tuple(a), k, loop.create_future(), now, signature_key(a, k) if batchable else None
+            )
+            for a, k in calls
+        ]
+        queue.queue.extend(pending)
+        queue.calls += len(pending)
+        self._dispatch()
+        for call in pending:
+            if call.queued:
+                call.timer = loop.call_later(limit - now, self._expire, queue, call)
+        return pending
+
+    def _admit(self, queue: MethodQueue, count: int, now: float, limit: float) -> None:
+        """Refuse at enqueue what would be dropped later: a full queue or a hopeless wait."""
+        sup = self._supervisor
+        assert sup is not None
+        if not sup.healthy and not sup.workers and not sup.starting:
+            raise WorkerCrashed(
+                "no worker is running: they kept failing to start",
+                runner=self.name,
+                method=queue.spec.name,
+            )
+        waiting = len(queue.queue)
+        wait = predicted_wait_s(
+            waiting + count - 1,
+            queue.batching.max_batch_size,
+            max(1, len(sup.workers)),
+            queue.batch_time_s,
+        )
+        if waiting + count > self._config.max_queue:
+            reason = f"the queue is full ({self._config.max_queue} calls)"
+        elif (waiting or not self._idle) and now + wait > limit:
+            reason = f"the predicted queue wait ({wait * 1000:.0f} ms) passes the call's deadline"
+        else:
+            return
+        queue.rejected += count
+        raise Overloaded(
+            reason, runner=self.name, method=queue.spec.name, retry_after_s=max(wait, 0.001)
+        )
+
+    def _expire(self, queue: MethodQueue, call: PendingCall) -> None:
+        call.timer = None
+        if call.queued and not call.future.done():
+            queue.discard(call)
+            queue.timed_out += 1
+            call.future.set_exception(
+                CallTimeout(
+                    "the call waited in the queue past its deadline (or max_latency_ms)",
+                    runner=self.name,
+                    method=queue.spec.name,
+                )
+            )
+
+    # -- dispatch (callbacks only) -----------------------------------------------
+
+    def _next_queue(self) -> MethodQueue | None:
+        """The non-empty queue whose head has waited longest."""
+        best: MethodQueue | None = None
+        oldest = 0.0
+        for queue in self._queues.values():
+            if queue.queue and (best is None or queue.queue[0].enqueued_at < oldest):
+                best, oldest = queue, queue.queue[0].enqueued_at
+        return best
+
+    def _dispatch(self) -> None:
+        while self._idle and (queue := self._next_queue()) is not None:
+            batch = take_batch(queue.queue, queue.max_items, queue.spec.batchable)
+            for call in batch:
+                call.queued = False
+                if call.timer is not None:
+                    call.timer.cancel()
+                    call.timer = None
+            self._send(self._idle.pop(), queue, batch)
+
+    def _send(self, worker: Worker, queue: MethodQueue, batch: list[PendingCall]) -> None:
+        method = queue.spec.name
+        self._next_batch += 1
+        try:
+            args, kwargs = stack_inputs(batch, queue.spec)
+            chunks = codec.encode(
+                ["call", self._next_batch, method, args, kwargs], runner=self.name, method=method
+            )
+        except (UnsupportedValue, ValueError) as exc:
+            self._idle.append(worker)
+            error = (
+                exc
+                if isinstance(exc, UnsupportedValue)
+                else MethodError(
+                    str(exc), error_type=type(exc).__name__, runner=self.name, method=method
+                )
+            )
+            self._fail_batch(queue, batch, error)
+            return
+        now = time.monotonic()
+        worker.batch = _InFlight(queue, batch, self._next_batch, now)
+        queue.in_flight += len(batch)
+        for call in batch:
+            queue.queue_wait_s_sum += now - call.enqueued_at
+        worker.send(chunks)
+        if self._hang_timeout_s is not None:
+            loop = asyncio.get_running_loop()
+            worker.hang_timer = loop.call_later(self._hang_timeout_s, self._on_hang, worker)
+
+    def _take_flight(self, worker: Worker) -> _InFlight | None:
+        flight: _InFlight | None = worker.batch
+        worker.batch = None
+        if worker.hang_timer is not None:
+            worker.hang_timer.cancel()
+            worker.hang_timer = None
+        if flight is not None:
+            flight.queue.in_flight -= len(flight.calls)
+        return flight
+
+    def _on_reply(self, worker: Worker, message: Any) -> None:
+        flight = self._take_flight(worker)
+        if flight is None or not isinstance(message, list) or message[1] != flight.batch_id:
+            logger.error("[%s] answered a batch it was not given; stopping it", worker.label)
+            worker.kill()
+            return
+        queue, calls, now = flight.queue, flight.calls, time.monotonic()
+        queue.record_batch(len(calls), now - flight.sent_at)
+        if message[0] == "ok":
+            self._deliver(worker, flight, message[2])
+        else:
+            error = self._reply_error(queue, message[2], message[3])
+            self._fail_batch(queue, calls, error)
+        self._idle.append(worker)
+        self._dispatch()
+        self._check_drained()
+
+    def _reply_error(self, queue: MethodQueue, error_type: str, text: str) -> RunnerError:
+        method = queue.spec.name
+        if error_type == "UnsupportedValue":
+            return UnsupportedValue(text, runner=self.name, method=method)
+        return MethodError(text, error_type=error_type, runner=self.name, method=method)
+
+    def _deliver(self, worker: Worker, flight: _InFlight, value: Any) -> None:
+        calls = flight.calls
+        try:
+            values = split_outputs(value, len(calls), flight.queue.spec, self.name)
+        except MethodError as exc:
+            self._fail_batch(flight.queue, calls, exc)
+            return
+        size = len(calls)
+        for call, item in zip(calls, values, strict=True):
+            if not call.future.done():
+                call.future.set_result(
+                    CallResult(
+                        item, flight.sent_at - call.enqueued_at, flight.batch_id, size, worker.id
+                    )
+                )
+
+    def _fail_batch(self, queue: MethodQueue, calls: list[PendingCall], error: RunnerError) -> None:
+        """A batch of several items is retried item by item; a single item fails."""
+        live = [c for c in calls if not c.future.done()]
+        if len(calls) > 1:
+            self._requeue(queue, live, solo=True)
+            return
+        for call in live:
+            call.future.set_exception(error)
+
+    def _requeue(self, queue: MethodQueue, calls: list[PendingCall], *, solo: bool) -> None:
+        for call in reversed(calls):
+            call.solo = call.solo or solo
+            call.queued = True
+            queue.queue.appendleft(call)
+
+    def _on_hang(self, worker: Worker) -> None:
+        logger.error(
+            "[%s] held a batch longer than %.3g s; stopping it", worker.label, self._hang_timeout_s
+        )
+        worker.kill()
+
+    def _on_lost(self, worker: Worker) -> None:
+        if worker in self._idle:
+            self._idle.remove(worker)
+        flight = self._take_flight(worker)
+        if flight is not None:
+            retry = []
+            for call in flight.calls:
+                if call.future.done():
+                    continue
+                call.crashes += 1
+                if call.crashes < 2:
+                    retry.append(call)
+                    continue
+                call.future.set_exception(
+                    WorkerCrashed(
+                        f"worker {worker.id} died while running this call, after a first "
+                        "worker had died with it too",
+                        runner=self.name,
+                        method=flight.queue.spec.name,
+                    )
+                )
+            self._requeue(flight.queue, retry, solo=False)
+        self._dispatch()
+        self._check_drained()
+
+    def _on_ready(self, worker: Worker) -> None:
+        if not self._queues:
+            self._queues = self._build_queues(worker)
+        self._idle.append(worker)
+        if self._state is not PoolState.STARTING:
+            self._dispatch()
+
+    def _build_queues(self, worker: Worker) -> dict[str, MethodQueue]:
+        declared: dict[str, list[Any]] = worker.ready.result()[2]
+        queues = {}
+        for name, (batchable, batch_dim) in declared.items():
+            batching = self._config.batching_for(name)
+            spec = MethodSpec(
+                name,
+                batchable if batching.batchable is None else batching.batchable,
+                batch_dim if batching.batch_dim is None else batching.batch_dim,
+            )
+            queues[name] = MethodQueue(spec, batching, self._config.max_queue)
+        return queues
+
+    def _on_gave_up(self) -> None:
+        sup = self._supervisor
+        if sup is not None and not sup.workers and not sup.starting:
+            self._fail_queued(
+                WorkerCrashed("no worker is running: they kept failing to start", runner=self.name)
+            )
+
+    def _fail_queued(self, error: RunnerError) -> None:
+        for queue in self._queues.values():
+            while queue.queue:
+                call = queue.queue.popleft()
+                queue.discard(call)
+                if not call.future.done():
+                    call.future.set_exception(error)
+
+    def _check_drained(self) -> None:
+        if self._state is PoolState.DRAINING and all(
+            not q.queue and not q.in_flight for q in self._queues.values()
+        ):
+            self._drained.set()

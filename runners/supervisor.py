@@ -1,0 +1,313 @@
+"""Worker processes: start one (READY handshake), watch it, replace it when it dies.
+
+Each worker slot is supervised by one plain loop (``Supervisor.run_slot``): wait
+until the worker is gone, reap it, restart it after an exponential backoff.
+Consecutive start-up failures stop the restarts and mark the runner unhealthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runners import codec
+from runners.config import RunnerConfig
+from runners.errors import ProtocolError, RunnerStartupError
+
+logger = logging.getLogger("runners.worker")
+
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 5.0
+SHORT_LIFE_S = 2.0  # a worker dying sooner than this counts toward a crash loop
+
+OnMessage = Callable[["Worker", Any], None]
+OnLost = Callable[["Worker"], None]
+
+
+def backoff_s(failures: int) -> float:
+    """Delay before restart number ``failures`` of a crash loop (0: first restart)."""
+    return float(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**failures))
+
+
+class WorkerLink(asyncio.BufferedProtocol):
+    """The pool's end of a worker socket: frames are received in place, decoded,
+    and handed to the owner synchronously (no task per message)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._assembler = codec.FrameAssembler()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._assembler.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            for header, buffers in self._assembler.advance(nbytes):
+                self._worker.deliver(codec.decode(header, buffers))
+        except ProtocolError as exc:  # a worker that breaks the protocol is killed
+            logger.error("[%s] %s", self._worker.label, exc)
+            self._worker.kill()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._worker.lost()
+
+
+def _new_future() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
+
+
+@dataclass(eq=False)
+class Worker:
+    """One worker process and its socket. ``batch`` is the call it holds, if any."""
+
+    runner: str
+    id: int
+    on_message: OnMessage
+    on_lost: OnLost
+    process: asyncio.subprocess.Process | None = None
+    link: WorkerLink | None = None
+    ready: asyncio.Future[Any] = field(default_factory=_new_future)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    started_at: float = field(default_factory=time.monotonic)
+    batch: Any = None
+    hang_timer: asyncio.TimerHandle | None = None
+    log_task: asyncio.Task[None] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.runner}/worker-{self.id}"
+
+    def deliver(self, message: Any) -> None:
+        if not self.ready.done():
+            self.ready.set_result(message)
+        else:
+            self.on_message(self, message)
+
+    def send(self, chunks: list[Any]) -> None:
+        assert self.link is not None and self.link.transport is not None
+        self.link.transport.writelines(chunks)
+
+    def lost(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        if not self.ready.done():
+            self.ready.set_result(None)
+        self.on_lost(self)
+
+    def kill(self) -> None:
+        """Stop a dead, hung or misbehaving worker now; ``lost()`` follows."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+        if self.link is not None and self.link.transport is not None:
+            self.link.transport.abort()
+
+    async def reap(self, timeout_s: float) -> None:
+        """Close the socket (the worker exits at EOF), wait for it, kill it if it lingers."""
+        if self.link is not None and self.link.transport is not None:
+            self.link.transport.close()
+        if self.process is not None:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        if self.log_task is not None:
+            await self.log_task
+
+
+async def _pump_logs(stream: asyncio.StreamReader, label: str) -> None:
+    """Copy a worker's stdout/stderr to our log, one line at a time, until EOF."""
+    while line := await stream.readline():
+        logger.info("[%s] %s", label, line.decode(errors="replace").rstrip())
+
+
+def _worker_argv(config: RunnerConfig, worker_id: int, fd: int) -> list[str]:
+    settings = {
+        "runner": config.name,
+        "runnable": config.runnable,
+        "search_path": str(config.search_path) if config.search_path else None,
+        "init": dict(config.init),
+        "worker": worker_id,
+    }
+    try:
+        encoded = json.dumps(settings)
+    except TypeError as exc:
+        raise RunnerStartupError(f"init parameters must be plain data: {exc}") from None
+    return [
+        sys.executable,
+        "-m",
+        "runners.worker",
+        "--fd",
+        str(fd),
+        "--config",
+        encoded,
+        "--parent",
+        str(os.getpid()),
+    ]
+
+
+async def spawn(
+    config: RunnerConfig,
+    worker_id: int,
+    env: dict[str, str],
+    on_message: OnMessage,
+    on_lost: OnLost,
+) -> Worker:
+    """Start one worker and wait for its READY (or its start-up error)."""
+    worker = Worker(config.name, worker_id, on_message, on_lost)
+    parent_end, child_end = socket.socketpair()
+    try:
+        worker.process = await asyncio.create_subprocess_exec(
+            *_worker_argv(config, worker_id, child_end.fileno()),
+            pass_fds=(child_end.fileno(),),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        )
+    finally:
+        child_end.close()
+    assert worker.process.stdout is not None
+    worker.log_task = asyncio.create_task(_pump_logs(worker.process.stdout, worker.label))
+    loop = asyncio.get_running_loop()
+    _, worker.link = await loop.create_unix_connection(lambda: WorkerLink(worker), sock=parent_end)
+    try:
+        async with asyncio.timeout(config.startup_timeout_s):
+            hello = await worker.ready
+    except TimeoutError:
+        hello = ["failed", "TimeoutError", f"no READY within {config.startup_timeout_s:g} s"]
+    if isinstance(hello, list) and hello and hello[0] == "ready":
+        return worker
+    worker.kill()
+    await worker.reap(1.0)
+    raise _startup_error(config, worker, hello)
+
+
+def _startup_error(config: RunnerConfig, worker: Worker, hello: Any) -> RunnerStartupError:
+    if isinstance(hello, list) and len(hello) == 3 and hello[0] == "failed":
+        detail = f"{hello[1]}: {hello[2]}"
+    else:
+        detail = (
+            f"the worker exited during start-up (exit code {worker.process.returncode})"
+            if worker.process
+            else "the worker did not start"
+        )
+    return RunnerStartupError(
+        f"worker {worker.id} could not start {config.runnable}: {detail}", runner=config.name
+    )
+
+
+class Supervisor:
+    """Keeps ``len(envs)`` workers alive. ``on_ready`` receives each worker that
+    answered READY; ``on_gave_up`` is called when a slot stops restarting."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        envs: list[dict[str, str]],
+        *,
+        on_message: OnMessage,
+        on_lost: OnLost,
+        on_ready: Callable[[Worker], None],
+        on_gave_up: Callable[[], None],
+        max_start_failures: int = 3,
+        stop_timeout_s: float = 5.0,
+    ) -> None:
+        self.config = config
+        self.envs = envs
+        self.restarts = 0
+        self.healthy = True
+        self.starting = 0  # slots between a death and their next READY
+        self.workers: dict[int, Worker] = {}  # live workers by id
+        self._callbacks = (on_message, on_lost, on_ready, on_gave_up)
+        self._max_start_failures = max_start_failures
+        self._stop_timeout_s = stop_timeout_s
+        self._next_id = 0
+        self._closing = asyncio.Event()
+
+    async def start_worker(self, slot: int) -> Worker:
+        worker_id, self._next_id = self._next_id, self._next_id + 1
+        on_message, on_lost, on_ready, _ = self._callbacks
+        worker = await spawn(self.config, worker_id, self.envs[slot], on_message, on_lost)
+        self.workers[worker.id] = worker
+        on_ready(worker)
+        return worker
+
+    async def run_slot(self, slot: int, worker: Worker) -> None:
+        """The supervision loop of one slot, until ``close()``."""
+        crash_streak = 0
+        while True:
+            await self._until_closed_or(worker.closed)
+            await worker.reap(self._stop_timeout_s)
+            self.workers.pop(worker.id, None)
+            if self._closing.is_set():
+                return
+            lived = time.monotonic() - worker.started_at
+            crash_streak = crash_streak + 1 if lived < SHORT_LIFE_S else 0
+            logger.warning(
+                "[%s] exited (code %s); restarting",
+                worker.label,
+                worker.process.returncode if worker.process else None,
+            )
+            replacement = await self._restart(slot, crash_streak)
+            if replacement is None:
+                return
+            worker = replacement
+
+    async def _restart(self, slot: int, crash_streak: int) -> Worker | None:
+        self.starting += 1
+        try:
+            for failures in range(self._max_start_failures):
+                if await self._until_closed_or(None, backoff_s(crash_streak + failures)):
+                    return None
+                try:
+                    worker = await self.start_worker(slot)
+                except RunnerStartupError as exc:
+                    logger.error("%s", exc)
+                    continue
+                self.restarts += 1
+                return worker
+        finally:
+            self.starting -= 1
+        self.healthy = False
+        logger.error("runner %r: workers keep failing to start; giving up", self.config.name)
+        self._callbacks[3]()
+        return None
+
+    async def _until_closed_or(self, event: asyncio.Event | None, delay_s: float = 0.0) -> bool:
+        """Wait for ``close()`` or ``event`` (or ``delay_s`` seconds); True if closing."""
+        waits = [asyncio.ensure_future(self._closing.wait())]
+        if event is not None:
+            waits.append(asyncio.ensure_future(event.wait()))
+        try:
+            await asyncio.wait(waits, timeout=delay_s or None, return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        return self._closing.is_set()
+
+    def close(self) -> None:
+        """Stop restarting; close every worker's socket so it exits at EOF."""
+        self._closing.set()
+        for worker in list(self.workers.values()):
+            if worker.link is not None and worker.link.transport is not None:
+                worker.link.transport.close()

@@ -1,0 +1,123 @@
+"""The worker process: loads one Runnable, then serves batches one at a time.
+
+    python -m runners.worker --fd 5 --config '{"runner": "mlp", "runnable": "models:MLP",
+                                              "search_path": "graphs", "init": {}, "worker": 0}'
+
+The config is data (JSON), never code. The worker speaks the frames of
+``runners.codec`` over the inherited socket ``--fd``:
+
+    worker -> pool   ["ready", pid, {method: [batchable, batch_dim]}]
+                     ["failed", error type, message]          (then exits)
+    pool -> worker   ["call", batch id, method, [args], {kwargs}]
+    worker -> pool   ["ok", batch id, value] | ["error", batch id, error type, message]
+
+It serves with plain blocking sockets: one batch at a time needs no event loop,
+and a blocking ``recv_into`` is the shortest path. It exits at end of stream, and
+when its parent dies (``PR_SET_PDEATHSIG`` on Linux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runners import codec
+from runners.errors import UnsupportedValue
+from runners.runnable import runnable_methods
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent exits; exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def load_runnable(config: Mapping[str, Any]) -> Any:
+    """Import ``module:Class`` with the search path first, and construct it with ``init``."""
+    if config.get("search_path"):
+        sys.path.insert(0, str(config["search_path"]))
+    module_name, _, class_name = str(config["runnable"]).partition(":")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, class_name)
+    return cls(**dict(config.get("init") or {}))
+
+
+def _method_table(instance: Any) -> dict[str, Callable[..., Any]]:
+    return {name: getattr(instance, name) for name in runnable_methods(type(instance))}
+
+
+def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
+    """Handshake, then answer calls until the pool closes the socket."""
+    runner = str(config["runner"])
+    try:
+        instance = load_runnable(config)
+    except BaseException as exc:  # any start-up failure is reported, then the worker exits
+        traceback.print_exc()
+        codec.send_frame(sock, codec.encode(["failed", type(exc).__name__, str(exc)]))
+        return
+    specs = runnable_methods(type(instance))
+    table = _method_table(instance)
+    ready = {name: [spec.batchable, spec.batch_dim] for name, spec in specs.items()}
+    codec.send_frame(sock, codec.encode(["ready", os.getpid(), ready]))
+    assembler = codec.FrameAssembler()
+    while (frame := codec.recv_frame(sock, assembler)) is not None:
+        kind, batch_id, method, args, kwargs = codec.decode(*frame)
+        if kind != "call":
+            raise SystemExit(f"unexpected message {kind!r} from the pool")
+        codec.send_frame(sock, _answer(table, runner, batch_id, method, args, kwargs))
+
+
+def _answer(
+    table: Mapping[str, Callable[..., Any]],
+    runner: str,
+    batch_id: int,
+    method: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+) -> list[Any]:
+    func = table.get(method)
+    if func is None:
+        return codec.encode(["error", batch_id, "LookupError", f"no method {method!r}"])
+    try:
+        value = func(*args, **kwargs)
+        return codec.encode(["ok", batch_id, value], runner=runner, method=method)
+    except UnsupportedValue as exc:
+        return codec.encode(["error", batch_id, "UnsupportedValue", exc.message])
+    except Exception as exc:  # the user's error goes to the caller; the worker lives on
+        traceback.print_exc()
+        return codec.encode(["error", batch_id, type(exc).__name__, str(exc)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m runners.worker")
+    parser.add_argument("--fd", type=int, required=True, help="inherited socket to the pool")
+    parser.add_argument("--config", required=True, help="runner settings as JSON")
+    parser.add_argument("--parent", type=int, default=os.getppid(), help="pool process id")
+    options = parser.parse_args(argv)
+    die_with_parent(options.parent)
+    config = json.loads(options.config)
+    sock = socket.socket(fileno=options.fd)
+    try:
+        serve(sock, config)
+    except (ConnectionError, KeyboardInterrupt):
+        pass
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Runnables for the runner tests: each exercises one behaviour of the pool."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from runners import Runnable, method
+
+
+class Sleepy(Runnable):
+    """Every batch takes ``delay_s``; records the batch sizes it saw."""
+
+    def __init__(self, delay_s: float = 0.02, offset: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.offset = offset
+        self.sizes: list[int] = []
+
+    @method(batchable=True, batch_dim=0)
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay_s)
+        self.sizes.append(int(x.shape[0]))
+        return x * 2.0 + self.offset
+
+    @method(batchable=True, batch_dim=1)
+    def columns(self, x: np.ndarray) -> np.ndarray:
+        return x.sum(axis=0, keepdims=True) + x
+
+    @method
+    def seen_sizes(self) -> list[int]:
+        return list(self.sizes)
+
+    @method
+    def describe(self, text: str, *, repeat: int = 1) -> dict[str, Any]:
+        return {"text": text * repeat, "pid": os.getpid()}
+
+    @method(batchable=True)
+    def maybe_fail(self, x: list[int]) -> list[int]:
+        if any(v < 0 for v in x):
+            raise ValueError(f"negative input in {x}")
+        return [v + 1 for v in x]
+
+    @method(batchable=True)
+    def noop(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    @method
+    def echo(self, value: Any) -> Any:
+        return value
+
+    @method
+    def bad_value(self) -> Any:
+        return object()
+
+    @method
+    def env(self, name: str) -> str | None:
+        return os.environ.get(name)
+
+    @method
+    def crash(self) -> None:
+        os._exit(3)
+
+    @method
+    def hang(self) -> None:
+        while True:
+            time.sleep(1.0)
+
+
+class Broken(Runnable):
+    """A constructor that raises."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("weights file missing")
+
+    @method
+    def predict(self, x: Any) -> Any:
+        return x
+
+
+class Threaded(Runnable):
+    SUPPORTS_CPU_MULTI_THREADING = True
+
+
+class OnGpu(Runnable):
+    SUPPORTED_RESOURCES = ("nvidia.com/gpu", "cpu")

@@ -1,0 +1,143 @@
+"""``graphctl serve FILE|DIR...``: every graph behind one HTTP server.
+
+    graphctl serve graphs/ --port 8000 --api-key-env GRAPHCTL_API_KEY
+
+Every graph is compiled before anything starts: one bad file stops start-up
+with all its errors (exit 1). The server binds 127.0.0.1 unless told otherwise
+and prints its URL once every pool is ready. SIGTERM or Ctrl-C stops accepting
+connections, answers the requests already accepted, then stops the pools; a
+second signal forces the exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from orchestrator.errors import GraphctlError, GraphFileError
+from orchestrator.graph import Graph
+from orchestrator.plan import Plan
+from orchestrator.server import DEFAULT_MAX_BODY_BYTES, create_app
+from orchestrator.serving import DEFAULT_MAX_INFLIGHT
+
+GRAPH_SUFFIXES = (".yaml", ".yml")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve graphs over HTTP (JSON endpoints, Open Inference Protocol v2)",
+        description="Serve every graph: POST /{graph}, /v2 (KServe), /livez, /readyz, /metrics.",
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="FILE|DIR",
+        help="graph files, or folders whose *.yaml graphs are all served",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="require 'Authorization: Bearer $VAR' on all but health routes",
+    )
+    parser.add_argument(
+        "--max-inflight",
+        type=_positive_int,
+        default=DEFAULT_MAX_INFLIGHT,
+        help=f"requests in flight per graph before 503 (default {DEFAULT_MAX_INFLIGHT})",
+    )
+    parser.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=DEFAULT_MAX_BODY_BYTES / 2**20,
+        help="largest request body in MiB before 413 (default %(default)g)",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def graph_files(paths: Sequence[Path]) -> list[Path]:
+    """The graph files named, folders expanded to their ``*.yaml`` files (sorted)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in GRAPH_SUFFIXES)
+            if not found:
+                raise GraphctlError(f"{path}: no *.yaml graph files in this folder")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise GraphctlError(f"{path}: no such file or folder")
+    return files
+
+
+def compile_all(files: Sequence[Path]) -> list[Plan] | None:
+    """Every file's plan, or ``None`` after printing every file's errors."""
+    from orchestrator.compiler import compile_file
+
+    plans, failed = [], False
+    for file in files:
+        try:
+            plans.append(compile_file(file))
+        except GraphFileError as error:
+            failed = True
+            for diagnostic in error.diagnostics:
+                print(diagnostic, file=sys.stderr)
+    return None if failed else plans
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, where any second SIGTERM/SIGINT forces the exit (not only SIGINT)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+
+def handle(args: argparse.Namespace) -> int:
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise GraphctlError(
+                f"--api-key-env: the environment variable {args.api_key_env} is not set or empty"
+            )
+    plans = compile_all(graph_files(args.paths))
+    if plans is None:
+        return 1
+    url = f"http://{args.host}:{args.port}"
+    names = ", ".join(plan.name for plan in plans)
+
+    def announce() -> None:
+        print(f"graphctl: serving {names} at {url} (ready; docs at {url}/docs)", flush=True)
+
+    app = create_app(
+        [Graph(plan) for plan in plans],
+        api_key=api_key,
+        max_inflight=args.max_inflight,
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        on_ready=announce,
+    )
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, loop="auto", log_level="warning", lifespan="on"
+    )
+    server = _Server(config)
+    server.run()
+    return 0 if server.started else 1

@@ -1,0 +1,56 @@
+"""Runnables and functions of the serving tests.
+
+``Scale`` can be held back from the test: with ``SERVE_TEST_GATE`` set, its
+``__init__`` waits until that file exists (so a test controls when the pool
+becomes ready); with ``SERVE_TEST_RELEASE`` set, ``hold`` waits until that file
+exists (so a test controls how long requests stay in flight). Both waits are
+bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from runners.runnable import Runnable, method
+
+WAIT_LIMIT_S = 60.0
+
+
+def _wait_for_file(variable: str) -> None:
+    path = os.environ.get(variable)
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while path and not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+class Scale(Runnable):
+    """Multiplies by ``factor``."""
+
+    def __init__(self, factor: float = 2.0) -> None:
+        _wait_for_file("SERVE_TEST_GATE")
+        self.factor = np.float32(factor)
+
+    @method
+    def scale(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return np.asarray(x, dtype=np.float32) * self.factor
+
+    @method
+    def hold(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        _wait_for_file("SERVE_TEST_RELEASE")
+        return np.asarray(x, dtype=np.float32)
+
+
+def describe(x: npt.NDArray[np.float32], label: str) -> dict[str, Any]:
+    """A text and a number computed from the inputs."""
+    return {"text": label.upper(), "total": float(np.sum(x))}
+
+
+def explode(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Always fails, as a buggy user function would."""
+    raise ValueError("explode() always fails")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from runners.runnable import Runnable, method
+from runners import Runnable, method
 
 FloatArray = npt.NDArray[np.float32]
 

@@ -4,18 +4,59 @@
         out = await graph.run({"x": [...]})
 """
 
+from orchestrator.compiler import compile_file, compile_text
+from orchestrator.errors import (
+    CallTimeout,
+    DeadlineExceeded,
+    Diagnostic,
+    GraphClosed,
+    GraphctlError,
+    GraphFileError,
+    MethodError,
+    NodeFailed,
+    Overloaded,
+    PoolClosed,
+    RequestError,
+    RunnerError,
+    RunnerStartupError,
+    SkippedOutput,
+    UnsupportedValue,
+    WorkerCrashed,
+)
 from orchestrator.graph import Graph, GraphState, load, run_sync
 from orchestrator.inputs import to_jsonable, validate_inputs
 from orchestrator.loadgen import BenchSummary, GraphTarget, NodeSummary, run_load
+from orchestrator.plan import Plan
+from orchestrator.server import create_app
 from orchestrator.trace import Trace
 
 __all__ = [
     "BenchSummary",
+    "CallTimeout",
+    "DeadlineExceeded",
+    "Diagnostic",
     "Graph",
+    "GraphClosed",
+    "GraphFileError",
     "GraphState",
     "GraphTarget",
+    "GraphctlError",
+    "MethodError",
+    "NodeFailed",
     "NodeSummary",
+    "Overloaded",
+    "Plan",
+    "PoolClosed",
+    "RequestError",
+    "RunnerError",
+    "RunnerStartupError",
+    "SkippedOutput",
     "Trace",
+    "UnsupportedValue",
+    "WorkerCrashed",
+    "compile_file",
+    "compile_text",
+    "create_app",
     "load",
     "run_load",
     "run_sync",

@@ -1,0 +1,169 @@
+"""Compile ``spec.runners``: a ``RunnerConfig`` per runner, with its Runnable class
+imported here (never instantiated) so node calls can be checked against it.
+
+A runner is written with ``runnable: module:Class``, or with ``model: NAME:VERSION``
+for a model of the model store, which ``orchestrator.modelref`` turns into a
+``RunnerConfig``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.compile_context import CompileContext, spec_path
+from orchestrator.errors import GraphctlError
+from orchestrator.imports import ImportFailure, check_arguments, import_object
+from orchestrator.spec import DataPath
+from orchestrator.validation import did_you_mean
+from runners.config import (
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_STARTUP_TIMEOUT_S,
+    BatchingConfig,
+    Resources,
+    RunnerConfig,
+)
+from runners.runnable import MethodSpec, Runnable, runnable_methods
+
+MODEL_RESOLVER_MODULE = "orchestrator.modelref"
+
+
+@dataclass(frozen=True)
+class CompiledRunner:
+    """A runner's config and, when its class imported, the class and its methods."""
+
+    config: RunnerConfig
+    cls: type[Runnable] | None = None
+    methods: Mapping[str, MethodSpec] | None = None
+
+
+def _batching(data: Mapping[str, Any] | None) -> BatchingConfig:
+    return BatchingConfig(**dict(data or {}))
+
+
+def _config(ctx: CompileContext, name: str, data: Mapping[str, Any]) -> RunnerConfig:
+    resources = data.get("resources") or {}
+    return RunnerConfig(
+        name=name,
+        runnable=str(data["runnable"]),
+        search_path=ctx.folder,
+        init=dict(data.get("init") or {}),
+        workers=data.get("workers", 1),
+        batching=_batching(data.get("batching")),
+        methods={m: _batching(b) for m, b in (data.get("methods") or {}).items()},
+        max_queue=data.get("max_queue", DEFAULT_MAX_QUEUE),
+        resources=Resources(cpu=resources.get("cpu"), gpu=resources.get("gpu", 0)),
+        env=dict(data.get("env") or {}),
+        startup_timeout_s=data.get("startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S),
+    )
+
+
+def _model_resolver() -> Callable[[str, Mapping[str, Any]], RunnerConfig] | None:
+    try:
+        module = importlib.import_module(MODEL_RESOLVER_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name == MODEL_RESOLVER_MODULE:
+            return None
+        raise
+    resolver: Callable[[str, Mapping[str, Any]], RunnerConfig] = module.resolve_model_runner
+    return resolver
+
+
+def _model_config(ctx: CompileContext, name: str, data: Mapping[str, Any]) -> RunnerConfig | None:
+    path = spec_path("runners", name, "model")
+    resolve = _model_resolver()
+    if resolve is None:
+        ctx.error_at(
+            path,
+            f"runner {name!r}: `model` runners need the model store, "
+            "which is not part of this installation",
+        )
+        return None
+    try:
+        return resolve(name, data)
+    except (GraphctlError, LookupError, ValueError, OSError) as error:
+        ctx.error_at(path, f"runner {name!r}: {error}")
+        return None
+
+
+def _import_class(
+    ctx: CompileContext, config: RunnerConfig, path: DataPath
+) -> type[Runnable] | None:
+    try:
+        target = import_object(config.runnable, config.search_path or ctx.folder)
+    except ImportFailure as error:
+        ctx.error_at(path, f"runner {config.name!r}: {error}")
+        return None
+    if not (isinstance(target, type) and issubclass(target, Runnable)):
+        ctx.error_at(
+            path,
+            f"runner {config.name!r}: {config.runnable!r} is not a subclass of runners.Runnable",
+        )
+        return None
+    return target
+
+
+def _check_class(ctx: CompileContext, name: str, runner: CompiledRunner) -> None:
+    """``init`` against ``__init__``; ``methods`` keys against the ``@method``s."""
+    assert runner.cls is not None and runner.methods is not None
+    init = runner.config.init
+    problems = check_arguments(runner.cls, list(init))
+    for missing in problems.missing:
+        ctx.error_at(
+            spec_path("runners", name),
+            f"runner {name!r}: `init` misses {missing!r}, "
+            f"required by {runner.config.runnable}.__init__",
+            on_key=True,
+        )
+    for unknown, hint in problems.unknown:
+        ctx.error_at(
+            spec_path("runners", name, "init", unknown),
+            f"runner {name!r}: {runner.config.runnable}.__init__ takes no {unknown!r}{hint}",
+            on_key=True,
+        )
+    for method in runner.config.methods:
+        if method not in runner.methods:
+            ctx.error_at(
+                spec_path("runners", name, "methods", method),
+                f"runner {name!r}: {runner.config.runnable} has no @method {method!r}"
+                + did_you_mean(method, list(runner.methods)),
+                on_key=True,
+            )
+
+
+def compile_runner(
+    ctx: CompileContext, name: str, data: Mapping[str, Any]
+) -> CompiledRunner | None:
+    """One runner, or ``None`` if it has faults (each reported in ``ctx``)."""
+    if ctx.faulty(spec_path("runners", name)):
+        return None
+    model = "model" in data
+    if model:
+        config = _model_config(ctx, name, data)
+    else:
+        try:
+            config = _config(ctx, name, data)
+        except ValueError as error:
+            ctx.error_at(spec_path("runners", name), f"runner {name!r}: {error}", on_key=True)
+            return None
+    if config is None:
+        return None
+    cls = _import_class(ctx, config, spec_path("runners", name, "model" if model else "runnable"))
+    if cls is None:
+        return CompiledRunner(config)
+    runner = CompiledRunner(config, cls, runnable_methods(cls))
+    _check_class(ctx, name, runner)
+    return runner
+
+
+def compile_runners(ctx: CompileContext, data: Mapping[str, Any]) -> dict[str, CompiledRunner]:
+    """Every runner that compiled; the names of faulty ones are still known to ``data``."""
+    compiled = {}
+    for name, runner_data in data.items():
+        if isinstance(runner_data, dict):
+            runner = compile_runner(ctx, str(name), runner_data)
+            if runner is not None:
+                compiled[str(name)] = runner
+    return compiled

@@ -2,8 +2,8 @@
 
 ``Scale`` can be held back from the test: with ``SERVE_TEST_GATE`` set, its
 ``__init__`` waits until that file exists (so a test controls when the pool
-becomes ready); with ``SERVE_TEST_RELEASE`` set, ``hold`` waits until that file
-exists (so a test controls how long requests stay in flight). Both waits are
+becomes ready); with the variable named ``release_env`` set, ``hold`` waits until that
+file exists (so a test controls how long requests stay in flight). Both waits are
 bounded.
 """
 
@@ -32,9 +32,10 @@ def _wait_for_file(variable: str) -> None:
 class Scale(Runnable):
     """Multiplies by ``factor``."""
 
-    def __init__(self, factor: float = 2.0) -> None:
+    def __init__(self, factor: float = 2.0, release_env: str = "SERVE_TEST_RELEASE") -> None:
         _wait_for_file("SERVE_TEST_GATE")
         self.factor = np.float32(factor)
+        self.release_env = release_env
 
     @method
     def scale(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -42,7 +43,7 @@ class Scale(Runnable):
 
     @method
     def hold(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        _wait_for_file("SERVE_TEST_RELEASE")
+        _wait_for_file(self.release_env)
         return np.asarray(x, dtype=np.float32)
 
 

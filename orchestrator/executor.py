@@ -38,6 +38,7 @@ class _Request:
     values: dict[str, Any]
     done: dict[str, asyncio.Event]
     deadline: float | None  # absolute time.monotonic() seconds
+    timeout_ms: float | None
     trace: RequestTrace | None
     first_error: BaseException | None = field(default=None)
 
@@ -79,6 +80,7 @@ class Executor:
             values={INPUTS: inputs},
             done={name: asyncio.Event() for name in self.plan.nodes},
             deadline=time.monotonic() + timeout_s if timeout_s is not None else None,
+            timeout_ms=timeout_ms,
             trace=trace,
         )
         try:
@@ -177,8 +179,9 @@ class Executor:
                 return await _attempt(node, call, request.deadline)
             except Exception as error:
                 if request.deadline_passed():
+                    message = self._deadline_message(request.timeout_ms)
                     raise DeadlineExceeded(
-                        f"request deadline passed while node {node.name!r} was running"
+                        f"{message} while node {node.name!r} was running"
                     ) from error
                 if attempt == policy.count or not _retryable(error):
                     raise

@@ -32,8 +32,9 @@ def free_port() -> int:
         return port
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = START_TIMEOUT_S,
-               what: str = "condition") -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout_s: float = START_TIMEOUT_S, what: str = "condition"
+) -> None:
     """Poll ``condition`` until true; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -53,8 +54,9 @@ def _status(url: str) -> int:
 def thread_server(app: FastAPI, *, wait_ready: bool = True) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", loop="asyncio")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -79,13 +81,19 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-c", CLI, "serve", *args, "--port", str(self.port)]
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def wait_ready(self) -> None:
-        wait_until(lambda: self.process.poll() is not None or _status(f"{self.url}/readyz") == 200,
-                   what="graphctl serve to be ready")
+        wait_until(
+            lambda: self.process.poll() is not None or _status(f"{self.url}/readyz") == 200,
+            what="graphctl serve to be ready",
+        )
         assert self.process.poll() is None, self.process.communicate()[1]
 
     def signal(self, sig: signal.Signals) -> None:

@@ -32,7 +32,9 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def url(release: Path) -> Iterator[str]:
-    graphs = [load(SERVE_GRAPHS / f"{name}.yaml") for name in ("calc", "held", "broken", "deadline")]
+    graphs = [
+        load(SERVE_GRAPHS / f"{name}.yaml") for name in ("calc", "held", "broken", "deadline")
+    ]
     app = create_app(graphs, api_key=API_KEY, max_inflight=MAX_INFLIGHT, max_body_bytes=MAX_BODY)
     with thread_server(app) as base:
         yield base
@@ -71,8 +73,9 @@ def test_post_graph_returns_its_outputs(client: httpx.Client) -> None:
         ({"x": ["a"], "label": "a"}, "x", "float32"),
     ],
 )
-def test_bad_field_gives_422_naming_it(client: httpx.Client, body: dict, field: str,
-                                       words: str) -> None:
+def test_bad_field_gives_422_naming_it(
+    client: httpx.Client, body: dict, field: str, words: str
+) -> None:
     response = client.post("/calc", json=body)
     assert response.status_code == 422
     error = response.json()
@@ -104,10 +107,14 @@ def test_overload_gives_503_with_retry_after_while_health_answers(
     client: httpx.Client, url: str, release: Path
 ) -> None:
     with concurrent.futures.ThreadPoolExecutor(MAX_INFLIGHT) as pool:
-        held = [pool.submit(client.post, "/held", json={"x": [float(i)]})
-                for i in range(MAX_INFLIGHT)]
-        wait_until(lambda: _holder_calls(client) == MAX_INFLIGHT,
-                   what="held requests to reach the runner", timeout_s=30)
+        held = [
+            pool.submit(client.post, "/held", json={"x": [float(i)]}) for i in range(MAX_INFLIGHT)
+        ]
+        wait_until(
+            lambda: _holder_calls(client) == MAX_INFLIGHT,
+            what="held requests to reach the runner",
+            timeout_s=30,
+        )
         refused = client.post("/held", json={"x": [9.0]})
         assert refused.status_code == 503
         assert int(refused.headers["Retry-After"]) >= 1
@@ -180,8 +187,9 @@ def test_openapi_carries_input_and_output_schemas(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 200
 
 
-def test_readyz_turns_200_only_once_pools_are_ready(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readyz_turns_200_only_once_pools_are_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gate = tmp_path / "gate"
     monkeypatch.setenv("SERVE_TEST_GATE", str(gate))
     ready_calls: list[bool] = []

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import GraphctlError
 from orchestrator.runner_settings import SETTINGS_KEYS, merge_settings
 from runners.config import BatchingConfig, RunnerConfig
 from runners.errors import ModelError
@@ -59,14 +60,26 @@ def _framework_init(info: ModelInfo, runner_spec: Mapping[str, Any]) -> dict[str
 
 def resolve_model_runner(
     runner_name: str,
-    model_ref: str,
-    runner_spec: Mapping[str, Any],
-    base_dir: Path,
+    model_ref: str | Mapping[str, Any],
+    runner_spec: Mapping[str, Any] | None = None,
+    base_dir: Path | None = None,
 ) -> RunnerConfig:
     """The ``RunnerConfig`` of a model runner. ``runner_spec`` is the runner's entry
-    as written (``workers``, ``batching``, ``methods``, ``init``, ...).
+    as written (``model``, ``workers``, ``batching``, ``methods``, ``init``, ...);
+    ``resolve_model_runner(name, runner_spec)`` reads the reference from it.
 
-    Raises ``ModelError`` (not found, corrupt, unknown framework, bad settings)."""
+    Raises ``GraphctlError`` naming the model (not found, corrupt, bad settings)."""
+    if isinstance(model_ref, Mapping):
+        runner_spec, model_ref = model_ref, str(model_ref.get("model", ""))
+    try:
+        return _resolve(runner_name, model_ref, runner_spec or {}, base_dir)
+    except ModelError as error:
+        raise GraphctlError(error.message) from None
+
+
+def _resolve(
+    runner_name: str, model_ref: str, runner_spec: Mapping[str, Any], base_dir: Path | None
+) -> RunnerConfig:
     info = get(model_ref)
     framework = framework_for(info.framework)
     methods = {

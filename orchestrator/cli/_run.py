@@ -22,7 +22,7 @@ from typing import IO, Any
 from orchestrator.cli._run_batch import BatchSummary, run_lines
 from orchestrator.errors import RequestError
 from orchestrator.graph import Graph, load
-from orchestrator.inputs import to_jsonable
+from orchestrator.inputs import to_jsonable, validate_inputs
 from orchestrator.trace import Trace
 
 DEFAULT_CONCURRENCY = 16
@@ -66,6 +66,8 @@ async def _main(args: argparse.Namespace) -> int:
     trace = Trace() if args.trace else None
     inputs = _one_input(args.input) if args.input is not None else None
     graph = load(args.file, local=args.local)
+    if inputs is not None:
+        validate_inputs(graph.plan, inputs)  # a bad input fails before any worker starts
     try:
         async with graph:
             if inputs is not None:

@@ -1,0 +1,90 @@
+"""``graphctl run``: the real console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests._executor_helpers import EXAMPLES, ROOT
+
+GRAPHCTL = Path(sys.executable).parent / "graphctl"
+
+
+def graphctl(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(GRAPHCTL), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def test_one_input_from_a_file_prints_the_outputs() -> None:
+    done = graphctl("run", str(EXAMPLES / "diamond.yaml"), "--input", "@graphs/diamond.input.json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert len(out["y"]) == 10 and abs(sum(out["y"]) - 1.0) < 1e-4
+
+
+def test_inline_input_and_a_bad_field() -> None:
+    good = graphctl("run", "graphs/pipeline.yaml", "--input", '{"text": "great, not bad"}')
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout) == {"label": "positive", "score": 2.0}
+    bad = graphctl("run", "graphs/pipeline.yaml", "--input", '{"text": 3}')
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.strip() == "graphctl: error: text: 3 is not of type 'string'"
+    assert "Traceback" not in bad.stderr
+
+
+def test_inputs_file_with_a_bad_line_in_the_middle(tmp_path: Path) -> None:
+    lines = [
+        '{"text": "I love it"}',
+        '{"text": "so sad"}',
+        "{not json",
+        "",
+        '{"text": "it is fine"}',
+        '{"txt": "typo"}',
+        '{"text": "great great great"}',
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    output = tmp_path / "out.jsonl"
+    trace = tmp_path / "trace.json"
+    done = graphctl(
+        "run", "graphs/pipeline.yaml", "--inputs", str(source), "--output", str(output),
+        "--concurrency", "3", "--trace", str(trace),
+    )  # fmt: skip
+    assert done.returncode == 1
+    results = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r.get("label") for r in results] == [
+        "positive", "negative", None, "neutral", None, "positive",
+    ]  # fmt: skip
+    assert results[2]["line"] == 3 and "not valid JSON" in results[2]["error"]
+    assert results[4] == {"error": "txt: unknown input (expected: text)", "line": 6}
+    assert "line 3: error: not valid JSON" in done.stderr
+    assert "line 6: error: txt: unknown input" in done.stderr
+    assert "6 requests, 2 errors" in done.stderr and "p99" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    check_trace(json.loads(trace.read_text()))
+
+
+def check_trace(document: dict[str, object]) -> None:
+    """Chrome trace-event JSON: complete spans with times, one row per request."""
+    events = document["traceEvents"]
+    assert isinstance(events, list)
+    spans = [e for e in events if e["ph"] == "X"]
+    assert {e["name"] for e in spans} == {"tokens", "score", "result"}
+    for span in spans:
+        assert isinstance(span["ts"], float | int) and isinstance(span["dur"], float | int)
+        assert span["dur"] >= 0 and span["pid"] == 1 and isinstance(span["tid"], int)
+    assert len({e["tid"] for e in spans}) == 4  # one row per request that passed validation
+    score = next(e for e in spans if e["name"] == "score")
+    assert {"queue_wait_ms", "batch_id", "batch_size", "worker"} <= set(score["args"])
+    assert score["args"]["batch_size"] >= 1
+
+
+def test_inputs_in_order_to_stdout_and_exit_zero() -> None:
+    done = graphctl("run", "graphs/routing.yaml", "--inputs", "graphs/routing.jsonl")
+    assert done.returncode == 0, done.stderr
+    routes = [json.loads(line)["route"] for line in done.stdout.splitlines()]
+    assert routes == ["greeting", "question", "default"]
+    assert "3 requests, 0 errors" in done.stderr

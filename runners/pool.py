@@ -206,7 +206,7 @@ class WorkerPool:
         return PoolStats(
             runner=self.name,
             workers=len(sup.envs) if sup else 0,
-            ready_workers=len(sup.workers) if sup else 0,
+            ready_workers=sum(not w.closed.is_set() for w in sup.workers.values()) if sup else 0,
             restarts=sup.restarts if sup else 0,
             healthy=sup.healthy if sup else True,
             methods={name: q.snapshot() for name, q in self._queues.items()},
@@ -471,6 +471,7 @@ class WorkerPool:
         for queue in self._queues.values():
             while queue.queue:
                 call = queue.queue.popleft()
+                call.queued = False
                 queue.discard(call)
                 if not call.future.done():
                     call.future.set_exception(error)

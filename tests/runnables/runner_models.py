@@ -27,7 +27,7 @@ class Sleepy(Runnable):
 
     @method(batchable=True, batch_dim=1)
     def columns(self, x: np.ndarray) -> np.ndarray:
-        return x.sum(axis=0, keepdims=True) + x
+        return x.sum(axis=1, keepdims=True) + x  # each item plus the sum of all items
 
     @method
     def seen_sizes(self) -> list[int]:
@@ -38,7 +38,7 @@ class Sleepy(Runnable):
         return {"text": text * repeat, "pid": os.getpid()}
 
     @method(batchable=True)
-    def maybe_fail(self, x: list[int]) -> list[int]:
+    def maybe_fail(self, x: list[int]) -> list[int]:  # one int per item
         if any(v < 0 for v in x):
             raise ValueError(f"negative input in {x}")
         return [v + 1 for v in x]
@@ -86,3 +86,27 @@ class Threaded(Runnable):
 
 class OnGpu(Runnable):
     SUPPORTED_RESOURCES = ("nvidia.com/gpu", "cpu")
+
+
+class Flaky(Runnable):
+    """Starts only while ``marker`` does not exist: lets a test break restarts."""
+
+    def __init__(self, marker: str) -> None:
+        if os.path.exists(marker):
+            raise RuntimeError("marker present")
+
+    @method
+    def crash(self) -> None:
+        os._exit(3)
+
+    @method
+    def ping(self) -> str:
+        return "pong"
+
+
+class GpuEnv(Runnable):
+    SUPPORTED_RESOURCES = ("nvidia.com/gpu", "cpu")
+
+    @method
+    def env(self, name: str) -> str | None:
+        return os.environ.get(name)

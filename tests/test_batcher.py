@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runners import BatchingConfig, MethodError, MethodSpec
+from runners.batcher import (
+    MethodQueue,
+    PendingCall,
+    predicted_wait_s,
+    signature_key,
+    split_outputs,
+    stack_inputs,
+    take_batch,
+)
+
+BATCHED = MethodSpec("predict", batchable=True, batch_dim=0)
+
+
+def _call(*args: Any, solo: bool = False, **kwargs: Any) -> PendingCall:
+    loop = asyncio.new_event_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    loop.close()
+    return PendingCall(args, kwargs, future, 0.0, signature_key(args, kwargs), solo=solo)
+
+
+def test_take_batch_takes_up_to_the_limit_in_order() -> None:
+    queue = deque(_call(np.zeros(3) + i) for i in range(10))
+    batch = take_batch(queue, 4, batchable=True)
+    assert [c.args[0][0] for c in batch] == [0, 1, 2, 3]
+    assert len(queue) == 6
+
+
+def test_take_batch_takes_what_is_there_without_waiting() -> None:
+    queue = deque([_call(np.zeros(3))])
+    assert len(take_batch(queue, 32, batchable=True)) == 1
+    assert not queue
+
+
+def test_take_batch_stops_at_a_different_signature() -> None:
+    queue = deque([_call(np.zeros(3)), _call(np.zeros(3)), _call(np.zeros(4)), _call(np.zeros(3))])
+    assert len(take_batch(queue, 32, batchable=True)) == 2
+    assert len(take_batch(queue, 32, batchable=True)) == 1
+
+
+def test_non_batchable_and_solo_calls_go_alone() -> None:
+    queue = deque([_call(1), _call(1), _call(1, solo=True), _call(1)])
+    assert len(take_batch(queue, 32, batchable=False)) == 1
+    assert len(take_batch(queue, 32, batchable=True)) == 1  # the next one is solo
+    assert len(take_batch(queue, 32, batchable=True)) == 1
+    assert len(take_batch(queue, 32, batchable=True)) == 1
+
+
+def test_signature_separates_shapes_dtypes_and_keywords() -> None:
+    a = signature_key((np.zeros(3),), {})
+    assert a == signature_key((np.ones(3),), {})
+    assert a != signature_key((np.zeros(3, np.float32),), {})
+    assert a != signature_key((np.zeros(3),), {"k": 1})
+    assert signature_key((1,), {"k": 1}) != signature_key((1,), {"j": 1})
+
+
+def test_stack_and_split_along_batch_dim_zero() -> None:
+    calls = [_call(np.full(3, i, np.float32), i) for i in range(4)]
+    args, kwargs = stack_inputs(calls, BATCHED)
+    assert args[0].shape == (4, 3) and args[1] == [0, 1, 2, 3] and kwargs == {}
+    items = split_outputs(args[0] * 10, 4, BATCHED, "r")
+    assert [float(item[0]) for item in items] == [0, 10, 20, 30]
+
+
+def test_stack_and_split_along_batch_dim_one() -> None:
+    spec = MethodSpec("m", batchable=True, batch_dim=1)
+    calls = [_call(np.full((2, 5), i)) for i in range(3)]
+    (stacked,), _ = stack_inputs(calls, spec)
+    assert stacked.shape == (2, 3, 5)
+    items = split_outputs(stacked, 3, spec, "r")
+    assert all(item.shape == (2, 5) and (item == i).all() for i, item in enumerate(items))
+
+
+def test_keywords_are_stacked_too() -> None:
+    calls = [_call(x=np.zeros(2) + i, tag="t") for i in range(2)]
+    args, kwargs = stack_inputs(calls, BATCHED)
+    assert args == [] and kwargs["x"].shape == (2, 2) and kwargs["tag"] == ["t", "t"]
+
+
+def test_non_batchable_passes_the_call_unchanged() -> None:
+    spec = MethodSpec("m")
+    args, kwargs = stack_inputs([_call(np.zeros(3), k=1)], spec)
+    assert args[0].shape == (3,) and kwargs == {"k": 1}
+    assert split_outputs({"any": "thing"}, 1, spec, "r") == [{"any": "thing"}]
+
+
+def test_lists_and_dicts_are_split_per_item() -> None:
+    assert split_outputs(["a", "b"], 2, BATCHED, "r") == ["a", "b"]
+    out = split_outputs({"label": ["x", "y"], "score": np.array([0.1, 0.9])}, 2, BATCHED, "r")
+    assert out[1]["label"] == "y" and float(out[1]["score"]) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("value", [np.zeros(3), [1, 2, 3], 5, np.float64(1.0), {}])
+def test_a_batch_of_the_wrong_length_is_a_method_error(value: Any) -> None:
+    with pytest.raises(MethodError, match="one entry per item"):
+        split_outputs(value, 2, BATCHED, "r")
+
+
+def test_predicted_wait_counts_full_batches_over_workers() -> None:
+    assert predicted_wait_s(0, 32, 1, 0.02) == pytest.approx(0.02)
+    assert predicted_wait_s(64, 32, 1, 0.02) == pytest.approx(0.06)
+    assert predicted_wait_s(64, 32, 2, 0.02) == pytest.approx(0.03)
+    assert predicted_wait_s(100, 32, 1, 0.0) == 0.0  # nothing measured yet
+
+
+def test_method_queue_discard_and_stats() -> None:
+    queue = MethodQueue(BATCHED, BatchingConfig(max_batch_size=8), max_queue=10)
+    calls = [_call(np.zeros(2)) for _ in range(3)]
+    queue.queue.extend(calls)
+    queue.discard(calls[1])
+    queue.discard(calls[1])  # idempotent
+    assert list(queue.queue) == [calls[0], calls[2]]
+    queue.record_batch(2, 0.02)
+    queue.record_batch(2, 0.04)
+    stats = queue.snapshot()
+    assert stats.queue_length == 2 and stats.batches == 2 and stats.batch_sizes == {2: 2}
+    assert 0.02 < queue.batch_time_s < 0.04
+    assert queue.max_items == 8

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runners import ProtocolError, UnsupportedValue
+from runners.codec import FrameAssembler, decode, encode, recv_frame, send_frame
+
+
+def _wire(message: Any) -> bytes:
+    return b"".join(bytes(memoryview(chunk).cast("B")) for chunk in encode(message))
+
+
+def _feed(stream: bytes, step: int) -> list[Any]:
+    assembler, out, pos = FrameAssembler(), [], 0
+    while pos < len(stream):
+        target = assembler.get_buffer()
+        n = min(len(target), step, len(stream) - pos)
+        target[:n] = stream[pos : pos + n]
+        pos += n
+        out.extend(decode(*frame) for frame in assembler.advance(n))
+    return out
+
+
+def test_plain_values_round_trip() -> None:
+    message = [None, True, 3, -2.5, "héllo", b"\x00\x01", {"a": [1, 2], 7: "int key"}]
+    assert _feed(_wire(message), 1 << 20) == [message]
+
+
+def test_tuples_arrive_as_lists_and_numpy_scalars_as_python_scalars() -> None:
+    (decoded,) = _feed(_wire([(1, 2), np.float32(1.5), np.int64(7), np.bool_(True)]), 1 << 20)
+    assert decoded == [[1, 2], 1.5, 7, True]
+    assert type(decoded[2]) is int
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int8", "uint16", "bool", "complex64"])
+def test_arrays_keep_dtype_shape_and_values(dtype: str) -> None:
+    array = (np.arange(24) % 3).astype(dtype).reshape(2, 3, 4)
+    (decoded,) = _feed(_wire({"x": array}), 1 << 20)
+    assert decoded["x"].dtype == array.dtype
+    np.testing.assert_array_equal(decoded["x"], array)
+    assert decoded["x"].flags.writeable
+
+
+def test_odd_arrays_round_trip() -> None:
+    base = np.arange(60, dtype=np.float64).reshape(6, 10)
+    arrays = [base[:, ::3], base.T, np.float32(1)[()], np.zeros((0, 5)), np.array(["ab", "c"])]
+    arrays.append(np.array(3.0))
+    (decoded,) = _feed(_wire(arrays), 1 << 20)
+    for got, want in zip(decoded, arrays, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_array_bytes_are_not_copied_when_encoding() -> None:
+    array = np.arange(1000, dtype=np.float32)
+    chunks = encode([array])
+    assert len(chunks) == 2
+    assert np.shares_memory(np.frombuffer(chunks[1], dtype=np.uint8), array)
+
+
+@pytest.mark.parametrize("step", [1, 3, 17, 4096, 1 << 24])
+def test_assembler_handles_any_split_of_a_stream(step: int) -> None:
+    messages = [["a", np.arange(5)], "x" * 70_000, [np.ones((300, 300), np.float32), b"tail"], 0]
+    stream = b"".join(_wire(m) for m in messages)
+    decoded = _feed(stream, step)
+    assert decoded[1] == messages[1] and decoded[3] == 0
+    np.testing.assert_array_equal(decoded[2][0], messages[2][0])
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, 2**70, np.array([object()]), np.datetime64])
+def test_unsupported_values_name_runner_and_method(value: Any) -> None:
+    with pytest.raises(UnsupportedValue) as info:
+        encode(["ok", value], runner="mlp", method="predict")
+    assert "'mlp.predict'" in str(info.value)
+
+
+def test_structured_arrays_are_refused() -> None:
+    array = np.zeros(2, dtype=[("a", "i4"), ("b", "f8")])
+    with pytest.raises(UnsupportedValue, match="dtype"):
+        encode(array)
+
+
+def test_unknown_extension_is_a_protocol_error() -> None:
+    import msgpack
+
+    header = msgpack.packb(msgpack.ExtType(42, b"x"))
+    with pytest.raises(ProtocolError):
+        decode(header, [])
+
+
+def test_large_array_over_a_socket_pair() -> None:
+    left, right = socket.socketpair()
+    array = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    sender = threading.Thread(target=send_frame, args=(left, encode(["x", array])))
+    with left, right:
+        sender.start()
+        frame = recv_frame(right, FrameAssembler())
+        sender.join(timeout=30)
+        left.close()
+        assert frame is not None
+        kind, received = decode(*frame)
+        assert kind == "x"
+        np.testing.assert_array_equal(received, array)
+        assert recv_frame(right, FrameAssembler()) is None

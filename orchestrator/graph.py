@@ -103,12 +103,15 @@ class Graph:
         await self._close()
 
     async def _start_clients(self) -> None:
-        try:
-            async with asyncio.TaskGroup() as group:
-                for client in self._clients.values():
-                    group.create_task(client.start())
-        except BaseExceptionGroup as errors:
-            raise _unwrap(errors) from None
+        # Every start runs to its end, even when another fails: a pool cancelled
+        # half-way through spawning workers is harder to stop cleanly than a
+        # started one. The first failure is raised once all have settled.
+        results = await asyncio.gather(
+            *(client.start() for client in self._clients.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _close(self) -> None:
         self.state = GraphState.CLOSED

@@ -105,3 +105,14 @@ class Exploder(Runnable):
     @method
     def explode(self, x: Any) -> Any:
         raise RuntimeError(f"model cannot score {x!r}")
+
+
+class Broken(Runnable):
+    """A model that cannot load."""
+
+    def __init__(self) -> None:
+        raise OSError("weights file missing: /models/broken.bin")
+
+    @method
+    def predict(self, x: Any) -> Any:
+        return x

@@ -66,7 +66,7 @@ def fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:.{digits if abs(value) < 1000 else 0}f}"
     return str(value)
 
 

@@ -23,6 +23,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/graphctl validate graphs/diamond.yaml
 	$(VENV)/bin/graphctl graph graphs/diamond.yaml --format mermaid
+	$(VENV)/bin/graphctl run graphs/diamond.yaml --input @graphs/diamond.input.json
 
 test: $(STAMP)
 	$(PY) -m pytest -q

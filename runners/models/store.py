@@ -171,7 +171,7 @@ def _write_model(framework: str, obj_or_path: Any, dest: Path) -> tuple[str, str
             raise ModelError(f"model file {str(source)!r} does not exist")
         fmt = fw.detect_format(source)
         filename = fw.filename_for(fmt)
-        with open(source, "rb") as src, open(dest / filename, "wb") as out:
+        with open(source, "rb", buffering=0) as src, open(dest / filename, "wb") as out:
             _copy(src, out)
             os.fsync(out.fileno())
         return filename, fmt

@@ -27,6 +27,7 @@ from orchestrator.server import DEFAULT_MAX_BODY_BYTES, create_app
 from orchestrator.serving import DEFAULT_MAX_INFLIGHT
 
 GRAPH_SUFFIXES = (".yaml", ".yml")
+EXIT_FORCED = 130
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=DEFAULT_MAX_BODY_BYTES / 2**20,
         help="largest request body in MiB before 413 (default %(default)g)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop of the server (default asyncio; auto picks uvloop when installed)",
     )
     parser.set_defaults(handler=handle)
 
@@ -103,11 +110,13 @@ def compile_all(files: Sequence[Path]) -> list[Plan] | None:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, where any second SIGTERM/SIGINT forces the exit (not only SIGINT)."""
+    """uvicorn, where a second SIGTERM/SIGINT exits at once: open requests are dropped
+    and workers, whose sockets close with this process, exit at EOF."""
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
-            self.force_exit = True
+            print("graphctl: second signal: exiting now", file=sys.stderr, flush=True)
+            os._exit(EXIT_FORCED)
         self.should_exit = True
 
 
@@ -136,7 +145,7 @@ def handle(args: argparse.Namespace) -> int:
         on_ready=announce,
     )
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, loop="auto", log_level="warning", lifespan="on"
+        app, host=args.host, port=args.port, loop=args.loop, log_level="warning", lifespan="on"
     )
     server = _Server(config)
     server.run()

@@ -30,13 +30,21 @@ def tensor_schema(tensor: TensorSpec) -> dict[str, Any]:
         "i": {"type": "integer"},
         "u": {"type": "integer", "minimum": 0},
     }
-    element = elements.get(kind, {"type": "number"})
+    element = elements.get(kind) or _float_schema(np.dtype(tensor.dtype))
     schema = element
     for size in reversed(tensor.shape):
         schema = {"type": "array", "items": schema}
         if size >= 0:
             schema.update(minItems=size, maxItems=size)
     return {**schema, "description": f"{tensor.dtype} tensor of shape {list(tensor.shape)}"}
+
+
+def _float_schema(dtype: np.dtype[Any]) -> dict[str, Any]:
+    """Numbers within the dtype's finite range (a larger one would become infinity)."""
+    if dtype.kind != "f":
+        return {"type": "number"}
+    largest = float(np.finfo(dtype).max)
+    return {"type": "number", "minimum": -largest, "maximum": largest}
 
 
 def _field_schema(schema: Mapping[str, Any] | None, tensor: TensorSpec | None) -> dict[str, Any]:

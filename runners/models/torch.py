@@ -9,7 +9,10 @@ the runner's device (``cuda`` when the runner asks for a GPU, else ``cpu``).
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +34,25 @@ def write_model(obj: Any, dest: Path) -> tuple[str, str]:
     import torch
 
     if isinstance(obj, torch.jit.ScriptModule):
-        torch.jit.save(obj, str(dest / filename_for(TORCHSCRIPT)))
+        with _torchscript_quietly():
+            torch.jit.save(obj, str(dest / filename_for(TORCHSCRIPT)))
         return filename_for(TORCHSCRIPT), TORCHSCRIPT
     if isinstance(obj, torch.nn.Module):
         torch.save(obj, dest / filename_for(PICKLE))
         return filename_for(PICKLE), PICKLE
     raise ModelError(f"a torch model must be an nn.Module, got {type(obj).__name__}")
+
+
+@contextlib.contextmanager
+def _torchscript_quietly() -> Iterator[None]:
+    """TorchScript is deprecated from torch 2.13 on but still the portable format
+    users hand us: saving and loading it must not warn on every worker start."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        warnings.filterwarnings(
+            "ignore", message=r".*torch\.jit.*deprecated", category=DeprecationWarning
+        )
+        yield
 
 
 def detect_format(path: Path) -> str:
@@ -81,9 +97,10 @@ class TorchRunnable(Runnable):
             torch.set_num_threads(threads)
         self._device = torch.device(device)
         if info.format == TORCHSCRIPT:
-            module = torch.jit.load(  # type: ignore[no-untyped-call]
-                str(info.model_path), map_location=self._device
-            )
+            with _torchscript_quietly():
+                module = torch.jit.load(  # type: ignore[no-untyped-call]
+                    str(info.model_path), map_location=self._device
+                )
         else:  # a pickle the user saved; the hash check above has already passed
             module = torch.load(info.model_path, map_location=self._device, weights_only=False)
         self._module = module.eval()
@@ -92,10 +109,11 @@ class TorchRunnable(Runnable):
         self._float_dtype = params[0] if params else torch.get_default_dtype()
 
     @method(batchable=True, batch_dim=0)
-    def forward(self, *args: Any) -> Any:
+    def forward(self, x: Any, *more: Any) -> Any:
+        """The module's output for input ``x`` (and further positional inputs)."""
         import torch
 
-        tensors = [self._tensor(torch.as_tensor(np.asarray(a))) for a in args]
+        tensors = [self._tensor(torch.as_tensor(np.asarray(a))) for a in (x, *more)]
         with torch.no_grad():
             return _to_numpy(self._module(*tensors))
 

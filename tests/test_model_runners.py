@@ -1,0 +1,136 @@
+"""Each pre-built framework runner serves a real stored model through a graph, in
+batches, and answers what the framework itself answers."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+from orchestrator import load
+from runners import models
+from tests.conftest import run
+
+ROWS = 24
+
+
+@pytest.fixture
+def digits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, Any]:
+    monkeypatch.setenv("GRAPHCTL_HOME", str(tmp_path))
+    x, y = load_digits(return_X_y=True)
+    clf = LogisticRegression(max_iter=500).fit(x[:300] / 16.0, y[:300])
+    return x[300 : 300 + ROWS] / 16.0, clf
+
+
+def _graph(tmp_path: Path, runner: str, node: str, output: str = "$each") -> Path:
+    text = f"""
+apiVersion: graphctl/v1
+kind: Graph
+metadata: {{name: served}}
+spec:
+  runners:
+    model: {runner}
+  inputs:
+    rows: {{type: array, items: {{type: array, items: {{type: number}}}}}}
+  nodes:
+    each: {node}
+  outputs:
+    y: {output}
+"""
+    path = tmp_path / "graph.yaml"
+    path.write_text(text)
+    return path
+
+
+def _serve(path: Path, rows: np.ndarray, method: str) -> tuple[list[Any], dict[int, int]]:
+    async def scenario() -> tuple[list[Any], dict[int, int]]:
+        async with load(path) as graph:
+            out = await graph.run({"rows": rows.tolist()})
+            sizes = graph.stats()["model"].methods[method].batch_sizes
+            return out["y"], dict(sizes)
+
+    return run(scenario(), timeout_s=90)
+
+
+def test_sklearn_runner(tmp_path: Path, digits: tuple[np.ndarray, Any]) -> None:
+    rows, clf = digits
+    models.save("clf", clf, framework="sklearn", signatures={"predict_proba": {"batchable": True}})
+    node = "{runner: model, method: predict_proba, map: $inputs.rows, args: {x: $item}}"
+    path = _graph(tmp_path, "{model: 'clf:latest', workers: 1}", node)
+    got, sizes = _serve(path, rows, "predict_proba")
+    assert sizes == {ROWS: 1}  # the map fan-out reached the model as one batch
+    np.testing.assert_allclose(np.array(got), clf.predict_proba(rows), rtol=1e-12)
+
+
+def test_onnx_runner(tmp_path: Path, digits: tuple[np.ndarray, Any]) -> None:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    rows, clf = digits
+    onx = to_onnx(
+        clf,
+        initial_types=[("x", FloatTensorType([None, 64]))],
+        options={id(clf): {"zipmap": False}},
+        target_opset=17,
+    )
+    models.save("clf_onnx", onx, framework="onnx")
+    node = "{runner: model, method: run, map: $inputs.rows, args: {x: $item}}"
+    path = _graph(tmp_path, "{model: 'clf_onnx:latest', batching: {max_batch_size: 8}}", node)
+    got, sizes = _serve(path, rows, "run")
+    assert sizes == {8: ROWS // 8}  # max_batch_size from the graph splits the fan-out
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    labels, proba = session.run(None, {"x": rows.astype(np.float32)})
+    names = [o.name for o in session.get_outputs()]
+    assert [item[names[0]] for item in got] == labels.tolist()
+    np.testing.assert_allclose(np.array([item[names[1]] for item in got]), proba, rtol=1e-6)
+    assert (labels == clf.predict(rows)).mean() > 0.9
+
+
+def test_torch_runner_torchscript_and_module(
+    tmp_path: Path, digits: tuple[np.ndarray, Any]
+) -> None:
+    import torch
+
+    rows, _ = digits
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13, still loadable
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(net)
+    models.save("net_ts", scripted, framework="torch")
+    models.save("net_pickle", net, framework="torch")
+    assert models.get("net_ts").format == "torchscript"
+    assert models.get("net_pickle").format == "pickle"
+    with torch.no_grad():
+        expected = net(torch.as_tensor(rows, dtype=torch.float32)).numpy()
+    node = "{runner: model, method: forward, map: $inputs.rows, args: {x: $item}}"
+    for name in ("net_ts", "net_pickle"):
+        path = _graph(tmp_path, f"{{model: '{name}:latest', resources: {{cpu: 1}}}}", node)
+        got, sizes = _serve(path, rows, "forward")
+        assert sizes == {ROWS: 1}
+        np.testing.assert_allclose(np.array(got), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_method_the_model_was_not_saved_with_fails_clearly(
+    tmp_path: Path, digits: tuple[np.ndarray, Any]
+) -> None:
+    from orchestrator.errors import NodeFailed
+
+    rows, clf = digits
+    models.save("clf", clf, framework="sklearn")  # only `predict`
+    node = "{runner: model, method: predict_proba, args: {x: $inputs.rows}}"
+    path = _graph(tmp_path, "{model: 'clf:latest', workers: 1}", node)
+
+    async def scenario() -> None:
+        async with load(path) as graph:
+            with pytest.raises(NodeFailed, match="not saved with a 'predict_proba' signature"):
+                await graph.run({"rows": rows[:2].tolist()})
+
+    run(scenario(), timeout_s=90)

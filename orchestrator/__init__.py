@@ -6,6 +6,7 @@
 
 from orchestrator.compiler import compile_file, compile_text
 from orchestrator.errors import (
+    BenchError,
     CallTimeout,
     DeadlineExceeded,
     Diagnostic,
@@ -26,11 +27,13 @@ from orchestrator.errors import (
 from orchestrator.graph import Graph, GraphState, load, run_sync
 from orchestrator.inputs import to_jsonable, validate_inputs
 from orchestrator.loadgen import BenchSummary, GraphTarget, NodeSummary, run_load
+from orchestrator.overrides import apply_overrides
 from orchestrator.plan import Plan
 from orchestrator.server import create_app
 from orchestrator.trace import Trace
 
 __all__ = [
+    "BenchError",
     "BenchSummary",
     "CallTimeout",
     "DeadlineExceeded",
@@ -54,6 +57,7 @@ __all__ = [
     "Trace",
     "UnsupportedValue",
     "WorkerCrashed",
+    "apply_overrides",
     "compile_file",
     "compile_text",
     "create_app",

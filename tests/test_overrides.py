@@ -1,0 +1,147 @@
+"""Deploy-time overrides: validated like the graph, applied to the runners that start."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestrator import GraphFileError, apply_overrides, compile_file
+from orchestrator.graph import Graph
+from tests.conftest import run
+
+ROOT = Path(__file__).resolve().parents[1]
+DIAMOND = ROOT / "graphs" / "diamond.yaml"
+GRAPHCTL = str(Path(sys.executable).parent / "graphctl")
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "prod.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_file_and_set_change_runner_settings(tmp_path: Path) -> None:
+    config = _write(
+        tmp_path,
+        """
+runners:
+  mlp_a:
+    workers: 2
+    batching: {max_batch_size: 4}
+    max_queue: 100
+    env: {OMP_NUM_THREADS: 1}
+  mlp_b:
+    methods: {predict: {max_latency_ms: 500}}
+""",
+    )
+    plan = apply_overrides(
+        compile_file(DIAMOND), config, ["runners.mlp_a.workers=3", "runners.mlp_b.resources.cpu=2"]
+    )
+    a, b = plan.runners["mlp_a"], plan.runners["mlp_b"]
+    assert a.workers == 3 and a.batching.max_batch_size == 4 and a.max_queue == 100
+    assert a.batching.max_latency_ms == 100  # fields not named keep the graph's values
+    assert dict(a.env) == {"OMP_NUM_THREADS": "1"}
+    assert b.batching_for("predict").max_latency_ms == 500 and b.resources.cpu == 2
+
+
+def test_bad_file_reports_every_problem_with_its_position(tmp_path: Path) -> None:
+    config = _write(
+        tmp_path,
+        """runners:
+  mlp_c:
+    workers: 2
+  mlp_a:
+    wokers: 2
+    max_queue: 0
+    methods: {score: {max_batch_size: 2}}
+""",
+    )
+    with pytest.raises(GraphFileError) as caught:
+        apply_overrides(compile_file(DIAMOND), config)
+    lines = [str(d) for d in caught.value.diagnostics]
+    f = str(config)
+    assert lines == [
+        f"{f}:2:3: error: graph 'diamond' has no runner 'mlp_c'; did you mean 'mlp_b'?"
+        " (runners: mlp_a, mlp_b)",
+        f"{f}:5:5: error: runner 'mlp_a': unknown key 'wokers'; expected one of: workers,"
+        " batching, methods, max_queue, resources, env",
+        f"{f}:6:16: error: runner 'mlp_a': must be an integer >= 1, got 0",
+        f"{f}:7:15: error: runner 'mlp_a': runner 'mlp_a' has no method 'score'; known: predict",
+    ]
+
+
+def test_bad_set_points_at_the_column(tmp_path: Path) -> None:
+    with pytest.raises(GraphFileError) as caught:
+        apply_overrides(
+            compile_file(DIAMOND),
+            sets=[
+                "runners.mlp_x.workers=2",
+                "runners.mlp_a.batching.size=2",
+                "runners.mlp_a.workers=zero",
+            ],
+        )
+    lines = [str(d) for d in caught.value.diagnostics]
+    assert lines[0].startswith("--set:1:9: error: graph 'diamond' has no runner 'mlp_x'")
+    assert lines[1].startswith("--set:1:24: error: runner 'mlp_a': unknown key 'size'")
+    assert lines[2].startswith("--set:1:23: error: runner 'mlp_a': must be an integer >= 1")
+
+
+def test_overrides_are_what_runs(tmp_path: Path) -> None:
+    """Two workers and batches of at most 4 items, as the override says, not the graph."""
+    plan = apply_overrides(
+        compile_file(DIAMOND),
+        sets=["runners.mlp_a.workers=2", "runners.mlp_a.batching.max_batch_size=4"],
+    )
+    x = json.loads((ROOT / "graphs" / "diamond.input.json").read_text())["x"]
+
+    async def scenario() -> None:
+        async with Graph(plan) as graph:
+            await asyncio.gather(*(graph.run({"x": np.asarray(x) + i}) for i in range(24)))
+            stats = graph.stats()["mlp_a"]
+            assert stats.workers == 2 and stats.ready_workers == 2
+            sizes = stats.methods["predict"].batch_sizes
+            assert max(sizes) <= 4 and sum(k * v for k, v in sizes.items()) == 24
+
+    run(scenario(), timeout_s=90)
+
+
+def test_graphctl_config_prints_the_effective_settings(tmp_path: Path) -> None:
+    config = _write(tmp_path, "runners: {mlp_b: {workers: 2}}\n")
+    done = subprocess.run(
+        [
+            GRAPHCTL,
+            "config",
+            str(DIAMOND),
+            "--config",
+            str(config),
+            "--set",
+            "runners.mlp_a.batching.max_batch_size=8",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stderr
+    runners = json.loads(done.stdout)["runners"]
+    assert runners["mlp_b"]["workers"] == 2
+    assert runners["mlp_a"]["batching"]["max_batch_size"] == 8
+    bad = subprocess.run(
+        [GRAPHCTL, "config", str(DIAMOND), "--set", "runners.nope.workers=1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 1 and "--set:1:9: error:" in bad.stderr
+    assert "Traceback" not in bad.stderr

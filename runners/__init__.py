@@ -1,9 +1,9 @@
 """graphctl runners: batched, supervised pools of worker processes.
 
-    from runners import RunnerConfig, WorkerPool
+from runners import RunnerConfig, WorkerPool
 
-    async with WorkerPool(RunnerConfig(name="mlp", runnable="models:MLP")) as pool:
-        y = await pool.call("predict", x)
+async with WorkerPool(RunnerConfig(name="mlp", runnable="models:MLP")) as pool:
+    y = await pool.call("predict", x)
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from runners.config import BatchingConfig, Resources, RunnerConfig
 from runners.errors import (
     CallTimeout,
     MethodError,
+    ModelCorrupt,
+    ModelError,
+    ModelNotFound,
     Overloaded,
     PoolClosed,
     ProtocolError,
@@ -20,6 +23,7 @@ from runners.errors import (
     UnsupportedValue,
     WorkerCrashed,
 )
+from runners.local import LocalClient
 from runners.pool import WorkerPool
 from runners.runnable import MethodSpec, Runnable, method
 from runners.types import CallResult, MethodStats, PoolStats, RunnerClient
@@ -28,9 +32,13 @@ __all__ = [
     "BatchingConfig",
     "CallResult",
     "CallTimeout",
+    "LocalClient",
     "MethodError",
     "MethodSpec",
     "MethodStats",
+    "ModelCorrupt",
+    "ModelError",
+    "ModelNotFound",
     "Overloaded",
     "PoolClosed",
     "PoolStats",

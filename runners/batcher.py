@@ -81,9 +81,11 @@ def predicted_wait_s(queued: int, max_batch_size: int, workers: int, batch_time_
 
 
 def _stack(values: list[Any], batch_dim: int) -> Any:
-    if isinstance(values[0], np.ndarray):
-        return np.stack(values, axis=batch_dim)
-    return values
+    if not isinstance(values[0], np.ndarray):
+        return values
+    if len(values) == 1:  # the common case at low load: a view, no copy
+        return np.expand_dims(values[0], batch_dim) if batch_dim else values[0][None]
+    return np.stack(values, axis=batch_dim)
 
 
 def stack_inputs(
@@ -104,7 +106,7 @@ def split_outputs(value: Any, count: int, spec: MethodSpec, runner: str) -> list
         return [value]
     if isinstance(value, np.ndarray) and value.ndim > spec.batch_dim:
         if value.shape[spec.batch_dim] == count:
-            return list(np.moveaxis(value, spec.batch_dim, 0))
+            return list(np.moveaxis(value, spec.batch_dim, 0) if spec.batch_dim else value)
     elif isinstance(value, list | tuple) and len(value) == count:
         return list(value)
     elif isinstance(value, dict) and value:

@@ -4,7 +4,8 @@ protocol can cross TCP without becoming remote code execution.
     frame   = prefix lengths header buffers
     prefix  = <u32 header length> <u32 buffer count>          (little endian)
     lengths = <u64 byte length> per buffer
-    header  = msgpack; a numpy array is ExtType(1, msgpack([dtype, shape, index]))
+    header  = msgpack; a numpy array is ExtType(1, <u32 buffer index> <u8 ndim>
+              <u64 size> per dimension, dtype string such as "<f4")
     buffers = the arrays' raw bytes, C order, sent and received in place
 
 Carried: None, bool, int, float, str, bytes, lists, tuples (they arrive as lists),
@@ -23,13 +24,15 @@ import numpy as np
 from runners.errors import ProtocolError, UnsupportedValue
 
 PREFIX = struct.Struct("<II")
+_ARRAY_META = struct.Struct("<IB")  # buffer index, ndim; then ndim u64 sizes, then dtype.str
 ARRAY_EXT = 1
 _INLINE_LIMIT = 1 << 16  # headers below this are joined with the prefix: one write
 _STAGE_SIZE = 1 << 16
 _ARRAY_KINDS = frozenset("biufcSUmM")
 _SUPPORTED = "None, bool, int, float, str, bytes, lists, tuples, dicts and numpy arrays"
 
-Frame = tuple[bytes, list[bytearray]]
+Buffer = np.ndarray[Any, np.dtype[np.uint8]]
+Frame = tuple[bytes, list[Buffer]]
 
 
 def encode(message: Any, *, runner: str | None = None, method: str | None = None) -> list[Any]:
@@ -64,8 +67,8 @@ def encode(message: Any, *, runner: str | None = None, method: str | None = None
     head = PREFIX.pack(len(header), len(buffers))
     if buffers:
         head += struct.pack(f"<{len(buffers)}Q", *(b.nbytes for b in buffers))
-    if len(header) < _INLINE_LIMIT:
-        return [head + header, *buffers]
+    if len(header) + sum(b.nbytes for b in buffers) < _INLINE_LIMIT:
+        return [b"".join((head, header, *buffers))]  # small: one chunk, one syscall
     return [head, header, *buffers]
 
 
@@ -81,25 +84,25 @@ def _array_ext(
         )
     contiguous = np.ascontiguousarray(array)
     buffers.append(memoryview(contiguous.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
-    meta = msgpack.packb([contiguous.dtype.str, list(contiguous.shape), len(buffers) - 1])
-    return msgpack.ExtType(ARRAY_EXT, meta)
+    shape = contiguous.shape
+    meta = _ARRAY_META.pack(len(buffers) - 1, len(shape)) + struct.pack(f"<{len(shape)}Q", *shape)
+    return msgpack.ExtType(ARRAY_EXT, meta + contiguous.dtype.str.encode())
 
 
-def decode(header: bytes, buffers: list[bytearray]) -> Any:
+def decode(header: bytes, buffers: list[Buffer]) -> Any:
     """The message of one frame; arrays are views on ``buffers`` (no copy, writable)."""
 
     def ext_hook(code: int, data: bytes) -> Any:
         if code != ARRAY_EXT:
             raise ProtocolError(f"unknown extension type {code} in a frame")
-        dtype, shape, index = msgpack.unpackb(data)
-        buffer = buffers[index]
-        if not buffer:
-            return np.empty(shape, dtype=dtype)
-        return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+        index, ndim = _ARRAY_META.unpack_from(data)
+        shape = struct.unpack_from(f"<{ndim}Q", data, _ARRAY_META.size)
+        dtype = data[_ARRAY_META.size + 8 * ndim :].decode()
+        return buffers[index].view(dtype).reshape(shape)
 
     try:
         return msgpack.unpackb(header, ext_hook=ext_hook, strict_map_key=False, raw=False)
-    except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, IndexError, struct.error, msgpack.UnpackException) as exc:
         raise ProtocolError(f"malformed frame: {exc}") from None
 
 
@@ -113,13 +116,13 @@ class FrameAssembler:
         self._have = 0  # bytes staged for the current frame's prefix and header
         self._head_end = 0  # end of prefix + lengths + header, once known
         self._header = b""
-        self._buffers: list[bytearray] = []
+        self._buffers: list[Buffer] = []
         self._index = 0  # buffer being filled (buffer phase only)
         self._offset = 0
 
     def get_buffer(self) -> memoryview:
         if self._head_end and self._index < len(self._buffers):
-            return memoryview(self._buffers[self._index])[self._offset :]
+            return memoryview(self._buffers[self._index])[self._offset :]  # type: ignore[arg-type]
         return memoryview(self._stage)[self._have :]
 
     def advance(self, nbytes: int) -> list[Frame]:
@@ -154,7 +157,7 @@ class FrameAssembler:
             return False
         lengths = struct.unpack_from(f"<{count}Q", self._stage, PREFIX.size)
         self._header = bytes(self._stage[PREFIX.size + 8 * count : end])
-        self._buffers = [bytearray(n) for n in lengths]
+        self._buffers = [np.empty(n, np.uint8) for n in lengths]  # not zeroed: cheap
         self._index, self._offset, self._head_end = 0, 0, end
         return True
 
@@ -162,7 +165,7 @@ class FrameAssembler:
         view, pos = memoryview(extra), 0
         self._skip_full()
         while pos < len(view) and self._index < len(self._buffers):
-            target = self._buffers[self._index]
+            target = memoryview(self._buffers[self._index])  # type: ignore[arg-type]
             take = min(len(target) - self._offset, len(view) - pos)
             target[self._offset : self._offset + take] = view[pos : pos + take]
             self._offset += take

@@ -95,6 +95,7 @@ class WorkerPool:
         self._supervisor: Supervisor | None = None
         self._slots: list[asyncio.Task[None]] = []
         self._next_batch = 0
+        self._dispatch_pending = False  # a dispatch is scheduled for this loop iteration
         self._drained = asyncio.Event()
 
     # -- RunnerClient ---------------------------------------------------------
@@ -248,7 +249,8 @@ class WorkerPool:
         ]
         queue.queue.extend(pending)
         queue.calls += len(pending)
-        self._dispatch()
+        if not self._dispatch_pending:
+            self._dispatch()
         for call in pending:
             if call.queued:
                 call.timer = loop.call_later(limit - now, self._expire, queue, call)
@@ -369,8 +371,20 @@ class WorkerPool:
             error = self._reply_error(queue, message[2], message[3])
             self._fail_batch(queue, calls, error)
         self._idle.append(worker)
-        self._dispatch()
+        self._schedule_dispatch()
         self._check_drained()
+
+    def _schedule_dispatch(self) -> None:
+        """Dispatch after the callers just answered have run: a caller that calls again at
+        once (a loop, a client at concurrency N) joins the next batch instead of
+        leaving as a batch of one; the wait is one loop iteration, no timer."""
+        if not self._dispatch_pending:
+            self._dispatch_pending = True
+            asyncio.get_running_loop().call_soon(self._deferred_dispatch)
+
+    def _deferred_dispatch(self) -> None:
+        self._dispatch_pending = False
+        self._dispatch()
 
     def _reply_error(self, queue: MethodQueue, error_type: str, text: str) -> RunnerError:
         method = queue.spec.name

@@ -36,7 +36,7 @@ def _worker_pids(pool: WorkerPool) -> list[int]:
 async def _until(condition: object, timeout_s: float = 20.0) -> None:
     """Poll ``condition()`` until true, bounded."""
     async with asyncio.timeout(timeout_s):
-        while not condition():  # type: ignore[operator]
+        while not condition():  # type: ignore[operator]  # noqa: ASYNC110 - polls a process
             await asyncio.sleep(0.01)
 
 
@@ -118,7 +118,7 @@ def test_an_unsendable_result_is_a_clear_error() -> None:
         async with WorkerPool(runner_config()) as pool:
             with pytest.raises(UnsupportedValue, match="object"):
                 await pool.call("bad_value")
-            with pytest.raises(UnsupportedValue, match="'test.echo'"):
+            with pytest.raises(UnsupportedValue, match=r"'test\.echo'"):
                 await pool.call("echo", {1, 2})
             assert await pool.call("echo", "still alive") == "still alive"
 
@@ -279,7 +279,9 @@ def test_auto_workers_one_per_gpu_with_its_device() -> None:
         config = runner_config("runner_models:GpuEnv", workers="auto", resources=Resources(gpu=1))
         async with WorkerPool(config, gpus=2) as pool:
             assert pool.stats().workers == 2
-            seen = await asyncio.gather(*(pool.call("env", "CUDA_VISIBLE_DEVICES") for _ in range(8)))
+            seen = await asyncio.gather(
+                *(pool.call("env", "CUDA_VISIBLE_DEVICES") for _ in range(8))
+            )
             assert set(seen) == {"0", "1"}
 
     run(main())

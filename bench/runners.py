@@ -1,0 +1,201 @@
+"""Runner benchmark: per-call overhead, batching throughput, large arrays, and the
+floor they are compared with, all measured in one run on this machine.
+
+    python -m bench.runners            (about 20 s)
+
+(a) a call to a no-op method at concurrency 1 (p50/p99 µs), against a direct
+    in-process call; (b) throughput of a 20 ms-per-batch method at concurrency 64
+    against workers * max_batch_size / 20 ms, with the mean batch size; (c) the
+    round trip of 4 MiB and 64 MiB float32 arrays; (d) the floor: a bare
+    length-prefixed round trip over the same kind of socket (socketpair, asyncio
+    protocol, blocking echo process), with no codec, batcher or pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from runners import BatchingConfig, RunnerConfig, WorkerPool
+
+RUNNABLES = Path(__file__).resolve().parent.parent / "tests" / "runnables"
+LENGTH = struct.Struct("<I")
+
+
+def _percentiles(samples_s: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples_s)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1e6, p99 * 1e6
+
+
+async def _timed(call: Callable[[], Awaitable[Any]], count: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        await call()
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+class _EchoClient(asyncio.Protocol):
+    """The floor's client: one length-prefixed message out, one back."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[bytes] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= 4:
+            (size,) = LENGTH.unpack_from(self.buffer)
+            if len(self.buffer) >= 4 + size and self.waiter is not None:
+                message = bytes(self.buffer[4 : 4 + size])
+                del self.buffer[: 4 + size]
+                self.waiter.set_result(message)
+
+    async def round_trip(self, payload: bytes) -> bytes:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(LENGTH.pack(len(payload)) + payload)
+        return await self.waiter
+
+
+def echo_server(fd: int) -> None:
+    """The floor's server: a blocking length-prefixed echo (child process)."""
+    sock = socket.socket(fileno=fd)
+    while head := sock.recv(4, socket.MSG_WAITALL):
+        (size,) = LENGTH.unpack(head)
+        payload = sock.recv(size, socket.MSG_WAITALL) if size else b""
+        sock.sendall(head + payload)
+
+
+async def measure_floor(count: int) -> tuple[float, float]:
+    ours, theirs = socket.socketpair()
+    child = subprocess.Popen(  # noqa: ASYNC220 - a benchmark fixture, started once
+        [sys.executable, "-m", "bench.runners", "--echo-fd", str(theirs.fileno())],
+        pass_fds=(theirs.fileno(),),
+    )
+    theirs.close()
+    loop = asyncio.get_running_loop()
+    transport, client = await loop.create_unix_connection(_EchoClient, sock=ours)
+    payload = os.urandom(64)
+    samples = await _timed(lambda: client.round_trip(payload), count, count // 5)
+    transport.close()
+    await asyncio.to_thread(child.wait, 10)
+    return _percentiles(samples)
+
+
+def _config(**overrides: Any) -> RunnerConfig:
+    return RunnerConfig(
+        name="bench", runnable="runner_models:Sleepy", search_path=RUNNABLES, **overrides
+    )
+
+
+async def measure_overhead(count: int) -> dict[str, tuple[float, float]]:
+    sys.path.insert(0, str(RUNNABLES))
+    from runner_models import Sleepy  # the same class, in-process
+
+    x = np.zeros(16, np.float32)
+    local = Sleepy(delay_s=0.0)
+
+    async def direct() -> Any:
+        return local.noop(x[None])[0]
+
+    async with WorkerPool(_config(init={"delay_s": 0.0})) as pool:
+        batched = await _timed(lambda: pool.call("noop", x), count, count // 5)
+        plain = await _timed(lambda: pool.call("echo", 1), count, count // 5)
+    return {
+        "direct": _percentiles(await _timed(direct, count, 10)),
+        "batched": _percentiles(batched),
+        "plain": _percentiles(plain),
+    }
+
+
+async def measure_throughput(seconds: float, workers: int) -> tuple[float, float, float]:
+    config = _config(
+        workers=workers, batching=BatchingConfig(max_batch_size=32), init={"delay_s": 0.02}
+    )
+    x = np.zeros(16, np.float32)
+    async with WorkerPool(config) as pool:
+        stop = time.monotonic() + seconds
+        done = 0
+
+        async def client() -> None:
+            nonlocal done
+            while time.monotonic() < stop:
+                await pool.call("predict", x)
+                done += 1
+
+        await pool.call("predict", x)
+        start = time.monotonic()
+        async with asyncio.TaskGroup() as group:
+            for _ in range(64):
+                group.create_task(client())
+        elapsed = time.monotonic() - start
+        stats = pool.stats().methods["predict"]
+    limit = workers * 32 / 0.02
+    mean_batch = stats.calls / stats.batches
+    return done / elapsed, limit, mean_batch
+
+
+async def measure_arrays(sizes_mib: list[int], repeats: int) -> dict[int, float]:
+    results = {}
+    async with WorkerPool(_config()) as pool:
+        for mib in sizes_mib:
+            array = np.ones(mib * (1 << 20) // 4, np.float32)
+            samples = await _timed(partial(pool.call, "echo", array), repeats, 2)
+            results[mib] = statistics.median(samples) * 1e3
+    return results
+
+
+async def main() -> None:
+    floor = await measure_floor(3000)
+    overhead = await measure_overhead(3000)
+    throughput, limit, mean_batch = await measure_throughput(4.0, workers=2)
+    arrays = await measure_arrays([4, 64], repeats=7)
+    print("runner benchmark (one run, this machine)")
+    print(f"(d) floor, bare framed round trip:     p50 {floor[0]:7.1f} µs  p99 {floor[1]:7.1f} µs")
+    for label, key in (("batchable no-op", "batched"), ("non-batchable no-op", "plain")):
+        p50, p99 = overhead[key]
+        print(
+            f"(a) runner call, {label:20s} p50 {p50:7.1f} µs  p99 {p99:7.1f} µs"
+            f"  ratio to floor p50 {p50 / floor[0]:.2f}"
+        )
+    print(f"    direct in-process call:           p50 {overhead['direct'][0]:7.1f} µs")
+    print(
+        f"(b) 20 ms/batch, concurrency 64, 2 workers: {throughput:7.0f} calls/s = "
+        f"{100 * throughput / limit:.1f} % of limit {limit:.0f}/s, mean batch {mean_batch:.1f}"
+    )
+    for mib, ms in arrays.items():
+        print(f"(c) {mib:2d} MiB float32 round trip:     p50 {ms:7.2f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.runners")
+    parser.add_argument("--echo-fd", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.echo_fd is not None:
+        echo_server(options.echo_fd)
+    else:
+        import uvloop
+
+        uvloop.run(main())

@@ -1,0 +1,157 @@
+"""The worker process on its own: the handshake and the call protocol."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+
+from runners.codec import FrameAssembler, decode, encode, recv_frame, send_frame
+from tests.conftest import RUNNABLES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerUnderTest:
+    def __init__(self, runnable: str, init: dict[str, Any] | None = None) -> None:
+        ours, theirs = socket.socketpair()
+        settings = {
+            "runner": "w",
+            "runnable": runnable,
+            "search_path": str(RUNNABLES),
+            "init": init or {},
+            "worker": 0,
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runners.worker",
+                "--fd",
+                str(theirs.fileno()),
+                "--config",
+                json.dumps(settings),
+            ],
+            pass_fds=(theirs.fileno(),),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        theirs.close()
+        ours.settimeout(30)
+        self.sock = ours
+        self.assembler = FrameAssembler()
+
+    def receive(self) -> Any:
+        frame = recv_frame(self.sock, self.assembler)
+        return None if frame is None else decode(*frame)
+
+    def call(self, batch_id: int, method: str, *args: Any, **kwargs: Any) -> Any:
+        send_frame(self.sock, encode(["call", batch_id, method, list(args), kwargs]))
+        return self.receive()
+
+    def close(self) -> int:
+        self.sock.close()
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def worker() -> Iterator[WorkerUnderTest]:
+    under_test = WorkerUnderTest("runner_models:Sleepy", {"delay_s": 0.0, "offset": 1.0})
+    try:
+        yield under_test
+    finally:
+        under_test.close()
+
+
+def test_ready_lists_the_methods(worker: WorkerUnderTest) -> None:
+    kind, pid, methods = worker.receive()
+    assert kind == "ready" and pid == worker.process.pid
+    assert methods["predict"] == [True, 0] and methods["columns"] == [True, 1]
+    assert methods["describe"] == [False, 0]
+
+
+def test_calls_are_answered_with_their_batch_id(worker: WorkerUnderTest) -> None:
+    worker.receive()
+    kind, batch_id, value = worker.call(7, "predict", np.ones((2, 3), np.float32))
+    assert (kind, batch_id) == ("ok", 7)
+    np.testing.assert_array_equal(value, np.full((2, 3), 3.0))
+    assert worker.call(8, "describe", "x", repeat=3)[2]["text"] == "xxx"
+
+
+def test_a_raising_method_is_answered_and_the_worker_lives(worker: WorkerUnderTest) -> None:
+    worker.receive()
+    assert worker.call(1, "maybe_fail", [-1]) == [
+        "error",
+        1,
+        "ValueError",
+        "negative input in [-1]",
+    ]
+    assert worker.call(2, "nope")[:3] == ["error", 2, "LookupError"]
+    assert worker.call(3, "maybe_fail", [1]) == ["ok", 3, [2]]
+
+
+def test_the_worker_exits_at_end_of_stream(worker: WorkerUnderTest) -> None:
+    worker.receive()
+    assert worker.close() == 0
+
+
+def test_a_failing_constructor_is_reported_then_the_worker_exits() -> None:
+    broken = WorkerUnderTest("runner_models:Broken")
+    assert broken.receive() == ["failed", "RuntimeError", "weights file missing"]
+    assert broken.receive() is None
+    broken.close()
+
+
+def test_an_unknown_class_is_reported() -> None:
+    missing = WorkerUnderTest("runner_models:Nope")
+    kind, error_type, _ = missing.receive()
+    assert (kind, error_type) == ("failed", "AttributeError")
+    missing.close()
+
+
+def _wait_gone(pids: list[int], timeout_s: float = 20.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [
+            p
+            for p in alive
+            if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
+        time.sleep(0.02)
+    return alive
+
+
+def test_workers_die_with_a_killed_parent() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "tests._runner_parent"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        assert _wait_gone(pids) == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=30)
+        if parent.stdout is not None:
+            parent.stdout.close()

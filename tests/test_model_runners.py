@@ -134,3 +134,52 @@ def test_a_method_the_model_was_not_saved_with_fails_clearly(
                 await graph.run({"rows": rows[:2].tolist()})
 
     run(scenario(), timeout_s=90)
+
+
+def test_digits_example_accuracy_equals_scikit_learns(tmp_path: Path) -> None:
+    """train.py saves the models; the graph's answers score what scikit-learn scores."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "GRAPHCTL_HOME": str(tmp_path)}
+    holdout, out = tmp_path / "holdout.jsonl", tmp_path / "out.jsonl"
+    trained = subprocess.run(
+        [sys.executable, "graphs/digits/train.py", "--holdout", str(holdout)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=True,
+    )
+    expected = trained.stdout.strip().splitlines()[-1].rsplit(" ", 1)[-1]
+    graphctl = str(Path(sys.executable).parent / "graphctl")
+    subprocess.run(
+        [
+            graphctl,
+            "run",
+            "graphs/digits/graph.yaml",
+            "--inputs",
+            str(holdout),
+            "--output",
+            str(out),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=True,
+    )
+    scored = subprocess.run(
+        [sys.executable, "graphs/digits/score.py", str(out)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert scored.stdout.split()[1] == expected
+    assert holdout.read_text() == (root / "graphs/digits/holdout.jsonl").read_text()

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from orchestrator.compile_context import CompileContext, spec_path
 from orchestrator.compile_runners import CompiledRunner
 from orchestrator.imports import ArgProblems, ImportFailure, check_arguments, import_object
-from orchestrator.plan import ITEM, NodeKind, NodePlan, OnError, RetryPolicy
+from orchestrator.plan import INPUTS, ITEM, NodeKind, NodePlan, OnError, RetryPolicy
 from orchestrator.references import Collected, RefSite, compile_condition, compile_template
 from orchestrator.spec import DataPath
 from orchestrator.validation import did_you_mean
@@ -144,6 +144,9 @@ def compile_node(
     """The draft of one node, or ``None`` if the schema already found it faulty."""
     path = spec_path("nodes", name)
     if ctx.faulty(path):
+        return None
+    if name in (INPUTS, ITEM):
+        ctx.error_at(path, f"node name {name!r} is reserved for references", on_key=True)
         return None
     found = Collected()
     kind: NodeKind

@@ -197,6 +197,9 @@ class FrameAssembler:
 
 def send_frame(sock: socket.socket, chunks: list[Any]) -> None:
     """Blocking send of one frame's chunks with one ``sendmsg`` where the kernel allows."""
+    if len(chunks) == 1:
+        sock.sendall(chunks[0])
+        return
     sent = sock.sendmsg(chunks)
     total = sum(memoryview(c).nbytes for c in chunks)
     if sent == total:

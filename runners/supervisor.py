@@ -100,7 +100,10 @@ class Worker:
 
     def send(self, chunks: list[Any]) -> None:
         assert self.link is not None and self.link.transport is not None
-        self.link.transport.writelines(chunks)
+        if len(chunks) == 1:
+            self.link.transport.write(chunks[0])
+        else:
+            self.link.transport.writelines(chunks)
 
     def lost(self) -> None:
         if self.closed.is_set():

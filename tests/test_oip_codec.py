@@ -130,11 +130,14 @@ def test_decode_inputs_reads_json_and_binary_tensors_in_order() -> None:
     b = np.array([7, 8, 9], dtype=np.int64)
     header = {
         "inputs": [
-            {"name": "a", "datatype": "FP32", "shape": [2],
-             "parameters": {"binary_data_size": 8}},
+            {"name": "a", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}},
             {"name": "j", "datatype": "BOOL", "shape": [1], "data": [True]},
-            {"name": "b", "datatype": "INT64", "shape": [3],
-             "parameters": {"binary_data_size": 24}},
+            {
+                "name": "b",
+                "datatype": "INT64",
+                "shape": [3],
+                "parameters": {"binary_data_size": 24},
+            },
         ]
     }
     tensors = decode_inputs(header, encode_binary(a) + encode_binary(b))
@@ -146,8 +149,9 @@ def test_decode_inputs_reads_json_and_binary_tensors_in_order() -> None:
 
 def test_decode_inputs_rejects_leftover_binary_and_missing_data() -> None:
     with pytest.raises(RequestError, match="belong to no input"):
-        decode_inputs({"inputs": [{"name": "a", "datatype": "INT8", "shape": [1], "data": [1]}]},
-                      b"\x00")
+        decode_inputs(
+            {"inputs": [{"name": "a", "datatype": "INT8", "shape": [1], "data": [1]}]}, b"\x00"
+        )
     with pytest.raises(RequestError) as caught:
         decode_inputs({"inputs": [{"name": "a", "datatype": "INT8", "shape": [1]}]}, b"")
     assert caught.value.field == "inputs[0]"
@@ -157,9 +161,7 @@ def test_decode_inputs_rejects_leftover_binary_and_missing_data() -> None:
 
 
 def test_encode_response_json_only_has_no_header_length() -> None:
-    body, length = encode_response(
-        {"model_name": "m"}, [Tensor("y", np.array([1.0, 2.0]), "FP64")]
-    )
+    body, length = encode_response({"model_name": "m"}, [Tensor("y", np.array([1.0, 2.0]), "FP64")])
     assert length is None
     assert json.loads(body)["outputs"] == [
         {"name": "y", "datatype": "FP64", "shape": [2], "data": [1.0, 2.0]}
@@ -168,8 +170,9 @@ def test_encode_response_json_only_has_no_header_length() -> None:
 
 def test_encode_response_binary_appends_data_after_the_header() -> None:
     y = np.array([[1, 2]], dtype=np.int16)
-    body, length = encode_response({"model_name": "m", "id": "7"},
-                                   [Tensor("y", y, "INT16", binary=True)])
+    body, length = encode_response(
+        {"model_name": "m", "id": "7"}, [Tensor("y", y, "INT16", binary=True)]
+    )
     assert length is not None
     header = json.loads(body[:length])
     assert header["id"] == "7"

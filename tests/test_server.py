@@ -180,7 +180,8 @@ def test_openapi_carries_input_and_output_schemas(client: httpx.Client) -> None:
     assert body["required"] == ["x", "label"]
     assert body["additionalProperties"] is False
     assert body["properties"]["label"]["type"] == "string"
-    assert body["properties"]["x"]["items"] == {"type": "number"}
+    items = body["properties"]["x"]["items"]
+    assert items["type"] == "number" and items["maximum"] == pytest.approx(3.4028235e38)
     output = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert set(output["properties"]) == {"y", "text", "total"}
     assert output["properties"]["total"] == {"type": "number"}

@@ -138,6 +138,7 @@ class MethodQueue:
     queue_wait_s_sum: float = 0.0
     batch_time_s_sum: float = 0.0
     batch_time_s: float = 0.0  # moving average of one batch's run time
+    budget_warned: bool = False  # max_latency_ms below the batch time was reported once
 
     @property
     def max_items(self) -> int:

@@ -365,6 +365,16 @@ class WorkerPool:
             return
         queue, calls, now = flight.queue, flight.calls, time.monotonic()
         queue.record_batch(len(calls), now - flight.sent_at)
+        if not queue.budget_warned and queue.batch_time_s * 1000 > queue.batching.max_latency_ms:
+            queue.budget_warned = True
+            logger.warning(
+                "runner %r: max_latency_ms of %s (%g ms) is below its batch time "
+                "(%.0f ms): queued calls will time out under load",
+                self.name,
+                queue.spec.name,
+                queue.batching.max_latency_ms,
+                queue.batch_time_s * 1e3,
+            )
         if message[0] == "ok":
             self._deliver(worker, flight, message[2])
         else:

@@ -16,7 +16,8 @@ def _wire(message: Any) -> bytes:
 
 
 def _feed(stream: bytes, step: int) -> list[Any]:
-    assembler, out, pos = FrameAssembler(), [], 0
+    assembler, pos = FrameAssembler(), 0
+    out: list[Any] = []
     while pos < len(stream):
         target = assembler.get_buffer()
         n = min(len(target), step, len(stream) - pos)
@@ -48,7 +49,13 @@ def test_arrays_keep_dtype_shape_and_values(dtype: str) -> None:
 
 def test_odd_arrays_round_trip() -> None:
     base = np.arange(60, dtype=np.float64).reshape(6, 10)
-    arrays = [base[:, ::3], base.T, np.float32(1)[()], np.zeros((0, 5)), np.array(["ab", "c"])]
+    arrays = [
+        base[:, ::3],
+        base.T,
+        np.array(1, np.float32),
+        np.zeros((0, 5)),
+        np.array(["ab", "c"]),
+    ]
     arrays.append(np.array(3.0))
     (decoded,) = _feed(_wire(arrays), 1 << 20)
     for got, want in zip(decoded, arrays, strict=True):
@@ -64,7 +71,12 @@ def test_array_bytes_are_not_copied_when_encoding() -> None:
 
 @pytest.mark.parametrize("step", [1, 3, 17, 4096, 1 << 24])
 def test_assembler_handles_any_split_of_a_stream(step: int) -> None:
-    messages = [["a", np.arange(5)], "x" * 70_000, [np.ones((300, 300), np.float32), b"tail"], 0]
+    messages: list[Any] = [
+        ["a", np.arange(5)],
+        "x" * 70_000,
+        [np.ones((300, 300), np.float32), b"tail"],
+        0,
+    ]
     stream = b"".join(_wire(m) for m in messages)
     decoded = _feed(stream, step)
     assert decoded[1] == messages[1] and decoded[3] == 0

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -19,12 +20,17 @@ from runners import (
     Overloaded,
     PoolClosed,
     Resources,
+    RunnerClient,
     RunnerStartupError,
     UnsupportedValue,
     WorkerCrashed,
     WorkerPool,
 )
 from tests.conftest import run, runner_config
+
+
+def _as_client(pool: WorkerPool) -> RunnerClient:
+    return pool  # mypy checks that WorkerPool satisfies the executor's protocol
 
 
 def _worker_pids(pool: WorkerPool) -> list[int]:
@@ -44,6 +50,7 @@ def test_concurrent_calls_are_batched_and_answered_to_their_callers() -> None:
     async def main() -> None:
         config = runner_config(batching=BatchingConfig(max_batch_size=32))
         async with WorkerPool(config) as pool:
+            assert _as_client(pool).ready
             inputs = [np.full(4, i, np.float32) for i in range(100)]
             results = await asyncio.gather(*(pool.submit("predict", (x,), {}) for x in inputs))
             for i, result in enumerate(results):
@@ -60,7 +67,9 @@ def test_concurrent_calls_are_batched_and_answered_to_their_callers() -> None:
 def test_map_fan_out_becomes_one_batch() -> None:
     async def main() -> None:
         async with WorkerPool(runner_config()) as pool:
-            calls = [((np.full(2, i, np.float64),), {}) for i in range(20)]
+            calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+                ((np.full(2, i, np.float64),), {}) for i in range(20)
+            ]
             results = await pool.submit_many("predict", calls)
             assert [float(r.value[0]) for r in results] == [2.0 * i for i in range(20)]
             assert {r.batch_id for r in results} == {results[0].batch_id}
@@ -294,3 +303,15 @@ def test_env_reaches_the_workers() -> None:
             assert await pool.call("env", "OMP_NUM_THREADS") == "1"
 
     run(main())
+
+
+def test_a_latency_budget_below_the_batch_time_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        config = runner_config(batching=BatchingConfig(max_latency_ms=10), init={"delay_s": 0.03})
+        async with WorkerPool(config) as pool:
+            await pool.call("predict", np.ones(2))
+
+    run(main())
+    assert any("below its batch time" in r.getMessage() for r in caplog.records)

@@ -68,7 +68,7 @@ async def over_http(path: Path) -> BenchSummary:
     routes = {name: NodeRoute(node.runner, node.method) for name, node in plan.nodes.items()}
     async with (
         ServeProcess(path) as server,
-        HTTPTarget(server.url, plan.name, INPUTS, routes, concurrency=CONCURRENCY) as target,
+        HTTPTarget(server.url, plan.name, INPUTS, routes) as target,
     ):
         return await run_load(
             target, concurrency=CONCURRENCY, duration_s=duration_s(), warmup_s=warmup_s()

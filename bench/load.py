@@ -53,7 +53,7 @@ async def measure(levels: Sequence[int]) -> dict[str, list[BenchSummary]]:
         in_process = await sweep(GraphTarget(graph, inputs), levels)
     async with (
         ServeProcess(DIAMOND) as server,
-        HTTPTarget(server.url, plan.name, inputs, routes, concurrency=max(levels)) as target,
+        HTTPTarget(server.url, plan.name, inputs, routes) as target,
     ):
         http = await sweep(target, levels)
     return {"in-process": in_process, "http": http}

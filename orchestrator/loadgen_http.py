@@ -25,6 +25,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.errors import BenchError
+from orchestrator.http_client import ConnectionPool
 from orchestrator.loadgen import NodeSample, NodeSummary
 
 LabelSet = tuple[tuple[str, str], ...]
@@ -70,7 +71,7 @@ def require_loopback(url: str) -> str:
     """``url`` without a trailing slash; raises ``BenchError`` unless it is loopback.
     Load generation is a tool for one's own machine, never for someone's server."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme != "http" or not parts.hostname:
         raise BenchError(f"--url must look like http://127.0.0.1:8000, got {url!r}")
     if not _is_loopback(parts.hostname):
         raise BenchError(
@@ -99,16 +100,20 @@ class HTTPTarget:
         inputs: Mapping[str, Any],
         nodes: Mapping[str, NodeRoute],
         *,
-        concurrency: int = 64,
         timeout_s: float = 30.0,
     ) -> None:
         self._url = require_loopback(url)
         self._endpoint = f"{self._url}/{graph}"
+        parts = urlsplit(self._url)
+        self._path = f"{parts.path}/{graph}"
+        self._timeout_s = timeout_s
+        # Requests go through a lean keep-alive client (see http_client: httpx
+        # would be the bottleneck); httpx only scrapes /metrics.
+        self._pool = ConnectionPool(parts.hostname or "127.0.0.1", parts.port or 80)
         self._body = json.dumps(inputs).encode()
         self._graph = graph
         self._nodes = dict(nodes)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        self._client = httpx.AsyncClient(limits=limits, timeout=timeout_s, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=timeout_s, trust_env=False)
 
     async def __aenter__(self) -> Self:
         return self
@@ -119,6 +124,7 @@ class HTTPTarget:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._pool.close()
         await self._client.aclose()
 
     @property
@@ -126,12 +132,15 @@ class HTTPTarget:
         return self._endpoint
 
     async def send(self) -> Sequence[NodeSample]:
-        response = await self._client.post(
-            self._endpoint, content=self._body, headers={"content-type": "application/json"}
+        status = await self._pool.request(
+            b"POST",
+            self._path,
+            self._body,
+            timeout_s=self._timeout_s,
+            content_type=b"application/json",
         )
-        await response.aread()
-        if not response.is_success:
-            raise HTTPStatusFailure(response.status_code)
+        if not 200 <= status < 300:
+            raise HTTPStatusFailure(status)
         return ()
 
     async def snapshot(self) -> Snapshot:

@@ -116,9 +116,7 @@ async def _over_http(
 ) -> BenchSummary:
     routes = {name: NodeRoute(node.runner, node.method) for name, node in plan.nodes.items()}
     timeout_s = args.timeout_ms / 1000.0 if args.timeout_ms else 30.0
-    async with HTTPTarget(
-        url, plan.name, inputs, routes, concurrency=args.concurrency, timeout_s=timeout_s
-    ) as target:
+    async with HTTPTarget(url, plan.name, inputs, routes, timeout_s=timeout_s) as target:
         return await run_load(target, **load_args)
 
 

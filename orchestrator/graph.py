@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -155,15 +155,20 @@ def load(
     *,
     local: bool = False,
     client_factory: ClientFactory | None = None,
+    config: str | os.PathLike[str] | None = None,
+    sets: Sequence[str] = (),
 ) -> Graph:
     """Compile a graph file into a ``Graph`` (not started: use ``async with``).
 
     ``local=True`` runs every runner in this process (no worker processes), so a
     breakpoint in a Runnable works; ``client_factory`` plugs in any runner client.
+    ``config`` (a deploy-time YAML file) and ``sets`` (``runners.NAME.KEY=VALUE``)
+    override runner settings, validated like the graph itself.
     """
     from orchestrator.compiler import compile_file
+    from orchestrator.overrides import apply_overrides
 
-    plan = compile_file(Path(path))
+    plan = apply_overrides(compile_file(Path(path)), config, sets)
     if local and client_factory is None:
         client_factory = _local_client
     return Graph(plan, client_factory=client_factory)

@@ -18,7 +18,16 @@ from orchestrator.errors import GraphctlError
 from runners.errors import RunnerError
 
 # Sub-command modules in ``orchestrator/cli/``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("validate", "graph", "schema", "run", "serve", "bench", "config", "models")
+COMMANDS: tuple[str, ...] = (
+    "validate",
+    "graph",
+    "schema",
+    "run",
+    "serve",
+    "bench",
+    "config",
+    "models",
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from orchestrator.cli._config import add_override_arguments
 from orchestrator.cli._run_batch import BatchSummary, run_lines
 from orchestrator.errors import RequestError
 from orchestrator.graph import Graph, load
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--timeout-ms", type=float, help="each request's deadline")
     parser.add_argument("--trace", type=Path, metavar="FILE.json", help="write a Chrome trace")
     parser.add_argument("--local", action="store_true", help="run runners in this process")
+    add_override_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -65,7 +67,7 @@ def handle(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace) -> int:
     trace = Trace() if args.trace else None
     inputs = _one_input(args.input) if args.input is not None else None
-    graph = load(args.file, local=args.local)
+    graph = load(args.file, local=args.local, config=args.config, sets=args.set)
     if inputs is not None:
         validate_inputs(graph.plan, inputs)  # a bad input fails before any worker starts
     try:

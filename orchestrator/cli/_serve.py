@@ -20,6 +20,7 @@ from types import FrameType
 
 import uvicorn
 
+from orchestrator.cli._config import add_override_arguments
 from orchestrator.errors import GraphctlError, GraphFileError
 from orchestrator.graph import Graph
 from orchestrator.plan import Plan
@@ -62,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_MAX_BODY_BYTES / 2**20,
         help="largest request body in MiB before 413 (default %(default)g)",
     )
+    add_override_arguments(parser)
     parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
@@ -94,14 +96,22 @@ def graph_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def compile_all(files: Sequence[Path]) -> list[Plan] | None:
-    """Every file's plan, or ``None`` after printing every file's errors."""
+def compile_all(
+    files: Sequence[Path], config: Path | None = None, sets: Sequence[str] = ()
+) -> list[Plan] | None:
+    """Every file's plan with the overrides applied, or ``None`` after printing every
+    file's errors."""
     from orchestrator.compiler import compile_file
+    from orchestrator.overrides import apply_overrides
 
+    if (config is not None or sets) and len(files) > 1:
+        raise GraphctlError(
+            "--config and --set name runners of one graph: serve one graph file with them"
+        )
     plans, failed = [], False
     for file in files:
         try:
-            plans.append(compile_file(file))
+            plans.append(apply_overrides(compile_file(file), config, sets))
         except GraphFileError as error:
             failed = True
             for diagnostic in error.diagnostics:
@@ -128,7 +138,7 @@ def handle(args: argparse.Namespace) -> int:
             raise GraphctlError(
                 f"--api-key-env: the environment variable {args.api_key_env} is not set or empty"
             )
-    plans = compile_all(graph_files(args.paths))
+    plans = compile_all(graph_files(args.paths), args.config, args.set)
     if plans is None:
         return 1
     url = f"http://{args.host}:{args.port}"

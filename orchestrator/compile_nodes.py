@@ -81,12 +81,17 @@ def _check_runner_call(
     target = f"{runner.config.runnable}.{method}"
     if method not in runner.methods:
         marked = callable(getattr(runner.cls, method, None))
-        reason = (
-            f"{target} is not a runner method: decorate it with @method"
-            if marked
-            else f"{runner.config.runnable} has no @method {method!r}"
-            + did_you_mean(method, list(runner.methods))
-        )
+        if runner.model is not None:
+            reason = (
+                f"model {runner.model!r} was not saved with a {method!r} signature"
+                f" (saved: {', '.join(sorted(runner.methods)) or 'none'})"
+            )
+        elif marked:
+            reason = f"{target} is not a runner method: decorate it with @method"
+        else:
+            reason = f"{runner.config.runnable} has no @method {method!r}" + did_you_mean(
+                method, list(runner.methods)
+            )
         ctx.error_at(spec_path("nodes", name, "method"), f"node {name!r}: {reason}")
         return
     problems = check_arguments(

@@ -8,14 +8,14 @@ for a model of the model store, which ``orchestrator.modelref`` turns into a
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.compile_context import CompileContext, spec_path
 from orchestrator.errors import GraphctlError
 from orchestrator.imports import ImportFailure, check_arguments, import_object
+from orchestrator.modelref import model_methods, resolve_model_runner
 from orchestrator.spec import DataPath
 from orchestrator.validation import did_you_mean
 from runners.config import (
@@ -25,9 +25,8 @@ from runners.config import (
     Resources,
     RunnerConfig,
 )
+from runners.errors import RunnerError
 from runners.runnable import MethodSpec, Runnable, runnable_methods
-
-MODEL_RESOLVER_MODULE = "orchestrator.modelref"
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,7 @@ class CompiledRunner:
     config: RunnerConfig
     cls: type[Runnable] | None = None
     methods: Mapping[str, MethodSpec] | None = None
+    model: str | None = None  # the ``model:`` reference of a model-store runner
 
 
 def _batching(data: Mapping[str, Any] | None) -> BatchingConfig:
@@ -60,32 +60,21 @@ def _config(ctx: CompileContext, name: str, data: Mapping[str, Any]) -> RunnerCo
     )
 
 
-def _model_resolver() -> Callable[[str, Mapping[str, Any]], RunnerConfig] | None:
-    try:
-        module = importlib.import_module(MODEL_RESOLVER_MODULE)
-    except ModuleNotFoundError as error:
-        if error.name == MODEL_RESOLVER_MODULE:
-            return None
-        raise
-    resolver: Callable[[str, Mapping[str, Any]], RunnerConfig] = module.resolve_model_runner
-    return resolver
-
-
 def _model_config(ctx: CompileContext, name: str, data: Mapping[str, Any]) -> RunnerConfig | None:
-    path = spec_path("runners", name, "model")
-    resolve = _model_resolver()
-    if resolve is None:
-        ctx.error_at(
-            path,
-            f"runner {name!r}: `model` runners need the model store, "
-            "which is not part of this installation",
-        )
-        return None
     try:
-        return resolve(name, data)
-    except (GraphctlError, LookupError, ValueError, OSError) as error:
-        ctx.error_at(path, f"runner {name!r}: {error}")
+        return resolve_model_runner(name, data)
+    except (GraphctlError, RunnerError, LookupError, ValueError, OSError) as error:
+        ctx.error_at(spec_path("runners", name, "model"), f"runner {name!r}: {error}")
         return None
+
+
+def _methods(cls: type[Runnable], data: Mapping[str, Any]) -> dict[str, MethodSpec]:
+    """A model runner exposes the signatures it was saved with, not every method
+    its framework class could serve; any other runner, its ``@method``s."""
+    if "model" not in data:
+        return runnable_methods(cls)
+    stored = model_methods(str(data["model"]))
+    return {m: spec for m, spec in stored.items() if m in runnable_methods(cls)}
 
 
 def _import_class(
@@ -139,8 +128,8 @@ def compile_runner(
     """One runner, or ``None`` if it has faults (each reported in ``ctx``)."""
     if ctx.faulty(spec_path("runners", name)):
         return None
-    model = "model" in data
-    if model:
+    model = str(data["model"]) if "model" in data else None
+    if model is not None:
         config = _model_config(ctx, name, data)
     else:
         try:
@@ -150,10 +139,10 @@ def compile_runner(
             return None
     if config is None:
         return None
-    cls = _import_class(ctx, config, spec_path("runners", name, "model" if model else "runnable"))
+    cls = _import_class(ctx, config, spec_path("runners", name, "runnable" if model is None else "model"))
     if cls is None:
         return CompiledRunner(config)
-    runner = CompiledRunner(config, cls, runnable_methods(cls))
+    runner = CompiledRunner(config, cls, _methods(cls, data), model)
     _check_class(ctx, name, runner)
     return runner
 

@@ -118,24 +118,6 @@ def test_torch_runner_torchscript_and_module(
         np.testing.assert_allclose(np.array(got), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_a_method_the_model_was_not_saved_with_fails_clearly(
-    tmp_path: Path, digits: tuple[np.ndarray, Any]
-) -> None:
-    from orchestrator.errors import NodeFailed
-
-    rows, clf = digits
-    models.save("clf", clf, framework="sklearn")  # only `predict`
-    node = "{runner: model, method: predict_proba, args: {x: $inputs.rows}}"
-    path = _graph(tmp_path, "{model: 'clf:latest', workers: 1}", node)
-
-    async def scenario() -> None:
-        async with load(path) as graph:
-            with pytest.raises(NodeFailed, match="not saved with a 'predict_proba' signature"):
-                await graph.run({"rows": rows[:2].tolist()})
-
-    run(scenario(), timeout_s=90)
-
-
 def test_digits_example_accuracy_equals_scikit_learns(tmp_path: Path) -> None:
     """train.py saves the models; the graph's answers score what scikit-learn scores."""
     import os
@@ -183,3 +165,19 @@ def test_digits_example_accuracy_equals_scikit_learns(tmp_path: Path) -> None:
     )
     assert scored.stdout.split()[1] == expected
     assert holdout.read_text() == (root / "graphs/digits/holdout.jsonl").read_text()
+
+
+def test_a_method_the_model_was_not_saved_with_fails_validation(
+    tmp_path: Path, digits: tuple[np.ndarray, Any]
+) -> None:
+    from orchestrator import GraphFileError, compile_file
+
+    _, clf = digits
+    models.save("clf", clf, framework="sklearn", signatures={"predict": {"batchable": True}})
+    node = "{runner: model, method: predict_proba, map: $inputs.rows, args: {x: $item}}"
+    path = _graph(tmp_path, "{model: 'clf:latest'}", node)
+    with pytest.raises(GraphFileError) as failure:
+        compile_file(path)
+    message = str(failure.value)
+    assert f"{path}:11:35: error: node 'each': model 'clf:latest' was not saved" in message
+    assert "'predict_proba' signature (saved: predict)" in message

@@ -139,7 +139,8 @@ def compile_runner(
             return None
     if config is None:
         return None
-    cls = _import_class(ctx, config, spec_path("runners", name, "runnable" if model is None else "model"))
+    written_as = "runnable" if model is None else "model"
+    cls = _import_class(ctx, config, spec_path("runners", name, written_as))
     if cls is None:
         return CompiledRunner(config)
     runner = CompiledRunner(config, cls, _methods(cls, data), model)

@@ -46,7 +46,7 @@ runners:
     )
     a, b = plan.runners["mlp_a"], plan.runners["mlp_b"]
     assert a.workers == 3 and a.batching.max_batch_size == 4 and a.max_queue == 100
-    assert a.batching.max_latency_ms == 100  # fields not named keep the graph's values
+    assert a.batching.max_latency_ms == 1000  # fields not named keep the graph's values
     assert dict(a.env) == {"OMP_NUM_THREADS": "1"}
     assert b.batching_for("predict").max_latency_ms == 500 and b.resources.cpu == 2
 

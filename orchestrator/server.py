@@ -11,8 +11,6 @@ server: every route either reads state or runs a request.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +19,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from orchestrator.http_errors import HttpError, error_response
+from orchestrator.http_graph_route import GraphRoutes, dumps, parse_json_object
 from orchestrator.http_limits import ApiKey, BodySizeLimit
 from orchestrator.http_schemas import operation_extra
 from orchestrator.inputs import to_jsonable
@@ -62,6 +61,7 @@ def create_app(
     app.include_router(oip_router(served))
     for name in served.slots:
         _add_graph_route(app, served, name)
+    app.add_middleware(GraphRoutes, served=served)  # innermost: after the key and limit
     if api_key:
         app.add_middleware(ApiKey, key=api_key)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
@@ -114,13 +114,15 @@ def _add_graph_route(app: FastAPI, served: Served, name: str) -> None:
     plan = served.slots[name].graph.plan
 
     async def run_graph(request: Request) -> Response:
-        body = await _json_body(request)
+        # Served by GraphRoutes in front of the router; kept for the OpenAPI document
+        # and as the same behaviour should the middleware be bypassed.
+        body = parse_json_object(await request.body())
         if isinstance(body, HttpError):
             return error_response(body, detail=True)
         result = await served.call(name, "json", body)
         if isinstance(result, HttpError):
             return error_response(result, detail=True)
-        return Response(_dumps(to_jsonable(result)), media_type="application/json")
+        return Response(dumps(to_jsonable(result)), media_type="application/json")
 
     app.add_api_route(
         f"/{name}",
@@ -133,32 +135,3 @@ def _add_graph_route(app: FastAPI, served: Served, name: str) -> None:
         response_class=Response,
         openapi_extra=operation_extra(plan),
     )
-
-
-async def _json_body(request: Request) -> dict[str, Any] | HttpError:
-    """The request body as a JSON object, or a 422 saying what is wrong with it."""
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as error:
-        return HttpError(422, f"the body is not valid JSON: {error}")
-    if not isinstance(body, dict):
-        return HttpError(422, f"the body must be a JSON object, got {type(body).__name__}")
-    return body
-
-
-def _dumps(value: Any) -> bytes:
-    """JSON bytes; NaN and infinities (which JSON cannot carry) become ``null``."""
-    try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
-    except ValueError:
-        return json.dumps(_finite(value), separators=(",", ":")).encode()
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value

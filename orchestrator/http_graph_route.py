@@ -1,0 +1,98 @@
+"""``POST /{graph}`` as plain ASGI, in front of FastAPI's router.
+
+The graph routes are the server's hot path. FastAPI's request cycle (routing,
+exception and exit-stack middleware, a ``Request`` object, dependency solving)
+cost about as much CPU per request as the whole graph run, so this middleware
+answers ``POST /{graph}`` itself: read the body, ``json.loads`` it once, run the
+graph, write the JSON bytes. Everything else (other methods and paths, the
+OpenAPI documents that still describe these routes) falls through to FastAPI.
+
+    app.add_middleware(GraphRoutes, served=served)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from orchestrator.http_errors import HttpError, error_response
+from orchestrator.inputs import to_jsonable
+from orchestrator.serving import Served
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class GraphRoutes:
+    """Serves ``POST /{name}`` for every graph of ``served``; the rest goes to ``app``."""
+
+    def __init__(self, app: ASGIApp, *, served: Served) -> None:
+        self.app = app
+        self.served = served
+        self._paths = {f"/{name}": name for name in served.slots}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = self._paths.get(scope["path"]) if scope["type"] == "http" else None
+        if name is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        raw = await _read_body(receive)
+        if raw is None:
+            return  # the client went away before sending its body
+        body = parse_json_object(raw)
+        result = body if isinstance(body, HttpError) else await self.served.call(name, "json", body)
+        if isinstance(result, HttpError):
+            await error_response(result, detail=True)(scope, receive, send)
+            return
+        payload = dumps(to_jsonable(result))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or ``None`` when the client disconnected."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any] | HttpError:
+    """The request body as a JSON object, or a 422 saying what is wrong with it."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        return HttpError(422, f"the body is not valid JSON: {error}")
+    if not isinstance(body, dict):
+        return HttpError(422, f"the body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes; NaN and infinities (which JSON cannot carry) become ``null``."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError:
+        return json.dumps(_finite(value), separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

@@ -22,7 +22,7 @@ from orchestrator.errors import GraphClosed, GraphctlError
 from orchestrator.executor import Executor
 from orchestrator.inputs import validate_inputs
 from orchestrator.plan import Plan
-from orchestrator.trace import Trace
+from orchestrator.trace import Tracer
 from runners.config import RunnerConfig
 from runners.types import PoolStats, RunnerClient
 
@@ -130,7 +130,7 @@ class Graph:
         inputs: Mapping[str, Any],
         *,
         timeout_ms: float | None = None,
-        trace: Trace | None = None,
+        trace: Tracer | None = None,
     ) -> dict[str, Any]:
         """Run one request; returns the graph's outputs by name.
 

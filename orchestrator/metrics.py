@@ -8,7 +8,7 @@ serving a request costs no extra bookkeeping for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -20,7 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from runners.types import PoolStats
+from runners.types import CallResult, PoolStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (
@@ -70,14 +70,30 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(PoolCollector(stats))
+        # Labelled children by label values: ``labels()`` costs a lock and a tuple
+        # build per call, and these run on every request.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._node_timers: dict[str, NodeTimer] = {}
 
     def observe_request(self, graph: str, route: str, status: int, seconds: float) -> None:
-        code = str(status)
-        self.requests.labels(graph, route, code).inc()
-        self.latency.labels(graph, code).observe(seconds)
+        key = (graph, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            code = str(status)
+            children = (self.requests.labels(graph, route, code), self.latency.labels(graph, code))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_node(self, graph: str, node: str, seconds: float) -> None:
-        self.node_latency.labels(graph, node).observe(seconds)
+        self.node_timer(graph).observe(node, seconds)
+
+    def node_timer(self, graph: str) -> NodeTimer:
+        """Records ``graph``'s node latencies when passed to ``Graph.run`` as ``trace``."""
+        timer = self._node_timers.get(graph)
+        if timer is None:
+            timer = self._node_timers[graph] = NodeTimer(self.node_latency, graph)
+        return timer
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -181,8 +197,33 @@ def _batch_buckets(counts: Mapping[int, int]) -> tuple[list[tuple[str, float]], 
     return buckets, float(sum(size * n for size, n in counts.items()))
 
 
-def node_durations(events: list[dict[str, Any]]) -> Iterator[tuple[str, float]]:
-    """``(node, seconds)`` of every complete span in trace events."""
-    for event in events:
-        if event.get("ph") == "X":
-            yield str(event["name"]), float(event["dur"]) / 1e6
+class NodeTimer:
+    """A ``Tracer`` whose spans only feed the node latency histogram: a request's
+    node timings without building trace events (one ``observe`` per node)."""
+
+    def __init__(self, histogram: Histogram, graph: str) -> None:
+        self._histogram = histogram
+        self._graph = graph
+        self._children: dict[str, Histogram] = {}
+
+    def request(self, label: str | None = None) -> NodeTimer:
+        return self  # stateless per request: every span is observed at once
+
+    def observe(self, node: str, seconds: float) -> None:
+        child = self._children.get(node)
+        if child is None:
+            child = self._children[node] = self._histogram.labels(self._graph, node)
+        child.observe(seconds)
+
+    def span(
+        self,
+        name: str,
+        start: float,
+        end: float,
+        *,
+        kind: str,
+        status: str = "ok",
+        calls: Sequence[CallResult] = (),
+        **extra: Any,
+    ) -> None:
+        self.observe(name, max(end - start, 0.0))

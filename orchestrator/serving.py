@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 from orchestrator.errors import GraphClosed, GraphctlError
 from orchestrator.http_errors import HttpError, classify
-from orchestrator.metrics import Metrics, node_durations
+from orchestrator.metrics import Metrics, NodeTimer
 from orchestrator.plan import Plan
-from orchestrator.trace import Trace
+from orchestrator.trace import Tracer
 from runners.errors import Overloaded
 from runners.types import PoolStats
 
@@ -51,7 +51,7 @@ class ServedGraph(Protocol):
         inputs: Mapping[str, Any],
         *,
         timeout_ms: float | None = None,
-        trace: Trace | None = None,
+        trace: Tracer | None = None,
     ) -> dict[str, Any]: ...
 
     async def __aenter__(self) -> Any: ...
@@ -117,10 +117,9 @@ class Served:
         """Run one request through graph ``name``: its outputs, or the HTTP error to answer."""
         slot = self.slots[name]
         start = time.perf_counter()
-        trace = Trace()
         result: dict[str, Any] | HttpError
         try:
-            result = await self._run(slot, inputs, trace)
+            result = await self._run(slot, inputs, self.metrics.node_timer(name))
             status = 200
         except Exception as error:  # every failure becomes an HTTP answer, never a traceback
             failure = classify(error, bad_request_status=bad_request_status)
@@ -128,11 +127,11 @@ class Served:
                 log.warning("graph %r: %s", name, failure.message)
             status, result = failure.status, failure
         self.metrics.observe_request(name, route, status, time.perf_counter() - start)
-        for node, seconds in node_durations(trace.events):
-            self.metrics.observe_node(name, node, seconds)
         return result
 
-    async def _run(self, slot: Slot, inputs: Mapping[str, Any], trace: Trace) -> dict[str, Any]:
+    async def _run(
+        self, slot: Slot, inputs: Mapping[str, Any], trace: NodeTimer
+    ) -> dict[str, Any]:
         if not slot.started or not slot.graph.ready:
             raise GraphClosed(f"graph {slot.graph.name!r} is not ready yet")
         if slot.inflight >= slot.max_inflight:

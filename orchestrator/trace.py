@@ -18,11 +18,33 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from runners.types import CallResult
 
 _PID = 1
+
+
+class SpanSink(Protocol):
+    """Where one request's node spans go: a ``RequestTrace``, or metrics."""
+
+    def span(
+        self,
+        name: str,
+        start: float,
+        end: float,
+        *,
+        kind: str,
+        status: str = "ok",
+        calls: Sequence[CallResult] = (),
+        **extra: Any,
+    ) -> None: ...
+
+
+class Tracer(Protocol):
+    """Gives each request a ``SpanSink``: a ``Trace``, or the server's node timings."""
+
+    def request(self, label: str | None = None) -> SpanSink: ...
 
 
 class Trace:

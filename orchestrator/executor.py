@@ -24,7 +24,7 @@ from orchestrator.conditions import evaluate
 from orchestrator.errors import DeadlineExceeded, GraphctlError, NodeFailed, SkippedOutput
 from orchestrator.plan import INPUTS, ITEM, SWITCH_DEFAULT, NodePlan, Plan
 from orchestrator.resolve import SKIPPED, SkippedInput, Values, lookup, render, render_kwargs
-from orchestrator.trace import RequestTrace
+from orchestrator.trace import SpanSink
 from runners.errors import CallTimeout, RunnerError
 from runners.types import CallResult, RunnerClient
 
@@ -39,7 +39,7 @@ class _Request:
     done: dict[str, asyncio.Event]
     deadline: float | None  # absolute time.monotonic() seconds
     timeout_ms: float | None
-    trace: RequestTrace | None
+    trace: SpanSink | None
     first_error: BaseException | None = field(default=None)
 
     def deadline_passed(self) -> bool:
@@ -71,7 +71,7 @@ class Executor:
         inputs: Mapping[str, Any],
         *,
         timeout_ms: float | None = None,
-        trace: RequestTrace | None = None,
+        trace: SpanSink | None = None,
     ) -> dict[str, Any]:
         """Run one request over already validated ``inputs``; returns the outputs."""
         timeout_ms = self.plan.timeout_ms if timeout_ms is None else timeout_ms
@@ -226,12 +226,16 @@ class Executor:
                 tasks = [group.create_task(self._call_function(node, kw)) for kw in calls]
             return [task.result() for task in tasks], ()
         func = _function(node)
+        if node.inline:
+            return [func(**kwargs) for kwargs in calls], ()
         return await self._in_thread(lambda: [func(**kwargs) for kwargs in calls]), ()
 
     async def _call_function(self, node: NodePlan, kwargs: dict[str, Any]) -> Any:
         func = _function(node)
         if node.is_async:
             return await func(**kwargs)
+        if node.inline:  # declared cheap: a thread hop would cost more than the call
+            return func(**kwargs)
         return await self._in_thread(functools.partial(func, **kwargs))
 
     async def _in_thread(self, func: Callable[[], Any]) -> Any:

@@ -119,6 +119,7 @@ class NodePlan:
     function: str | None = None  # "module:function" as written
     func: Callable[..., Any] | None = None
     is_async: bool = False
+    inline: bool = False  # a sync function run on the event loop (cheap: no thread hop)
     cases: tuple[Any, ...] = ()  # switch only: the case keys, in file order
     timeout_ms: float | None = None
     retries: RetryPolicy = field(default_factory=RetryPolicy)

@@ -97,6 +97,19 @@ def _stop_group(child: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def write_suite(runs: list[dict[str, Any]], duration: str | None) -> None:
+    """Record this run in ``suite.json``; with ``--only`` the other benchmarks'
+    entries of the last run are kept, as their result files are."""
+    path = RESULTS_DIR / "suite.json"
+    earlier: list[dict[str, Any]] = []
+    if path.is_file():
+        earlier = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
+    fresh = {run["name"]: run for run in runs}
+    merged = [fresh.pop(run["name"], run) for run in earlier] + list(fresh.values())
+    suite = {"runs": merged, "duration_env": duration, "finished": time.time()}
+    path.write_text(json.dumps(suite, indent=2) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     env = dict(os.environ)
@@ -117,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append({"name": name, "status": "skipped (suite budget spent)", "seconds": 0.0})
             continue
         runs.append(run_one(name, min(limit, remaining), env))
-    suite = {"runs": runs, "duration_env": env.get(DURATION_ENV), "finished": time.time()}
-    (RESULTS_DIR / "suite.json").write_text(json.dumps(suite, indent=2) + "\n", encoding="utf-8")
+    write_suite(runs, env.get(DURATION_ENV))
     if not args.no_report:
         subprocess.run(
             [sys.executable, "-m", "bench.report"], cwd=REPO_DIR, env=env, timeout=REPORT_LIMIT_S

@@ -4,7 +4,7 @@ test Runnables in ``tests/runnables``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,14 +14,20 @@ T = TypeVar("T")
 RUNNABLES = Path(__file__).parent / "runnables"
 
 
-def run(coro: Coroutine[Any, Any, T], timeout_s: float = 60.0) -> T:
-    """``asyncio.run`` with a deadline, so no test can hang."""
+def run(
+    coro: Coroutine[Any, Any, T],
+    timeout_s: float = 60.0,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """``asyncio.run`` with a deadline, so no test can hang; ``loop_factory`` picks
+    the event loop (e.g. ``uvloop.new_event_loop``)."""
 
     async def bounded() -> T:
         async with asyncio.timeout(timeout_s):
             return await coro
 
-    return asyncio.run(bounded())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(bounded())
 
 
 def runner_config(runnable: str = "runner_models:Sleepy", **overrides: Any) -> RunnerConfig:

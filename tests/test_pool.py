@@ -6,12 +6,14 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psutil
 import pytest
+import uvloop
 
 from runners import (
     BatchingConfig,
@@ -27,6 +29,13 @@ from runners import (
     WorkerPool,
 )
 from tests.conftest import run, runner_config
+
+LOOPS = pytest.mark.parametrize(
+    "loop_factory", [None, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
+
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
 
 
 def _as_client(pool: WorkerPool) -> RunnerClient:
@@ -46,7 +55,10 @@ async def _until(condition: object, timeout_s: float = 20.0) -> None:
             await asyncio.sleep(0.01)
 
 
-def test_concurrent_calls_are_batched_and_answered_to_their_callers() -> None:
+@LOOPS
+def test_concurrent_calls_are_batched_and_answered_to_their_callers(
+    loop_factory: LoopFactory,
+) -> None:
     async def main() -> None:
         config = runner_config(batching=BatchingConfig(max_batch_size=32))
         async with WorkerPool(config) as pool:
@@ -60,8 +72,12 @@ def test_concurrent_calls_are_batched_and_answered_to_their_callers() -> None:
             stats = pool.stats().methods["predict"]
             assert stats.calls == 100 and stats.batches == len(sizes)
             assert {r.batch_size for r in results} <= set(sizes)
+            assert await pool.call("describe", "ab", repeat=2) == {
+                "text": "abab",
+                "pid": _worker_pids(pool)[0],
+            }
 
-    run(main())
+    run(main(), loop_factory=loop_factory)
 
 
 def test_map_fan_out_becomes_one_batch() -> None:
@@ -147,7 +163,8 @@ def test_a_raising_constructor_is_a_startup_error() -> None:
     run(main())
 
 
-def test_sigkill_under_load_loses_no_call_and_the_pool_recovers() -> None:
+@LOOPS
+def test_sigkill_under_load_loses_no_call_and_the_pool_recovers(loop_factory: LoopFactory) -> None:
     async def main() -> None:
         config = runner_config(workers=2, batching=BatchingConfig(max_batch_size=8))
         async with WorkerPool(config) as pool:
@@ -166,7 +183,7 @@ def test_sigkill_under_load_loses_no_call_and_the_pool_recovers() -> None:
             assert victim not in _worker_pids(pool)
             assert float((await pool.call("predict", np.ones(1)))[0]) == 2.0
 
-    run(main())
+    run(main(), loop_factory=loop_factory)
 
 
 def test_a_call_that_kills_every_worker_it_meets_fails_with_worker_crashed() -> None:

@@ -67,8 +67,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
-        default="asyncio",
-        help="event loop of the server (default asyncio; auto picks uvloop when installed)",
+        default="auto",
+        help="event loop of the server (default auto: uvloop when installed)",
     )
     parser.set_defaults(handler=handle)
 

@@ -6,9 +6,13 @@ floor they are compared with, all measured in one run on this machine.
 (a) a call to a no-op method at concurrency 1 (p50/p99 µs), against a direct
     in-process call; (b) throughput of a 20 ms-per-batch method at concurrency 64
     against workers * max_batch_size / 20 ms, with the mean batch size; (c) the
-    round trip of 4 MiB and 64 MiB float32 arrays; (d) the floor: a bare
-    length-prefixed round trip over the same kind of socket (socketpair, asyncio
-    protocol, blocking echo process), with no codec, batcher or pool.
+    round trip of 4 MiB and 64 MiB float32 arrays; (d) the floors: a bare
+    length-prefixed round trip over the same kind of socket (socketpair to a
+    blocking echo process), with no codec, batcher or pool, measured three ways:
+    an asyncio-streams client and an asyncio-protocol client on the event loop
+    the pool runs on (uvloop when installed), and a blocking socket client with
+    no event loop. Target (a) is read against the asyncio-streams floor: the
+    same event-loop I/O path as the pool.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ async def _timed(call: Callable[[], Awaitable[Any]], count: int, warmup: int) ->
 
 
 class _EchoClient(asyncio.Protocol):
-    """The floor's client: one length-prefixed message out, one back."""
+    """A protocol client: one length-prefixed message out, one back (the pool's
+    kind of I/O path, without its codec, batcher or bookkeeping)."""
 
     def __init__(self) -> None:
         self.buffer = bytearray()
@@ -80,7 +85,7 @@ class _EchoClient(asyncio.Protocol):
 
 
 def echo_server(fd: int) -> None:
-    """The floor's server: a blocking length-prefixed echo (child process)."""
+    """The floors' server: a blocking length-prefixed echo (child process)."""
     sock = socket.socket(fileno=fd)
     while head := sock.recv(4, socket.MSG_WAITALL):
         (size,) = LENGTH.unpack(head)
@@ -88,20 +93,61 @@ def echo_server(fd: int) -> None:
         sock.sendall(head + payload)
 
 
-async def measure_floor(count: int) -> tuple[float, float]:
+def _start_echo() -> tuple[socket.socket, subprocess.Popen[bytes]]:
+    """A socketpair whose far end is served by an echo process, like a worker's."""
     ours, theirs = socket.socketpair()
-    child = subprocess.Popen(  # noqa: ASYNC220 - a benchmark fixture, started once
+    child = subprocess.Popen(
         [sys.executable, "-m", "bench.runners", "--echo-fd", str(theirs.fileno())],
         pass_fds=(theirs.fileno(),),
     )
     theirs.close()
-    loop = asyncio.get_running_loop()
-    transport, client = await loop.create_unix_connection(_EchoClient, sock=ours)
+    return ours, child
+
+
+def measure_blocking_floor(count: int) -> tuple[float, float]:
+    """Floor 1: a blocking socket client, no event loop at all."""
     payload = os.urandom(64)
-    samples = await _timed(lambda: client.round_trip(payload), count, count // 5)
-    transport.close()
-    await asyncio.to_thread(child.wait, 10)
+    frame = LENGTH.pack(len(payload)) + payload
+    sock, child = _start_echo()
+    samples = []
+    for i in range(count + count // 5):
+        start = time.perf_counter()
+        sock.sendall(frame)
+        sock.recv(len(frame), socket.MSG_WAITALL)
+        if i >= count // 5:
+            samples.append(time.perf_counter() - start)
+    sock.close()
+    child.wait(10)
     return _percentiles(samples)
+
+
+async def measure_loop_floors(count: int) -> dict[str, tuple[float, float]]:
+    """Floors 2 and 3: a client on the event loop the pool runs on, with a protocol
+    (the pool's kind of I/O path) and with asyncio streams."""
+    payload = os.urandom(64)
+    frame = LENGTH.pack(len(payload)) + payload
+    loop = asyncio.get_running_loop()
+    sock, child = _start_echo()
+    transport, client = await loop.create_unix_connection(_EchoClient, sock=sock)
+    protocol = await _timed(lambda: client.round_trip(payload), count, count // 5)
+    transport.close()
+    sock.close()
+    await asyncio.to_thread(child.wait, 10)
+
+    sock, child = _start_echo()
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+
+    async def streams_round_trip() -> bytes:
+        writer.write(frame)
+        (size,) = LENGTH.unpack(await reader.readexactly(4))
+        return await reader.readexactly(size)
+
+    streams = await _timed(streams_round_trip, count, count // 5)
+    writer.close()
+    await writer.wait_closed()
+    sock.close()
+    await asyncio.to_thread(child.wait, 10)
+    return {"protocol": _percentiles(protocol), "streams": _percentiles(streams)}
 
 
 def _config(**overrides: Any) -> RunnerConfig:
@@ -167,26 +213,55 @@ async def measure_arrays(sizes_mib: list[int], repeats: int) -> dict[int, float]
     return results
 
 
-async def main() -> None:
-    floor = await measure_floor(3000)
-    overhead = await measure_overhead(3000)
-    throughput, limit, mean_batch = await measure_throughput(4.0, workers=2)
-    arrays = await measure_arrays([4, 64], repeats=7)
-    print("runner benchmark (one run, this machine)")
-    print(f"(d) floor, bare framed round trip:     p50 {floor[0]:7.1f} µs  p99 {floor[1]:7.1f} µs")
+async def measure_all() -> dict[str, Any]:
+    return {
+        "floors": await measure_loop_floors(3000),
+        "overhead": await measure_overhead(3000),
+        "throughput": await measure_throughput(4.0, workers=2),
+        "arrays": await measure_arrays([4, 64], repeats=7),
+    }
+
+
+def _row(label: str, p50: float, p99: float, floors: dict[str, tuple[float, float]]) -> str:
+    kinds = ("streams", "protocol", "blocking")
+    ratios = "  ".join(f"{p50 / floors[k][0]:.2f}x {k}" for k in kinds)
+    return f"{label:38s} p50 {p50:7.1f} µs  p99 {p99:7.1f} µs  ratio to floors: {ratios}"
+
+
+def report(blocking: tuple[float, float], figures: dict[str, Any], loop_name: str) -> None:
+    floors = {"blocking": blocking, **figures["floors"]}
+    overhead = figures["overhead"]
+    print(f"runner benchmark (one run, this machine, event loop: {loop_name})")
+    print("(d) floors, bare framed 64-byte round trip to a blocking echo process:")
+    for key, label in (
+        ("streams", "asyncio streams client (target's floor)"),
+        ("protocol", "asyncio protocol client"),
+        ("blocking", "blocking socket client, no loop"),
+    ):
+        p50, p99 = floors[key]
+        print(f"    {label:40s} p50 {p50:7.1f} µs  p99 {p99:7.1f} µs")
+    print("    target (a) <= 1.3x the asyncio streams floor: the pool's event-loop I/O path")
     for label, key in (("batchable no-op", "batched"), ("non-batchable no-op", "plain")):
         p50, p99 = overhead[key]
-        print(
-            f"(a) runner call, {label:20s} p50 {p50:7.1f} µs  p99 {p99:7.1f} µs"
-            f"  ratio to floor p50 {p50 / floor[0]:.2f}"
-        )
+        print(_row(f"(a) runner call, {label}", p50, p99, floors))
     print(f"    direct in-process call:           p50 {overhead['direct'][0]:7.1f} µs")
+    throughput, limit, mean_batch = figures["throughput"]
     print(
         f"(b) 20 ms/batch, concurrency 64, 2 workers: {throughput:7.0f} calls/s = "
         f"{100 * throughput / limit:.1f} % of limit {limit:.0f}/s, mean batch {mean_batch:.1f}"
     )
-    for mib, ms in arrays.items():
+    for mib, ms in figures["arrays"].items():
         print(f"(c) {mib:2d} MiB float32 round trip:     p50 {ms:7.2f} ms")
+
+
+def main() -> None:
+    blocking = measure_blocking_floor(3000)
+    try:
+        import uvloop
+    except ImportError:
+        report(blocking, asyncio.run(measure_all()), "asyncio")
+    else:
+        report(blocking, uvloop.run(measure_all()), "uvloop")
 
 
 if __name__ == "__main__":
@@ -196,6 +271,4 @@ if __name__ == "__main__":
     if options.echo_fd is not None:
         echo_server(options.echo_fd)
     else:
-        import uvloop
-
-        uvloop.run(main())
+        main()

@@ -14,6 +14,7 @@ dicts, numpy scalars (as Python scalars) and numpy arrays of plain dtypes.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from typing import Any
@@ -64,29 +65,61 @@ def encode(message: Any, *, runner: str | None = None, method: str | None = None
             runner=runner,
             method=method,
         ) from None
-    head = PREFIX.pack(len(header), len(buffers))
-    if buffers:
-        head += struct.pack(f"<{len(buffers)}Q", *(b.nbytes for b in buffers))
-    if len(header) + sum(b.nbytes for b in buffers) < _INLINE_LIMIT:
-        return [b"".join((head, header, *buffers))]  # small: one chunk, one syscall
+    if not buffers:
+        if len(header) < _INLINE_LIMIT:
+            return [PREFIX.pack(len(header), 0) + header]  # small: one chunk, one syscall
+        return [PREFIX.pack(len(header), 0), header]
+    sizes = [b.nbytes for b in buffers]
+    head = _lengths_struct(len(sizes)).pack(len(header), len(sizes), *sizes)
+    if len(header) + sum(sizes) < _INLINE_LIMIT:
+        return [b"".join((head, header, *buffers))]
     return [head, header, *buffers]
+
+
+@functools.cache
+def _lengths_struct(count: int) -> struct.Struct:
+    return struct.Struct(f"<II{count}Q")
 
 
 def _array_ext(
     array: np.ndarray[Any, Any], buffers: list[memoryview], runner: str | None, method: str | None
 ) -> msgpack.ExtType:
-    if array.dtype.kind not in _ARRAY_KINDS or array.dtype.fields is not None:
+    dtype = array.dtype
+    if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None:
         raise UnsupportedValue(
-            f"cannot send a numpy array of dtype {array.dtype}: only numeric, bool, "
+            f"cannot send a numpy array of dtype {dtype}: only numeric, bool, "
             "string and datetime dtypes cross to a worker",
             runner=runner,
             method=method,
         )
-    contiguous = np.ascontiguousarray(array)
-    buffers.append(memoryview(contiguous.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
-    shape = contiguous.shape
-    meta = _ARRAY_META.pack(len(buffers) - 1, len(shape)) + struct.pack(f"<{len(shape)}Q", *shape)
-    return msgpack.ExtType(ARRAY_EXT, meta + contiguous.dtype.str.encode())
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    buffers.append(_byte_view(array))
+    shape = array.shape
+    meta = _meta_struct(len(shape)).pack(len(buffers) - 1, len(shape), *shape)
+    return msgpack.ExtType(ARRAY_EXT, meta + dtype.str.encode())
+
+
+def _byte_view(array: np.ndarray[Any, Any]) -> memoryview:
+    """The bytes of a C-contiguous array, without a copy."""
+    try:
+        return array.data.cast("B")
+    except (TypeError, ValueError, NotImplementedError):  # datetimes, 0-d, empty: via uint8
+        return memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=64)
+def _meta_struct(ndim: int) -> struct.Struct:
+    return struct.Struct(f"<IB{ndim}Q")
+
+
+@functools.lru_cache(maxsize=256)
+def _dtype(text: str) -> np.dtype[Any]:
+    """A received dtype, refused unless plain data (never objects or records)."""
+    dtype = np.dtype(text)
+    if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None:
+        raise ProtocolError(f"a frame declares an array of dtype {text!r}")
+    return dtype
 
 
 def decode(header: bytes, buffers: list[Buffer]) -> Any:
@@ -95,9 +128,8 @@ def decode(header: bytes, buffers: list[Buffer]) -> Any:
     def ext_hook(code: int, data: bytes) -> Any:
         if code != ARRAY_EXT:
             raise ProtocolError(f"unknown extension type {code} in a frame")
-        index, ndim = _ARRAY_META.unpack_from(data)
-        shape = struct.unpack_from(f"<{ndim}Q", data, _ARRAY_META.size)
-        dtype = data[_ARRAY_META.size + 8 * ndim :].decode()
+        index, ndim, *shape = _meta_struct(data[4]).unpack_from(data)
+        dtype = _dtype(data[_ARRAY_META.size + 8 * ndim :].decode())
         return buffers[index].view(dtype).reshape(shape)
 
     try:
@@ -116,6 +148,7 @@ class FrameAssembler:
         self._have = 0  # bytes staged for the current frame's prefix and header
         self._head_end = 0  # end of prefix + lengths + header, once known
         self._header = b""
+        self._lengths: tuple[int, ...] = ()
         self._buffers: list[Buffer] = []
         self._index = 0  # buffer being filled (buffer phase only)
         self._offset = 0
@@ -139,6 +172,11 @@ class FrameAssembler:
                 return frames
             if self._have < self._head_end:
                 return frames
+            total = self._head_end + sum(self._lengths)
+            if total <= self._have:  # a whole small frame is staged: one copy, no loop
+                frames.append(self._staged_frame(total))
+                continue
+            self._buffers = [np.empty(n, np.uint8) for n in self._lengths]  # not zeroed
             extra = self._stage[self._head_end : self._have]
             self._have = 0
             frames.extend(self._feed_buffers(extra))
@@ -155,11 +193,22 @@ class FrameAssembler:
             self._stage = grown
         if self._have < end:
             return False
-        lengths = struct.unpack_from(f"<{count}Q", self._stage, PREFIX.size)
+        self._lengths = _lengths_struct(count).unpack_from(self._stage)[2:]
         self._header = bytes(self._stage[PREFIX.size + 8 * count : end])
-        self._buffers = [np.empty(n, np.uint8) for n in lengths]  # not zeroed: cheap
         self._index, self._offset, self._head_end = 0, 0, end
         return True
+
+    def _staged_frame(self, total: int) -> Frame:
+        blob = bytearray(self._stage[self._head_end : total])  # the arrays own these bytes
+        buffers: list[Buffer] = []
+        offset = 0
+        for size in self._lengths:
+            buffers.append(np.frombuffer(blob, np.uint8, size, offset))
+            offset += size
+        rest = self._stage[total : self._have]
+        self._stage[: len(rest)] = rest
+        self._have = len(rest)
+        return self._finish_with(buffers)
 
     def _feed_buffers(self, extra: bytes | bytearray) -> list[Frame]:
         view, pos = memoryview(extra), 0
@@ -189,7 +238,10 @@ class FrameAssembler:
             self._offset = 0
 
     def _finish(self) -> Frame:
-        frame = (self._header, self._buffers)
+        return self._finish_with(self._buffers)
+
+    def _finish_with(self, buffers: list[Buffer]) -> Frame:
+        frame = (self._header, buffers)
         self._header, self._buffers, self._head_end = b"", [], 0
         self._index = self._offset = 0
         return frame

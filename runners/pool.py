@@ -381,13 +381,16 @@ class WorkerPool:
             error = self._reply_error(queue, message[2], message[3])
             self._fail_batch(queue, calls, error)
         self._idle.append(worker)
-        self._schedule_dispatch()
+        if len(calls) > 1 or self._next_queue() is not None:
+            self._schedule_dispatch()
         self._check_drained()
 
     def _schedule_dispatch(self) -> None:
         """Dispatch after the callers just answered have run: a caller that calls again at
         once (a loop, a client at concurrency N) joins the next batch instead of
-        leaving as a batch of one; the wait is one loop iteration, no timer."""
+        leaving as a batch of one; the wait is one loop iteration, no timer. Only
+        when there is something to join: a lone caller with nothing queued sends its
+        next call at once, from ``_enqueue``."""
         if not self._dispatch_pending:
             self._dispatch_pending = True
             asyncio.get_running_loop().call_soon(self._deferred_dispatch)

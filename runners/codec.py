@@ -265,14 +265,12 @@ def send_frame(sock: socket.socket, chunks: list[Any]) -> None:
         sent = 0
 
 
-def recv_frame(sock: socket.socket, assembler: FrameAssembler) -> Frame | None:
-    """Blocking receive of the next frame; ``None`` at end of stream."""
+def recv_frames(sock: socket.socket, assembler: FrameAssembler) -> list[Frame]:
+    """Blocking receive until at least one frame is complete; ``[]`` at end of stream."""
     while True:
         nbytes = sock.recv_into(assembler.get_buffer())
         if nbytes == 0:
-            return None
+            return []
         frames = assembler.advance(nbytes)
         if frames:
-            if len(frames) > 1:
-                raise ProtocolError("a peer sent a frame before its previous one was answered")
-            return frames[0]
+            return frames

@@ -52,6 +52,8 @@ from runners.types import Args, CallResult, Kwargs, PoolStats
 
 logger = logging.getLogger("runners.pool")
 
+DEFAULT_HANG_TIMEOUT_S = 600.0  # generous: a batch running longer is treated as hung
+
 
 class PoolState(enum.Enum):
     NEW = "new"
@@ -70,15 +72,20 @@ class _InFlight:
 
 
 class WorkerPool:
-    """Satisfies ``runners.types.RunnerClient``. ``gpus`` overrides GPU detection;
-    ``hang_timeout_s`` kills a worker that holds one batch longer than that."""
+    """Satisfies ``runners.types.RunnerClient``. ``gpus`` overrides GPU detection.
+
+    Hang detection: a worker holding one batch longer than ``hang_timeout_s`` (``None``:
+    never) is killed and replaced; an idle worker is pinged every ``ping_interval_s``
+    and replaced if it does not answer within ``ping_timeout_s``."""
 
     def __init__(
         self,
         config: RunnerConfig,
         *,
         gpus: int | None = None,
-        hang_timeout_s: float | None = None,
+        hang_timeout_s: float | None = DEFAULT_HANG_TIMEOUT_S,
+        ping_interval_s: float = 5.0,
+        ping_timeout_s: float = 5.0,
         drain_timeout_s: float = 30.0,
         stop_timeout_s: float = 5.0,
         max_start_failures: int = 3,
@@ -89,6 +96,7 @@ class WorkerPool:
         self._drain_timeout_s = drain_timeout_s
         self._stop_timeout_s = stop_timeout_s
         self._max_start_failures = max_start_failures
+        self._ping = (ping_interval_s, ping_timeout_s)
         self._state = PoolState.NEW
         self._queues: dict[str, MethodQueue] = {}
         self._idle: list[Worker] = []
@@ -137,6 +145,8 @@ class WorkerPool:
             on_gave_up=self._on_gave_up,
             max_start_failures=self._max_start_failures,
             stop_timeout_s=self._stop_timeout_s,
+            ping_interval_s=self._ping[0],
+            ping_timeout_s=self._ping[1],
         )
         started = await asyncio.gather(
             *(sup.start_worker(slot) for slot in range(len(envs))), return_exceptions=True

@@ -89,6 +89,8 @@ class Worker:
     started_at: float = field(default_factory=time.monotonic)
     batch: Any = None
     hang_timer: asyncio.TimerHandle | None = None
+    ping_timer: asyncio.TimerHandle | None = None  # set while a ping awaits its pong
+    pongs: int = 0
     log_task: asyncio.Task[None] | None = None
 
     @property
@@ -98,8 +100,24 @@ class Worker:
     def deliver(self, message: Any) -> None:
         if not self.ready.done():
             self.ready.set_result(message)
+        elif isinstance(message, list) and message and message[0] == "pong":
+            self.pongs += 1
+            if self.ping_timer is not None:
+                self.ping_timer.cancel()
+                self.ping_timer = None
         else:
             self.on_message(self, message)
+
+    def ping(self, timeout_s: float) -> None:
+        """Ask an idle worker for a pong; kill it if none comes within ``timeout_s``."""
+        if self.ping_timer is None and not self.closed.is_set():
+            self.ping_timer = asyncio.get_running_loop().call_later(timeout_s, self._unanswered)
+            self.send(codec.encode(["ping", 0]))
+
+    def _unanswered(self) -> None:
+        self.ping_timer = None
+        logger.error("[%s] did not answer a ping while idle; stopping it", self.label)
+        self.kill()
 
     def send(self, chunks: list[Any]) -> None:
         assert self.link is not None and self.link.transport is not None
@@ -112,6 +130,9 @@ class Worker:
         if self.closed.is_set():
             return
         self.closed.set()
+        if self.ping_timer is not None:
+            self.ping_timer.cancel()
+            self.ping_timer = None
         if not self.ready.done():
             self.ready.set_result(None)
         self.on_lost(self)
@@ -238,6 +259,8 @@ class Supervisor:
         on_gave_up: Callable[[], None],
         max_start_failures: int = 3,
         stop_timeout_s: float = 5.0,
+        ping_interval_s: float = 5.0,
+        ping_timeout_s: float = 5.0,
     ) -> None:
         self.config = config
         self.envs = envs
@@ -248,6 +271,8 @@ class Supervisor:
         self._callbacks = (on_message, on_lost, on_ready, on_gave_up)
         self._max_start_failures = max_start_failures
         self._stop_timeout_s = stop_timeout_s
+        self._ping_interval_s = ping_interval_s
+        self._ping_timeout_s = ping_timeout_s
         self._next_id = 0
         self._closing = asyncio.Event()
 
@@ -263,7 +288,7 @@ class Supervisor:
         """The supervision loop of one slot, until ``close()``."""
         crash_streak = 0
         while True:
-            await self._until_closed_or(worker.closed)
+            await self._watch(worker)
             await worker.reap(self._stop_timeout_s)
             self.workers.pop(worker.id, None)
             if self._closing.is_set():
@@ -279,6 +304,15 @@ class Supervisor:
             if replacement is None:
                 return
             worker = replacement
+
+    async def _watch(self, worker: Worker) -> None:
+        """Until the worker is gone or the pool closes: ping it whenever it holds no
+        batch (a batch is bounded by the pool's per-batch limit instead)."""
+        while not await self._until_closed_or(worker.closed, self._ping_interval_s):
+            if worker.closed.is_set():
+                return
+            if worker.batch is None:
+                worker.ping(self._ping_timeout_s)
 
     async def _restart(self, slot: int, crash_streak: int) -> Worker | None:
         self.starting += 1

@@ -10,6 +10,8 @@ The config is data (JSON), never code. The worker speaks the frames of
                      ["failed", error type, message]          (then exits)
     pool -> worker   ["call", batch id, method, [args], {kwargs}]
     worker -> pool   ["ok", batch id, value] | ["error", batch id, error type, message]
+    pool -> worker   ["ping", n]        (only while the worker holds no batch)
+    worker -> pool   ["pong", n]
 
 It serves with plain blocking sockets: one batch at a time needs no event loop,
 and a blocking ``recv_into`` is the shortest path. It exits at end of stream, and
@@ -74,11 +76,16 @@ def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
     ready = {name: [spec.batchable, spec.batch_dim] for name, spec in specs.items()}
     codec.send_frame(sock, codec.encode(["ready", os.getpid(), ready]))
     assembler = codec.FrameAssembler()
-    while (frame := codec.recv_frame(sock, assembler)) is not None:
-        kind, batch_id, method, args, kwargs = codec.decode(*frame)
-        if kind != "call":
-            raise SystemExit(f"unexpected message {kind!r} from the pool")
-        codec.send_frame(sock, _answer(table, runner, batch_id, method, args, kwargs))
+    while frames := codec.recv_frames(sock, assembler):
+        for frame in frames:
+            message = codec.decode(*frame)
+            if message[0] == "ping":
+                codec.send_frame(sock, codec.encode(["pong", message[1]]))
+                continue
+            kind, batch_id, method, args, kwargs = message
+            if kind != "call":
+                raise SystemExit(f"unexpected message {kind!r} from the pool")
+            codec.send_frame(sock, _answer(table, runner, batch_id, method, args, kwargs))
 
 
 def _answer(

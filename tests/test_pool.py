@@ -208,6 +208,40 @@ def test_a_hung_worker_is_replaced() -> None:
     run(main())
 
 
+def test_an_idle_worker_that_stops_answering_pings_is_replaced() -> None:
+    async def main() -> None:
+        pool = WorkerPool(runner_config(), ping_interval_s=0.1, ping_timeout_s=0.5)
+        async with pool:
+            (stopped,) = _worker_pids(pool)
+            os.kill(stopped, signal.SIGSTOP)
+            try:
+                await _until(lambda: pool.stats().restarts == 1 and pool.stats().ready_workers == 1)
+            finally:
+                if psutil.pid_exists(stopped):
+                    os.kill(stopped, signal.SIGCONT)
+            assert _worker_pids(pool) != [stopped]
+            assert await pool.call("echo", 2) == 2
+        assert not psutil.pid_exists(stopped) or psutil.Process(stopped).status() == "zombie"
+
+    run(main())
+
+
+def test_pings_interleaved_with_calls_disturb_nothing() -> None:
+    async def main() -> None:
+        async with WorkerPool(runner_config(), ping_interval_s=0.01, ping_timeout_s=5.0) as pool:
+            sup = pool._supervisor
+            assert sup is not None
+            (worker,) = sup.workers.values()
+            for i in range(20):
+                pongs = worker.pongs
+                await _until(lambda: worker.pongs > pongs)  # noqa: B023 - evaluated now
+                values = await asyncio.gather(*(pool.call("echo", i * 10 + k) for k in range(3)))
+                assert values == [i * 10 + k for k in range(3)]
+            assert pool.stats().restarts == 0
+
+    run(main())
+
+
 def test_repeated_startup_failures_mark_the_pool_unhealthy(tmp_path: Path) -> None:
     async def main() -> None:
         marker = tmp_path / "broken"

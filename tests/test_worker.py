@@ -17,7 +17,7 @@ import numpy as np
 import psutil
 import pytest
 
-from runners.codec import FrameAssembler, decode, encode, recv_frame, send_frame
+from runners.codec import FrameAssembler, decode, encode, recv_frames, send_frame
 from tests.conftest import RUNNABLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +52,12 @@ class WorkerUnderTest:
         ours.settimeout(30)
         self.sock = ours
         self.assembler = FrameAssembler()
+        self.pending: list[Any] = []
 
     def receive(self) -> Any:
-        frame = recv_frame(self.sock, self.assembler)
-        return None if frame is None else decode(*frame)
+        if not self.pending:
+            self.pending = [decode(*f) for f in recv_frames(self.sock, self.assembler)]
+        return self.pending.pop(0) if self.pending else None
 
     def call(self, batch_id: int, method: str, *args: Any, **kwargs: Any) -> Any:
         send_frame(self.sock, encode(["call", batch_id, method, list(args), kwargs]))
@@ -100,6 +102,14 @@ def test_a_raising_method_is_answered_and_the_worker_lives(worker: WorkerUnderTe
     ]
     assert worker.call(2, "nope")[:3] == ["error", 2, "LookupError"]
     assert worker.call(3, "maybe_fail", [1]) == ["ok", 3, [2]]
+
+
+def test_pings_are_answered_also_when_sent_with_a_call(worker: WorkerUnderTest) -> None:
+    worker.receive()
+    two = encode(["ping", 5])[0] + encode(["call", 9, "echo", ["x"], {}])[0]
+    worker.sock.sendall(two)  # one write: the worker receives both frames at once
+    assert worker.receive() == ["pong", 5]
+    assert worker.receive() == ["ok", 9, "x"]
 
 
 def test_the_worker_exits_at_end_of_stream(worker: WorkerUnderTest) -> None:

@@ -19,20 +19,22 @@ empty, take up to ``max_batch_size`` items now; no timer, no waiting.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import Counter, deque
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from runners.config import BatchingConfig
-from runners.errors import MethodError
+from runners.errors import MethodError, RunnerError, UnsupportedValue
 from runners.runnable import MethodSpec
-from runners.types import MethodStats
+from runners.types import CallResult, MethodStats
 
 _EWMA = 0.2  # weight of the newest batch in the measured batch time
+logger = logging.getLogger("runners.pool")
 
 
 @dataclass(slots=True, eq=False)
@@ -153,6 +155,27 @@ class MethodQueue:
         else:
             self.batch_time_s += _EWMA * (seconds - self.batch_time_s)
 
+    def warn_if_over_budget(self, runner: str) -> None:
+        """Log once when the measured batch time first exceeds ``max_latency_ms``."""
+        if self.budget_warned or self.batch_time_s * 1000 <= self.batching.max_latency_ms:
+            return
+        self.budget_warned = True
+        logger.warning(
+            "runner %r: max_latency_ms of %s (%g ms) is below its batch time "
+            "(%.0f ms): queued calls will time out under load",
+            runner,
+            self.spec.name,
+            self.batching.max_latency_ms,
+            self.batch_time_s * 1e3,
+        )
+
+    def requeue(self, calls: list[PendingCall], *, solo: bool) -> None:
+        """Put calls back at the head, in order (``solo``: each runs alone next time)."""
+        for call in reversed(calls):
+            call.solo = call.solo or solo
+            call.queued = True
+            self.queue.appendleft(call)
+
     def discard(self, call: PendingCall) -> None:
         """Remove a call that is still queued (cancelled or past its deadline)."""
         if call.queued:
@@ -174,3 +197,56 @@ class MethodQueue:
             queue_wait_s_sum=self.queue_wait_s_sum,
             batch_time_s_sum=self.batch_time_s_sum,
         )
+
+
+def resolve(
+    calls: Sequence[PendingCall], values: Sequence[Any], sent_at: float, batch_id: int, worker: int
+) -> None:
+    """Give each caller still waiting its item of a batch's answer."""
+    size = len(calls)
+    for call, item in zip(calls, values, strict=True):
+        if not call.future.done():
+            wait = sent_at - call.enqueued_at
+            call.future.set_result(CallResult(item, wait, batch_id, size, worker))
+
+
+def survivors_of_crash(calls: Sequence[PendingCall], error: RunnerError) -> list[PendingCall]:
+    """Calls lost with a dead worker: those on their first loss get another try; those
+    lost twice fail with ``error``."""
+    retry = []
+    for call in calls:
+        if call.future.done():
+            continue
+        call.crashes += 1
+        if call.crashes < 2:
+            retry.append(call)
+        else:
+            call.future.set_exception(error)
+    return retry
+
+
+def batch_error(error_type: str, text: str, runner: str, method: str) -> RunnerError:
+    """The error of a batch that raised in the worker, or could not be sent."""
+    if error_type == "UnsupportedValue":
+        return UnsupportedValue(text, runner=runner, method=method)
+    return MethodError(text, error_type=error_type, runner=runner, method=method)
+
+
+@dataclass(eq=False)
+class Flight:
+    """A batch sent to a worker and not yet answered."""
+
+    queue: MethodQueue
+    calls: list[PendingCall]
+    batch_id: int
+    sent_at: float
+
+
+def oldest_queue(queues: Iterable[MethodQueue]) -> MethodQueue | None:
+    """The non-empty queue whose head has waited longest."""
+    best: MethodQueue | None = None
+    oldest = 0.0
+    for queue in queues:
+        if queue.queue and (best is None or queue.queue[0].enqueued_at < oldest):
+            best, oldest = queue, queue.queue[0].enqueued_at
+    return best

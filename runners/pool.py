@@ -21,25 +21,25 @@ import enum
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from runners import codec
+from runners import admission, codec
 from runners.batcher import (
+    Flight,
     MethodQueue,
     PendingCall,
-    predicted_wait_s,
-    signature_key,
+    batch_error,
+    oldest_queue,
+    resolve,
     split_outputs,
     stack_inputs,
+    survivors_of_crash,
     take_batch,
 )
 from runners.config import RunnerConfig
 from runners.errors import (
-    CallTimeout,
     MethodError,
-    Overloaded,
     PoolClosed,
     RunnerError,
     UnsupportedValue,
@@ -61,14 +61,6 @@ class PoolState(enum.Enum):
     READY = "ready"
     DRAINING = "draining"
     CLOSED = "closed"
-
-
-@dataclass(eq=False)
-class _InFlight:
-    queue: MethodQueue
-    calls: list[PendingCall]
-    batch_id: int
-    sent_at: float
 
 
 class WorkerPool:
@@ -175,7 +167,9 @@ class WorkerPool:
                 await self._drained.wait()
         except TimeoutError:
             logger.warning("runner %r: calls still pending at shutdown", self.name)
-        self._fail_queued(PoolClosed("the pool stopped before this call ran", runner=self.name))
+        admission.fail_queued(
+            self._queues, PoolClosed("the pool stopped before this call ran", runner=self.name)
+        )
         assert self._supervisor is not None
         self._supervisor.close()
         await asyncio.gather(*self._slots)
@@ -238,85 +232,32 @@ class WorkerPool:
     def _enqueue(
         self, queue: MethodQueue, calls: Sequence[tuple[Args, Kwargs]], deadline: float | None
     ) -> list[PendingCall]:
-        now = time.monotonic()
-        limit = now + queue.batching.max_latency_ms / 1000.0
-        if deadline is not None:
-            if deadline <= now:
-                raise CallTimeout(
-                    "the deadline passed before the call was queued",
-                    runner=self.name,
-                    method=queue.spec.name,
-                )
-            limit = min(limit, deadline)
-        self._admit(queue, len(calls), now, limit)
-        loop = asyncio.get_running_loop()
-        batchable = queue.spec.batchable
-        pending = [
-            PendingCall(
-                tuple(a), k, loop.create_future(), now, signature_key(a, k) if batchable else None
-            )
-            for a, k in calls
-        ]
-        queue.queue.extend(pending)
-        queue.calls += len(pending)
-        if not self._dispatch_pending:
-            self._dispatch()
-        for call in pending:
-            if call.queued:
-                call.timer = loop.call_later(limit - now, self._expire, queue, call)
-        return pending
-
-    def _admit(self, queue: MethodQueue, count: int, now: float, limit: float) -> None:
-        """Refuse at enqueue what would be dropped later: a full queue or a hopeless wait."""
         sup = self._supervisor
         assert sup is not None
         if not sup.healthy and not sup.workers and not sup.starting:
-            raise WorkerCrashed(
-                "no worker is running: they kept failing to start",
-                runner=self.name,
-                method=queue.spec.name,
-            )
-        waiting = len(queue.queue)
-        wait = predicted_wait_s(
-            waiting + count - 1,
-            queue.batching.max_batch_size,
-            max(1, len(sup.workers)),
-            queue.batch_time_s,
+            raise admission.no_worker_error(queue.spec.name, self.name)
+        now = time.monotonic()
+        limit = admission.queue_limit(queue, now, deadline, self.name)
+        admission.admit(
+            queue,
+            len(calls),
+            now,
+            limit,
+            runner=self.name,
+            max_queue=self._config.max_queue,
+            workers=len(sup.workers),
+            idle=bool(self._idle),
         )
-        if waiting + count > self._config.max_queue:
-            reason = f"the queue is full ({self._config.max_queue} calls)"
-        elif (waiting or not self._idle) and now + wait > limit:
-            reason = f"the predicted queue wait ({wait * 1000:.0f} ms) passes the call's deadline"
-        else:
-            return
-        queue.rejected += count
-        raise Overloaded(
-            reason, runner=self.name, method=queue.spec.name, retry_after_s=max(wait, 0.001)
-        )
-
-    def _expire(self, queue: MethodQueue, call: PendingCall) -> None:
-        call.timer = None
-        if call.queued and not call.future.done():
-            queue.discard(call)
-            queue.timed_out += 1
-            call.future.set_exception(
-                CallTimeout(
-                    "the call waited in the queue past its deadline (or max_latency_ms)",
-                    runner=self.name,
-                    method=queue.spec.name,
-                )
-            )
+        pending = admission.enqueue(queue, calls, now)
+        if not self._dispatch_pending:
+            self._dispatch()
+        admission.arm_timers(queue, pending, limit - now, self.name)
+        return pending
 
     # -- dispatch (callbacks only) -----------------------------------------------
 
     def _next_queue(self) -> MethodQueue | None:
-        """The non-empty queue whose head has waited longest."""
-        best: MethodQueue | None = None
-        oldest = 0.0
-        for queue in self._queues.values():
-            if queue.queue and (best is None or queue.queue[0].enqueued_at < oldest):
-                best, oldest = queue, queue.queue[0].enqueued_at
-        return best
+        return oldest_queue(self._queues.values())
 
     def _dispatch(self) -> None:
         while self._idle and (queue := self._next_queue()) is not None:
@@ -338,17 +279,11 @@ class WorkerPool:
             )
         except (UnsupportedValue, ValueError) as exc:
             self._idle.append(worker)
-            error = (
-                exc
-                if isinstance(exc, UnsupportedValue)
-                else MethodError(
-                    str(exc), error_type=type(exc).__name__, runner=self.name, method=method
-                )
-            )
-            self._fail_batch(queue, batch, error)
+            text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
+            self._fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
             return
         now = time.monotonic()
-        worker.batch = _InFlight(queue, batch, self._next_batch, now)
+        worker.batch = Flight(queue, batch, self._next_batch, now)
         queue.in_flight += len(batch)
         for call in batch:
             queue.queue_wait_s_sum += now - call.enqueued_at
@@ -357,8 +292,8 @@ class WorkerPool:
             loop = asyncio.get_running_loop()
             worker.hang_timer = loop.call_later(self._hang_timeout_s, self._on_hang, worker)
 
-    def _take_flight(self, worker: Worker) -> _InFlight | None:
-        flight: _InFlight | None = worker.batch
+    def _take_flight(self, worker: Worker) -> Flight | None:
+        flight: Flight | None = worker.batch
         worker.batch = None
         if worker.hang_timer is not None:
             worker.hang_timer.cancel()
@@ -375,21 +310,13 @@ class WorkerPool:
             return
         queue, calls, now = flight.queue, flight.calls, time.monotonic()
         queue.record_batch(len(calls), now - flight.sent_at)
-        if not queue.budget_warned and queue.batch_time_s * 1000 > queue.batching.max_latency_ms:
-            queue.budget_warned = True
-            logger.warning(
-                "runner %r: max_latency_ms of %s (%g ms) is below its batch time "
-                "(%.0f ms): queued calls will time out under load",
-                self.name,
-                queue.spec.name,
-                queue.batching.max_latency_ms,
-                queue.batch_time_s * 1e3,
-            )
+        queue.warn_if_over_budget(self.name)
         if message[0] == "ok":
             self._deliver(worker, flight, message[2])
         else:
-            error = self._reply_error(queue, message[2], message[3])
-            self._fail_batch(queue, calls, error)
+            self._fail_batch(
+                queue, calls, batch_error(message[2], message[3], self.name, queue.spec.name)
+            )
         self._idle.append(worker)
         if len(calls) > 1 or self._next_queue() is not None:
             self._schedule_dispatch()
@@ -409,42 +336,23 @@ class WorkerPool:
         self._dispatch_pending = False
         self._dispatch()
 
-    def _reply_error(self, queue: MethodQueue, error_type: str, text: str) -> RunnerError:
-        method = queue.spec.name
-        if error_type == "UnsupportedValue":
-            return UnsupportedValue(text, runner=self.name, method=method)
-        return MethodError(text, error_type=error_type, runner=self.name, method=method)
-
-    def _deliver(self, worker: Worker, flight: _InFlight, value: Any) -> None:
+    def _deliver(self, worker: Worker, flight: Flight, value: Any) -> None:
         calls = flight.calls
         try:
             values = split_outputs(value, len(calls), flight.queue.spec, self.name)
         except MethodError as exc:
             self._fail_batch(flight.queue, calls, exc)
             return
-        size = len(calls)
-        for call, item in zip(calls, values, strict=True):
-            if not call.future.done():
-                call.future.set_result(
-                    CallResult(
-                        item, flight.sent_at - call.enqueued_at, flight.batch_id, size, worker.id
-                    )
-                )
+        resolve(calls, values, flight.sent_at, flight.batch_id, worker.id)
 
     def _fail_batch(self, queue: MethodQueue, calls: list[PendingCall], error: RunnerError) -> None:
         """A batch of several items is retried item by item; a single item fails."""
         live = [c for c in calls if not c.future.done()]
         if len(calls) > 1:
-            self._requeue(queue, live, solo=True)
+            queue.requeue(live, solo=True)
             return
         for call in live:
             call.future.set_exception(error)
-
-    def _requeue(self, queue: MethodQueue, calls: list[PendingCall], *, solo: bool) -> None:
-        for call in reversed(calls):
-            call.solo = call.solo or solo
-            call.queued = True
-            queue.queue.appendleft(call)
 
     def _on_hang(self, worker: Worker) -> None:
         logger.error(
@@ -457,61 +365,27 @@ class WorkerPool:
             self._idle.remove(worker)
         flight = self._take_flight(worker)
         if flight is not None:
-            retry = []
-            for call in flight.calls:
-                if call.future.done():
-                    continue
-                call.crashes += 1
-                if call.crashes < 2:
-                    retry.append(call)
-                    continue
-                call.future.set_exception(
-                    WorkerCrashed(
-                        f"worker {worker.id} died while running this call, after a first "
-                        "worker had died with it too",
-                        runner=self.name,
-                        method=flight.queue.spec.name,
-                    )
-                )
-            self._requeue(flight.queue, retry, solo=False)
+            error = WorkerCrashed(
+                f"worker {worker.id} died while running this call, after a first "
+                "worker had died with it too",
+                runner=self.name,
+                method=flight.queue.spec.name,
+            )
+            flight.queue.requeue(survivors_of_crash(flight.calls, error), solo=False)
         self._dispatch()
         self._check_drained()
 
     def _on_ready(self, worker: Worker) -> None:
         if not self._queues:
-            self._queues = self._build_queues(worker)
+            self._queues = admission.build_queues(worker.ready.result()[2], self._config)
         self._idle.append(worker)
         if self._state is not PoolState.STARTING:
             self._dispatch()
 
-    def _build_queues(self, worker: Worker) -> dict[str, MethodQueue]:
-        declared: dict[str, list[Any]] = worker.ready.result()[2]
-        queues = {}
-        for name, (batchable, batch_dim) in declared.items():
-            batching = self._config.batching_for(name)
-            spec = MethodSpec(
-                name,
-                batchable if batching.batchable is None else batching.batchable,
-                batch_dim if batching.batch_dim is None else batching.batch_dim,
-            )
-            queues[name] = MethodQueue(spec, batching, self._config.max_queue)
-        return queues
-
     def _on_gave_up(self) -> None:
         sup = self._supervisor
         if sup is not None and not sup.workers and not sup.starting:
-            self._fail_queued(
-                WorkerCrashed("no worker is running: they kept failing to start", runner=self.name)
-            )
-
-    def _fail_queued(self, error: RunnerError) -> None:
-        for queue in self._queues.values():
-            while queue.queue:
-                call = queue.queue.popleft()
-                call.queued = False
-                queue.discard(call)
-                if not call.future.done():
-                    call.future.set_exception(error)
+            admission.fail_queued(self._queues, admission.no_worker_error(None, self.name))
 
     def _check_drained(self) -> None:
         if self._state is PoolState.DRAINING and all(

@@ -84,9 +84,9 @@ def enqueue(
 
 def arm_timers(queue: MethodQueue, pending: list[PendingCall], delay_s: float, runner: str) -> None:
     """Drop each call still queued after ``delay_s`` (dispatched calls need no timer)."""
-    loop = asyncio.get_running_loop()
     for call in pending:
         if call.queued:
+            loop = asyncio.get_running_loop()
             call.timer = loop.call_later(delay_s, expire, queue, call, runner)
 
 

@@ -7,14 +7,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runners import BatchingConfig, MethodError, MethodSpec
+from runners import BatchingConfig, MethodError, MethodSpec, WorkerCrashed
 from runners.batcher import (
     MethodQueue,
     PendingCall,
+    oldest_queue,
     predicted_wait_s,
     signature_key,
     split_outputs,
     stack_inputs,
+    survivors_of_crash,
     take_batch,
 )
 
@@ -125,3 +127,27 @@ def test_method_queue_discard_and_stats() -> None:
     assert stats.queue_length == 2 and stats.batches == 2 and stats.batch_sizes == {2: 2}
     assert 0.02 < queue.batch_time_s < 0.04
     assert queue.max_items == 8
+
+
+def test_a_call_lost_twice_with_a_worker_fails_and_the_rest_are_requeued_in_order() -> None:
+    queue = MethodQueue(BATCHED, BatchingConfig(), max_queue=10)
+    first, second, third = (_call(np.zeros(2)) for _ in range(3))
+    second.crashes = 1  # already lost once
+    for call in (first, second, third):
+        call.queued = False
+    retry = survivors_of_crash([first, second, third], WorkerCrashed("gone", runner="r"))
+    assert retry == [first, third] and first.crashes == third.crashes == 1
+    assert isinstance(second.future.exception(), WorkerCrashed)
+    queue.queue.append(_call(np.ones(2)))
+    queue.requeue(retry, solo=True)
+    assert list(queue.queue)[:2] == [first, third] and first.solo and first.queued
+
+
+def test_oldest_queue_is_the_one_whose_head_waited_longest() -> None:
+    queues = [MethodQueue(BATCHED, BatchingConfig(), max_queue=10) for _ in range(3)]
+    for queue, enqueued_at in zip(queues[1:], (5.0, 2.0), strict=True):
+        call = _call(np.zeros(2))
+        call.enqueued_at = enqueued_at
+        queue.queue.append(call)
+    assert oldest_queue(queues) is queues[2]
+    assert oldest_queue(queues[:1]) is None

@@ -27,7 +27,8 @@ class Sleepy(Runnable):
 
     @method(batchable=True, batch_dim=1)
     def columns(self, x: np.ndarray) -> np.ndarray:
-        return x.sum(axis=1, keepdims=True) + x  # each item plus the sum of all items
+        total: np.ndarray = x.sum(axis=1, keepdims=True) + x  # each item plus the sum of all
+        return total
 
     @method
     def seen_sizes(self) -> list[int]:

@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from orchestrator.errors import GraphClosed, GraphctlError
@@ -24,6 +23,7 @@ from orchestrator.inputs import validate_inputs
 from orchestrator.plan import Plan
 from orchestrator.trace import Tracer
 from runners.config import RunnerConfig
+from runners.lifecycle import AsyncLifecycle
 from runners.types import PoolStats, RunnerClient
 
 ClientFactory = Callable[[RunnerConfig], RunnerClient]
@@ -41,7 +41,7 @@ class GraphState(enum.Enum):
     CLOSED = "closed"
 
 
-class Graph:
+class Graph(AsyncLifecycle):
     """A compiled graph and one runner client per runner; use it with ``async with``."""
 
     def __init__(
@@ -79,7 +79,8 @@ class Graph:
         """A snapshot of every runner's pool, by runner name."""
         return {name: client.stats() for name, client in self._clients.items()}
 
-    async def __aenter__(self) -> Graph:
+    async def start(self) -> None:
+        """Start every runner's pool (concurrently); ``async with`` calls it."""
         if self.state is not GraphState.STARTING or self._executor is not None:
             raise GraphClosed(f"graph {self.name!r} was already started; load it again")
         self._threads = ThreadPoolExecutor(
@@ -88,19 +89,10 @@ class Graph:
         try:
             await self._start_clients()
         except BaseException:
-            await self._close()
+            await self.stop()
             raise
         self._executor = Executor(self.plan, self._clients, threads=self._threads)
         self.state = GraphState.READY
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._close()
 
     async def _start_clients(self) -> None:
         # Every start runs to its end, even when another fails: a pool cancelled
@@ -113,7 +105,8 @@ class Graph:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _close(self) -> None:
+    async def stop(self) -> None:
+        """Stop every runner's pool; the graph is closed for good."""
         self.state = GraphState.CLOSED
         try:
             async with asyncio.TaskGroup() as group:

@@ -17,8 +17,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.errors import BenchError
 from orchestrator.http_client import ConnectionPool
 from orchestrator.loadgen import NodeSample, NodeSummary
+from runners.lifecycle import AsyncLifecycle
 
 LabelSet = tuple[tuple[str, str], ...]
 
@@ -90,7 +90,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class HTTPTarget:
+class HTTPTarget(AsyncLifecycle):
     """A loopback server's graph endpoint; use as ``async with`` (owns its client)."""
 
     def __init__(
@@ -115,15 +115,8 @@ class HTTPTarget:
         self._nodes = dict(nodes)
         self._client = httpx.AsyncClient(timeout=timeout_s, trust_env=False)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Close both clients' connections."""
         await self._pool.close()
         await self._client.aclose()
 

@@ -20,12 +20,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 import httpx
 
 from orchestrator.errors import BenchError
+from runners.lifecycle import AsyncLifecycle
 
 DEFAULT_READY_TIMEOUT_S = 60.0
 READY_POLL_S = 0.02
@@ -50,7 +50,7 @@ def graphctl_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())"]
 
 
-class ServeProcess:
+class ServeProcess(AsyncLifecycle):
     """A ``graphctl serve FILE`` child process; ``async with`` starts and stops it."""
 
     def __init__(
@@ -75,18 +75,6 @@ class ServeProcess:
         if self._process is None:
             raise BenchError("the server process is not running")
         return self._process.pid
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Launch the server and wait until it is ready; raises ``BenchError``

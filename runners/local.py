@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
 from runners import codec
@@ -46,6 +45,7 @@ from runners.errors import (
     RunnerError,
     RunnerStartupError,
 )
+from runners.lifecycle import AsyncLifecycle
 from runners.runnable import MethodSpec, runnable_methods
 from runners.types import Args, CallResult, Kwargs, PoolStats
 
@@ -78,7 +78,7 @@ def effective_methods(cls: type, config: RunnerConfig) -> dict[str, MethodSpec]:
     return specs
 
 
-class LocalClient:
+class LocalClient(AsyncLifecycle):
     """A ``RunnerClient`` whose single worker is this process."""
 
     def __init__(self, config: RunnerConfig) -> None:
@@ -102,18 +102,6 @@ class LocalClient:
     @property
     def methods(self) -> Mapping[str, MethodSpec]:
         return {name: q.spec for name, q in self._queues.items()}
-
-    async def __aenter__(self) -> LocalClient:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Import and construct the Runnable (in the method thread), then serve."""

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli._args import input_object, positive_int
 from orchestrator.errors import RequestError
 from orchestrator.graph import load
 from orchestrator.loadgen import BenchSummary, GraphTarget, Progress, run_load
@@ -51,20 +52,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="JSON|@FILE",
         help="each request's inputs (default: the graph's NAME.input.json beside it)",
     )
-    parser.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY)
+    parser.add_argument("--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--duration", type=_seconds, default=DEFAULT_DURATION_S, metavar="S")
     parser.add_argument("--warmup", type=_seconds, default=DEFAULT_WARMUP_S, metavar="S")
-    parser.add_argument("--requests", type=_positive_int, help="stop after this many requests")
+    parser.add_argument("--requests", type=positive_int, help="stop after this many requests")
     parser.add_argument("--timeout-ms", type=float, help="each request's deadline")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     parser.set_defaults(handler=handle)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -128,21 +122,7 @@ def read_inputs(text: str | None, graph_file: Path) -> dict[str, Any]:
         if not sample.is_file():
             raise RequestError(f"give the request's inputs (no {sample} found)", field="--input")
         text = f"@{sample}"
-    source = "--input"
-    if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise RequestError(f"cannot read {path}: {error.strerror}", field=source) from None
-        source = str(path)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RequestError(f"not valid JSON: {error}", field=source) from None
-    if not isinstance(value, dict):
-        raise RequestError("inputs must be a JSON object", field=source)
-    return value
+    return input_object(text)
 
 
 def _progress_line(progress: Progress) -> None:

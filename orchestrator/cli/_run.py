@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from orchestrator.cli._args import input_object, positive_int
 from orchestrator.cli._config import add_override_arguments
 from orchestrator.cli._run_batch import BatchSummary, run_lines
 from orchestrator.errors import RequestError
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--output", type=Path, metavar="FILE.jsonl", help="default: stdout")
     parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CONCURRENCY,
         help=f"requests in flight with --inputs (default {DEFAULT_CONCURRENCY})",
     )
@@ -53,20 +54,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=handle)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def handle(args: argparse.Namespace) -> int:
     return asyncio.run(_main(args))
 
 
 async def _main(args: argparse.Namespace) -> int:
     trace = Trace() if args.trace else None
-    inputs = _one_input(args.input) if args.input is not None else None
+    inputs = input_object(args.input) if args.input is not None else None
     graph = load(args.file, local=args.local, config=args.config, sets=args.set)
     if inputs is not None:
         validate_inputs(graph.plan, inputs)  # a bad input fails before any worker starts
@@ -82,25 +76,6 @@ async def _main(args: argparse.Namespace) -> int:
             trace.write(args.trace)
     _print_summary(summary)
     return 1 if summary.errors else 0
-
-
-def _one_input(text: str) -> dict[str, Any]:
-    """``--input``: inline JSON, or ``@path`` to a JSON file."""
-    source = "--input"
-    if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise RequestError(f"cannot read {path}: {error.strerror}", field=source) from None
-        source = str(path)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RequestError(f"not valid JSON: {error}", field=source) from None
-    if not isinstance(value, dict):
-        raise RequestError("inputs must be a JSON object", field=source)
-    return value
 
 
 async def _run_file(graph: Graph, args: argparse.Namespace, trace: Trace | None) -> BatchSummary:

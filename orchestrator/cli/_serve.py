@@ -20,6 +20,7 @@ from types import FrameType
 
 import uvicorn
 
+from orchestrator.cli._args import positive_int
 from orchestrator.cli._config import add_override_arguments
 from orchestrator.errors import GraphctlError, GraphFileError
 from orchestrator.graph import Graph
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--max-inflight",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_INFLIGHT,
         help=f"requests in flight per graph before 503 (default {DEFAULT_MAX_INFLIGHT})",
     )
@@ -71,13 +72,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="event loop of the server (default auto: uvloop when installed)",
     )
     parser.set_defaults(handler=handle)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def graph_files(paths: Sequence[Path]) -> list[Path]:

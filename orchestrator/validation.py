@@ -1,7 +1,11 @@
-"""Check a parsed graph file against ``schemas/graph.schema.json``, in words a user
+"""Check a parsed graph file against the graph JSON Schema, in words a user
 can act on: each jsonschema error becomes a ``Diagnostic`` at the key or value at
 fault, naming the runner, input, node or output it belongs to, with a
 "did you mean" hint for misspelt keys and values.
+
+The schema ships inside the package (``orchestrator/graph.schema.json``) so an
+installed graphctl finds it; ``schemas/graph.schema.json`` is the same file at
+the repository root for editors, and a test keeps the two identical.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import difflib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import jsonschema
@@ -19,7 +23,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from orchestrator.errors import Diagnostic
 from orchestrator.spec import DataPath, SpecDocument
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "graph.schema.json"
+SCHEMA_RESOURCE = "graph.schema.json"  # package data of ``orchestrator``
 
 _SECTIONS = {"runners": "runner", "inputs": "input", "nodes": "node", "outputs": "output"}
 _TYPE_WORDS = {
@@ -36,7 +40,8 @@ _TYPE_WORDS = {
 @cache
 def graph_schema() -> Mapping[str, Any]:
     """The graph file's JSON Schema (draft-07), loaded once."""
-    schema: Mapping[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    text = resources.files("orchestrator").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    schema: Mapping[str, Any] = json.loads(text)
     return schema
 
 

@@ -38,6 +38,13 @@ def _keys(schema: Any) -> Iterator[tuple[str, Any]]:
             yield from _keys(value)
 
 
+def test_the_packaged_schema_is_the_editors_schema() -> None:
+    # An installed graphctl reads orchestrator/graph.schema.json; editors read
+    # schemas/graph.schema.json. Edit one, copy it over the other.
+    packaged = (ROOT / "orchestrator" / "graph.schema.json").read_bytes()
+    assert packaged == (ROOT / "schemas" / "graph.schema.json").read_bytes()
+
+
 def test_schema_is_valid_draft_07() -> None:
     schema = graph_schema()
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.errors import BenchError
 from orchestrator.http_client import ConnectionPool
-from orchestrator.loadgen import NodeSample, NodeSummary
+from orchestrator.loadgen_summary import NodeSample, NodeSummary
 from runners.lifecycle import AsyncLifecycle
 
 LabelSet = tuple[tuple[str, str], ...]

@@ -13,15 +13,13 @@ import pytest
 
 from orchestrator.errors import NodeFailed
 from orchestrator.graph import load
-from orchestrator.loadgen import (
+from orchestrator.loadgen import GraphTarget, run_load, samples_from_trace
+from orchestrator.loadgen_summary import (
     BenchSummary,
-    GraphTarget,
     NodeSample,
     NodeSummary,
     error_kind,
     percentiles,
-    run_load,
-    samples_from_trace,
     summarize,
     summarize_nodes,
 )

@@ -20,7 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from runners.types import CallResult, PoolStats
+from runners.types import CallResult, MethodStats, PoolStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (
@@ -76,6 +76,7 @@ class Metrics:
         self._node_timers: dict[str, NodeTimer] = {}
 
     def observe_request(self, graph: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
         key = (graph, route, status)
         children = self._request_children.get(key)
         if children is None:
@@ -85,9 +86,6 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def observe_node(self, graph: str, node: str, seconds: float) -> None:
-        self.node_timer(graph).observe(node, seconds)
-
     def node_timer(self, graph: str) -> NodeTimer:
         """Records ``graph``'s node latencies when passed to ``Graph.run`` as ``trace``."""
         timer = self._node_timers.get(graph)
@@ -96,7 +94,75 @@ class Metrics:
         return timer
 
     def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+# What the collector reads from each pool and each of its methods: family name,
+# help text, kind, and the figure. One row per family keeps the exposition and
+# the stats types in step at a glance.
+_Family = type[GaugeMetricFamily] | type[CounterMetricFamily]
+_POOL_FAMILIES: tuple[tuple[str, str, _Family, Callable[[PoolStats], float]], ...] = (
+    (
+        "graphctl_runner_ready_workers",
+        "Workers ready to serve.",
+        GaugeMetricFamily,
+        lambda pool: pool.ready_workers,
+    ),
+    (
+        "graphctl_runner_workers",
+        "Workers configured.",
+        GaugeMetricFamily,
+        lambda pool: pool.workers,
+    ),
+    (
+        "graphctl_runner_worker_restarts",
+        "Workers restarted after a crash or hang.",
+        CounterMetricFamily,
+        lambda pool: pool.restarts,
+    ),
+)
+_METHOD_FAMILIES: tuple[tuple[str, str, _Family, Callable[[MethodStats], float]], ...] = (
+    (
+        "graphctl_runner_queue_length",
+        "Calls waiting in the batcher queue.",
+        GaugeMetricFamily,
+        lambda stats: stats.queue_length,
+    ),
+    (
+        "graphctl_runner_in_flight",
+        "Items being run by workers.",
+        GaugeMetricFamily,
+        lambda stats: stats.in_flight,
+    ),
+    ("graphctl_runner_calls", "Calls submitted.", CounterMetricFamily, lambda stats: stats.calls),
+    (
+        "graphctl_runner_rejections",
+        "Calls refused at enqueue (overload).",
+        CounterMetricFamily,
+        lambda stats: stats.rejected,
+    ),
+    (
+        "graphctl_runner_timeouts",
+        "Calls dropped from the queue at their deadline.",
+        CounterMetricFamily,
+        lambda stats: stats.timed_out,
+    ),
+    (
+        "graphctl_runner_queue_wait_seconds",
+        "Total time calls waited in the queue.",
+        CounterMetricFamily,
+        lambda stats: stats.queue_wait_s_sum,
+    ),
+    (
+        "graphctl_runner_batch_seconds",
+        "Total time workers spent running batches.",
+        CounterMetricFamily,
+        lambda stats: stats.batch_time_s_sum,
+    ),
+)
+_POOL_LABELS = ["graph", "runner"]
+_METHOD_LABELS = [*_POOL_LABELS, "method"]
 
 
 class PoolCollector(Collector):
@@ -106,86 +172,35 @@ class PoolCollector(Collector):
         self._stats = stats
 
     def describe(self) -> list[Metric]:
-        return []  # the label sets are only known at scrape time
+        """Nothing up front: the label sets are only known at scrape time."""
+        return []
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["graph", "runner"]
-        method_labels = [*labels, "method"]
-        ready = GaugeMetricFamily(
-            "graphctl_runner_ready_workers", "Workers ready to serve.", labels=labels
-        )
-        configured = GaugeMetricFamily(
-            "graphctl_runner_workers", "Workers configured.", labels=labels
-        )
-        restarts = CounterMetricFamily(
-            "graphctl_runner_worker_restarts",
-            "Workers restarted after a crash or hang.",
-            labels=labels,
-        )
-        queue = GaugeMetricFamily(
-            "graphctl_runner_queue_length",
-            "Calls waiting in the batcher queue.",
-            labels=method_labels,
-        )
-        in_flight = GaugeMetricFamily(
-            "graphctl_runner_in_flight", "Items being run by workers.", labels=method_labels
-        )
-        calls = CounterMetricFamily(
-            "graphctl_runner_calls", "Calls submitted.", labels=method_labels
-        )
-        rejected = CounterMetricFamily(
-            "graphctl_runner_rejections",
-            "Calls refused at enqueue (overload).",
-            labels=method_labels,
-        )
-        timed_out = CounterMetricFamily(
-            "graphctl_runner_timeouts",
-            "Calls dropped from the queue at their deadline.",
-            labels=method_labels,
-        )
-        wait = CounterMetricFamily(
-            "graphctl_runner_queue_wait_seconds",
-            "Total time calls waited in the queue.",
-            labels=method_labels,
-        )
-        busy = CounterMetricFamily(
-            "graphctl_runner_batch_seconds",
-            "Total time workers spent running batches.",
-            labels=method_labels,
-        )
+        """One family per row of the tables above, plus the batch-size histogram."""
+        pool_families = [
+            (kind(name, doc, labels=_POOL_LABELS), figure)
+            for name, doc, kind, figure in _POOL_FAMILIES
+        ]
+        method_families = [
+            (kind(name, doc, labels=_METHOD_LABELS), figure)
+            for name, doc, kind, figure in _METHOD_FAMILIES
+        ]
         sizes = HistogramMetricFamily(
-            "graphctl_runner_batch_size", "Items per batch.", labels=method_labels
+            "graphctl_runner_batch_size", "Items per batch.", labels=_METHOD_LABELS
         )
         for graph, pools in self._stats().items():
             for runner, pool in pools.items():
                 key = [graph, runner]
-                ready.add_metric(key, pool.ready_workers)
-                configured.add_metric(key, pool.workers)
-                restarts.add_metric(key, pool.restarts)
+                for family, of_pool in pool_families:
+                    family.add_metric(key, of_pool(pool))
                 for method, stats in pool.methods.items():
-                    mkey = [*key, method]
-                    queue.add_metric(mkey, stats.queue_length)
-                    in_flight.add_metric(mkey, stats.in_flight)
-                    calls.add_metric(mkey, stats.calls)
-                    rejected.add_metric(mkey, stats.rejected)
-                    timed_out.add_metric(mkey, stats.timed_out)
-                    wait.add_metric(mkey, stats.queue_wait_s_sum)
-                    busy.add_metric(mkey, stats.batch_time_s_sum)
+                    for family, of_method in method_families:
+                        family.add_metric([*key, method], of_method(stats))
                     buckets, total = _batch_buckets(stats.batch_sizes)
-                    sizes.add_metric(mkey, buckets, sum_value=total)
-        yield from (
-            ready,
-            configured,
-            restarts,
-            queue,
-            in_flight,
-            calls,
-            rejected,
-            timed_out,
-            wait,
-            busy,
-            sizes,
-        )
+                    sizes.add_metric([*key, method], buckets, sum_value=total)
+        yield from (family for family, _ in pool_families)
+        yield from (family for family, _ in method_families)
+        yield sizes
 
 
 def _batch_buckets(counts: Mapping[int, int]) -> tuple[list[tuple[str, float]], float]:
@@ -207,9 +222,11 @@ class NodeTimer:
         self._children: dict[str, Histogram] = {}
 
     def request(self, label: str | None = None) -> NodeTimer:
+        """This timer itself: it keeps nothing per request."""
         return self  # stateless per request: every span is observed at once
 
     def observe(self, node: str, seconds: float) -> None:
+        """Add one node latency to the histogram."""
         child = self._children.get(node)
         if child is None:
             child = self._children[node] = self._histogram.labels(self._graph, node)

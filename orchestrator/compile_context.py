@@ -49,6 +49,7 @@ class CompileContext:
 
     @property
     def failed(self) -> bool:
+        """True once any error (not a warning) was reported."""
         return any(d.severity == "error" for d in self.diagnostics)
 
 

@@ -85,6 +85,7 @@ class GraphFileError(GraphctlError):
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
+        """The diagnostics that are errors (not warnings)."""
         return tuple(d for d in self.diagnostics if d.severity == "error")
 
 

@@ -63,6 +63,7 @@ class Graph(AsyncLifecycle):
 
     @property
     def name(self) -> str:
+        """The graph's name (``metadata.name``)."""
         return self.plan.name
 
     @property

@@ -69,13 +69,17 @@ class Target(Protocol):
     into per-node figures when the samples cannot (``None``: no snapshot)."""
 
     @property
-    def description(self) -> str: ...
+    def description(self) -> str:
+        """What the summary calls the target (``in-process``, a URL)."""
 
-    async def send(self) -> Sequence[NodeSample]: ...
+    async def send(self) -> Sequence[NodeSample]:
+        """Send one request; the node samples it knows of, or raise."""
 
-    async def snapshot(self) -> Any: ...
+    async def snapshot(self) -> Any:
+        """State to diff at the window's edges (``None``: nothing)."""
 
-    def node_stats(self, before: Any, after: Any) -> dict[str, NodeSummary] | None: ...
+    def node_stats(self, before: Any, after: Any) -> dict[str, NodeSummary] | None:
+        """Per-node figures from two snapshots, or ``None``."""
 
 
 # ---------------------------------------------------------------- the generator
@@ -233,7 +237,8 @@ class RunsGraph(Protocol):
         *,
         timeout_ms: float | None = ...,
         trace: Trace | None = ...,
-    ) -> Any: ...
+    ) -> Any:
+        """Run one request through the graph."""
 
 
 class GraphTarget:

@@ -72,6 +72,7 @@ class ServeProcess(AsyncLifecycle):
 
     @property
     def pid(self) -> int:
+        """The server's process id; ``BenchError`` when it is not running."""
         if self._process is None:
             raise BenchError("the server process is not running")
         return self._process.pid

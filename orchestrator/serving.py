@@ -36,15 +36,19 @@ class ServedGraph(Protocol):
     """What the server needs of a graph (``orchestrator.Graph`` is one)."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The graph's name: its route is ``POST /{name}``."""
 
     @property
-    def plan(self) -> Plan: ...
+    def plan(self) -> Plan:
+        """The compiled plan (schemas, nodes, runners)."""
 
     @property
-    def ready(self) -> bool: ...
+    def ready(self) -> bool:
+        """True while every runner has a ready worker."""
 
-    def stats(self) -> Mapping[str, PoolStats]: ...
+    def stats(self) -> Mapping[str, PoolStats]:
+        """A snapshot of every runner's pool, by runner name."""
 
     async def run(
         self,
@@ -52,7 +56,8 @@ class ServedGraph(Protocol):
         *,
         timeout_ms: float | None = None,
         trace: Tracer | None = None,
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any]:
+        """Run one request; returns the graph's outputs by name."""
 
     async def __aenter__(self) -> Any: ...
 
@@ -104,6 +109,7 @@ class Served:
         self.metrics = Metrics(self.pool_stats)
 
     def pool_stats(self) -> dict[str, Mapping[str, PoolStats]]:
+        """Every started graph's pool stats, for the metrics collector."""
         return {name: s.graph.stats() for name, s in self.slots.items() if s.started}
 
     def not_ready(self) -> dict[str, dict[str, str]]:

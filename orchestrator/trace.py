@@ -38,13 +38,15 @@ class SpanSink(Protocol):
         status: str = "ok",
         calls: Sequence[CallResult] = (),
         **extra: Any,
-    ) -> None: ...
+    ) -> None:
+        """Record node ``name``'s span (``time.monotonic()`` seconds) and its runner calls."""
 
 
 class Tracer(Protocol):
     """Gives each request a ``SpanSink``: a ``Trace``, or the server's node timings."""
 
-    def request(self, label: str | None = None) -> SpanSink: ...
+    def request(self, label: str | None = None) -> SpanSink:
+        """The sink of one request's spans; ``label`` names its row."""
 
 
 class Trace:
@@ -80,6 +82,7 @@ class Trace:
 
     @property
     def events(self) -> list[dict[str, Any]]:
+        """A copy of the events recorded so far."""
         return list(self._events)
 
     def to_json(self) -> dict[str, Any]:

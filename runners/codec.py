@@ -154,11 +154,13 @@ class FrameAssembler:
         self._offset = 0
 
     def get_buffer(self) -> memoryview:
+        """Where the next received bytes go (``recv_into`` target)."""
         if self._head_end and self._index < len(self._buffers):
             return memoryview(self._buffers[self._index])[self._offset :]  # type: ignore[arg-type]
         return memoryview(self._stage)[self._have :]
 
     def advance(self, nbytes: int) -> list[Frame]:
+        """Account for ``nbytes`` written there; the frames now complete."""
         if self._head_end and self._index < len(self._buffers):
             self._offset += nbytes
             return self._after_buffer_bytes()

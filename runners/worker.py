@@ -110,6 +110,7 @@ def _answer(
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m runners.worker --fd N ...``: serve the pool on an inherited socket."""
     parser = argparse.ArgumentParser(prog="python -m runners.worker")
     parser.add_argument("--fd", type=int, required=True, help="inherited socket to the pool")
     parser.add_argument("--config", required=True, help="runner settings as JSON")

@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 DIAMOND = REPO / "graphs" / "diamond.yaml"
 KEYS = ("throughput_rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "nodes")
 NODE_KEYS = ("calls", "mean_batch_size", "p50_ms", "queue_wait_ms")
+# A short measured run, as one JSON object: enough requests for every figure.
+SHORT_JSON_RUN = ("--concurrency", "4", "--duration", "1", "--warmup", "0.3", "-o", "json")
 ENTRY = "import sys; from orchestrator.cli import main; sys.exit(main())"
 
 
@@ -50,18 +52,7 @@ def check_figures(found: dict[str, Any]) -> None:
 
 
 def test_bench_in_process_prints_one_json_object() -> None:
-    done = graphctl(
-        "bench",
-        str(DIAMOND),
-        "--concurrency",
-        "4",
-        "--duration",
-        "1",
-        "--warmup",
-        "0.3",
-        "-o",
-        "json",
-    )
+    done = graphctl("bench", str(DIAMOND), *SHORT_JSON_RUN)
     assert done.returncode == 0, done.stderr
     found = one_json_object(done.stdout)
     check_figures(found)
@@ -70,19 +61,7 @@ def test_bench_in_process_prints_one_json_object() -> None:
 
 
 def test_bench_serve_measures_over_http_with_node_figures_from_metrics() -> None:
-    done = graphctl(
-        "bench",
-        str(DIAMOND),
-        "--serve",
-        "--concurrency",
-        "4",
-        "--duration",
-        "1",
-        "--warmup",
-        "0.3",
-        "-o",
-        "json",
-    )
+    done = graphctl("bench", str(DIAMOND), "--serve", *SHORT_JSON_RUN)
     assert done.returncode == 0, done.stderr
     found = one_json_object(done.stdout)
     check_figures(found)

@@ -92,6 +92,7 @@ class Worker:
     ping_timer: asyncio.TimerHandle | None = None  # set while a ping awaits its pong
     pongs: int = 0
     log_task: asyncio.Task[None] | None = None
+    log_pipe: asyncio.BaseTransport | None = None
 
     @property
     def label(self) -> str:
@@ -155,14 +156,38 @@ class Worker:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
-        if self.log_task is not None:
-            await self.log_task
+        if self.log_task is not None and self.log_pipe is not None:
+            await _finish_logs(self.log_task, self.log_pipe, timeout_s)
+
+
+async def _finish_logs(
+    task: asyncio.Task[None], pipe: asyncio.BaseTransport, timeout_s: float
+) -> None:
+    """Let the log pump copy what the worker wrote, within ``timeout_s``: a process the
+    worker started may hold its output open long after the worker is gone, so the
+    pipe is closed here rather than at an end of file that may never come."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(task)
+    except TimeoutError:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    pipe.close()
 
 
 async def _pump_logs(stream: asyncio.StreamReader, label: str) -> None:
     """Copy a worker's stdout/stderr to our log, one line at a time, until EOF."""
     while line := await stream.readline():
         logger.info("[%s] %s", label, line.decode(errors="replace").rstrip())
+
+
+async def _read_logs(fd: int, label: str) -> tuple[asyncio.Task[None], asyncio.BaseTransport]:
+    """The pump of a worker's output pipe, and the pipe's transport (ours to close)."""
+    reader = asyncio.StreamReader()
+    pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    return asyncio.create_task(_pump_logs(reader, label)), pipe
 
 
 def _worker_argv(config: RunnerConfig, worker_id: int, fd: int) -> list[str]:
@@ -203,31 +228,50 @@ async def spawn(
     for end in (parent_end, child_end):  # large arrays in fewer, bigger copies
         end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
         end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+    log_fd, child_log = os.pipe()
     try:
         worker.process = await asyncio.create_subprocess_exec(
             *_worker_argv(config, worker_id, child_end.fileno()),
             pass_fds=(child_end.fileno(),),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
+            stdout=child_log,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
         )
+    except BaseException:
+        os.close(log_fd)
+        parent_end.close()
+        raise
     finally:
         child_end.close()
-    assert worker.process.stdout is not None
-    worker.log_task = asyncio.create_task(_pump_logs(worker.process.stdout, worker.label))
-    loop = asyncio.get_running_loop()
-    _, worker.link = await loop.create_unix_connection(lambda: WorkerLink(worker), sock=parent_end)
+        os.close(child_log)
     try:
-        async with asyncio.timeout(config.startup_timeout_s):
-            hello = await worker.ready
-    except TimeoutError:
-        hello = ["failed", "TimeoutError", f"no READY within {config.startup_timeout_s:g} s"]
+        worker.log_task, worker.log_pipe = await _read_logs(log_fd, worker.label)
+        hello = await _handshake(worker, parent_end, config.startup_timeout_s)
+    except BaseException:  # cancelled while starting: leave no process behind
+        if worker.link is None:
+            parent_end.close()
+        worker.kill()
+        await worker.reap(1.0)
+        raise
     if isinstance(hello, list) and hello and hello[0] == "ready":
         return worker
     worker.kill()
     await worker.reap(1.0)
     raise _startup_error(config, worker, hello)
+
+
+async def _handshake(worker: Worker, sock: socket.socket, timeout_s: float) -> Any:
+    """Connect to the worker's socket and wait for its first frame, within ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, worker.link = await loop.create_unix_connection(
+                lambda: WorkerLink(worker), sock=sock
+            )
+            return await worker.ready
+    except TimeoutError:
+        return ["failed", "TimeoutError", f"no READY within {timeout_s:g} s"]
 
 
 def _startup_error(config: RunnerConfig, worker: Worker, hello: Any) -> RunnerStartupError:

@@ -66,19 +66,26 @@ def no_worker_error(method: str | None, runner: str) -> WorkerCrashed:
 
 
 def enqueue(
-    queue: MethodQueue, calls: Sequence[tuple[Args, Kwargs]], now: float
+    queue: MethodQueue, calls: Sequence[tuple[Args, Kwargs]], now: float, limit: float
 ) -> list[PendingCall]:
-    """Append admitted calls to the queue; each gets its future and batch signature."""
+    """Append admitted calls to the queue; each gets its future, batch signature and
+    the time it must leave the queue by. Their arrival feeds the arrival rate."""
     loop = asyncio.get_running_loop()
     batchable = queue.spec.batchable
     pending = [
         PendingCall(
-            tuple(a), k, loop.create_future(), now, signature_key(a, k) if batchable else None
+            tuple(a),
+            k,
+            loop.create_future(),
+            now,
+            signature_key(a, k) if batchable else None,
+            limit=limit,
         )
         for a, k in calls
     ]
     queue.queue.extend(pending)
     queue.calls += len(pending)
+    queue.arrivals.observe(now, len(pending))
     return pending
 
 

@@ -13,7 +13,9 @@ Only consecutive calls with the same signature (argument count, keyword names,
 array shapes and dtypes) share a batch, so stacking never fails.
 
 Release policy (work-conserving): when a worker is free and the queue is not
-empty, take up to ``max_batch_size`` items now; no timer, no waiting.
+empty, take up to ``max_batch_size`` items now; the one exception is the short
+wait that the method's measured latency model asks for under high load
+(``runners.latency_model.release``), ended early when the batch fills.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import Counter, deque
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,7 @@ import numpy as np
 
 from runners.config import BatchingConfig
 from runners.errors import MethodError, RunnerError, UnsupportedValue
+from runners.latency_model import ArrivalRate, BatchCostModel, Situation, hold_rate, release
 from runners.runnable import MethodSpec
 from runners.types import CallResult, MethodStats
 
@@ -50,6 +54,7 @@ class PendingCall:
     crashes: int = 0  # dispatches lost to a dead worker
     timer: asyncio.TimerHandle | None = None  # fires at the deadline while queued
     queued: bool = True
+    limit: float = math.inf  # dispatched by then, or dropped (deadline, max_latency_ms)
 
 
 def signature_key(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Hashable:
@@ -141,12 +146,45 @@ class MethodQueue:
     batch_time_s_sum: float = 0.0
     batch_time_s: float = 0.0  # moving average of one batch's run time
     budget_warned: bool = False  # max_latency_ms below the batch time was reported once
+    cost: BatchCostModel = field(default_factory=BatchCostModel)
+    arrivals: ArrivalRate = field(default_factory=ArrivalRate)
+    waits: int = 0
+    wait_s_sum: float = 0.0
+    waiting_since: float | None = None  # a free worker is holding this queue
+    held_queued: int = 0  # items queued when that hold began
 
     @property
     def max_items(self) -> int:
         return self.batching.max_batch_size if self.spec.batchable else 1
 
+    def release_at(self, now: float, idle_workers: int, workers: int) -> float | None:
+        """``None``: send a batch now; else the time to send it at unless it fills."""
+        queued = len(self.queue)
+        if queued >= self.max_items or idle_workers > 1 or not self.batching.adaptive_wait:
+            return None
+        if not self.cost.identified:
+            return None
+        a, b = self.cost.coefficients()
+        limit = min(call.limit for _, call in zip(range(self.max_items), self.queue, strict=False))
+        since = now if self.waiting_since is None else self.waiting_since
+        rate = max(self.arrivals.rate(now), hold_rate(queued - self.held_queued, now - since))
+        situation = Situation(
+            queued, self.max_items, a, b, rate, since, limit, idle_workers, workers, now
+        )
+        until = release(situation)
+        if until is not None and self.waiting_since is None:
+            self.waiting_since, self.held_queued = now, queued
+            self.waits += 1
+        return until
+
+    def record_release(self, now: float) -> None:
+        """A batch leaves the queue: close the wait it ends, if any."""
+        if self.waiting_since is not None:
+            self.wait_s_sum += now - self.waiting_since
+            self.waiting_since = None
+
     def record_batch(self, size: int, seconds: float) -> None:
+        self.cost.observe(size, seconds)
         self.batches += 1
         self.batch_sizes[size] += 1
         self.batch_time_s_sum += seconds
@@ -186,7 +224,13 @@ class MethodQueue:
             call.timer = None
 
     def snapshot(self) -> MethodStats:
+        a, b = self.cost.coefficients()
         return MethodStats(
+            cost_a_ms=a * 1e3,
+            cost_b_ms=b * 1e3,
+            arrival_rate=self.arrivals.rate(time.monotonic()),
+            waits=self.waits,
+            wait_s_sum=self.wait_s_sum,
             queue_length=len(self.queue),
             in_flight=self.in_flight,
             calls=self.calls,
@@ -240,6 +284,70 @@ class Flight:
     calls: list[PendingCall]
     batch_id: int
     sent_at: float
+
+
+@dataclass(eq=False)
+class ReleaseTimer:
+    """The one timer that sends a batch the latency model holds. Re-armed only to an
+    earlier time: when it fires the dispatcher decides again (and may re-arm it)."""
+
+    callback: Callable[[], None]
+    when: float = math.inf
+    handle: asyncio.TimerHandle | None = None
+
+    def update(self, when: float | None) -> None:
+        """Fire at monotonic ``when`` (or earlier, if already armed so); ``None`` cancels."""
+        if when is not None and self.handle is not None and when >= self.when:
+            return
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        if when is not None:
+            self.when = when
+            delay = max(0.0, when - time.monotonic())
+            self.handle = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self.handle = None
+        self.callback()
+
+
+def next_release(
+    queues: Iterable[MethodQueue], now: float, idle_workers: int, workers: int, slack: float
+) -> tuple[MethodQueue | None, float | None]:
+    """The queue to send a batch from now (oldest head first), else the earliest time
+    one of the held queues is due (``None``: nothing queued). A queue due within
+    ``slack`` of ``now`` counts as due (timers may fire a little early)."""
+    wake: float | None = None
+    live = [q for q in queues if q.queue]
+    if len(live) > 1:
+        live.sort(key=lambda q: q.queue[0].enqueued_at)
+    for queue in live:
+        until = queue.release_at(now, idle_workers, workers)
+        if until is None or until <= now + slack:
+            return queue, None
+        wake = until if wake is None else min(wake, until)
+    return None, wake
+
+
+def deliver(flight: Flight, value: Any, runner: str, worker: int) -> None:
+    """Split a batch's answer back to its callers (a malformed answer fails the batch)."""
+    try:
+        values = split_outputs(value, len(flight.calls), flight.queue.spec, runner)
+    except MethodError as exc:
+        fail_batch(flight.queue, flight.calls, exc)
+        return
+    resolve(flight.calls, values, flight.sent_at, flight.batch_id, worker)
+
+
+def fail_batch(queue: MethodQueue, calls: list[PendingCall], error: RunnerError) -> None:
+    """A batch of several items is retried item by item; a single item fails."""
+    live = [c for c in calls if not c.future.done()]
+    if len(calls) > 1:
+        queue.requeue(live, solo=True)
+        return
+    for call in live:
+        call.future.set_exception(error)
 
 
 def oldest_queue(queues: Iterable[MethodQueue]) -> MethodQueue | None:

@@ -31,12 +31,17 @@ class BatchingConfig:
     no call waiting in the queue longer than ``max_latency_ms``.
 
     ``batchable`` / ``batch_dim`` left as ``None`` take the ``@method`` declaration.
+    ``adaptive_wait``: under high load, a free worker may hold a short batch a little
+    (at most half the measured fixed cost of a batch, never past ``max_latency_ms``)
+    when the method's measured latency model says fuller batches serve more;
+    ``False`` dispatches at once always.
     """
 
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
     batchable: bool | None = None
     batch_dim: int | None = None
+    adaptive_wait: bool = True
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:

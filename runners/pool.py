@@ -29,17 +29,18 @@ from runners.batcher import (
     Flight,
     MethodQueue,
     PendingCall,
+    ReleaseTimer,
     batch_error,
+    deliver,
+    fail_batch,
+    next_release,
     oldest_queue,
-    resolve,
-    split_outputs,
     stack_inputs,
     survivors_of_crash,
     take_batch,
 )
 from runners.config import RunnerConfig
 from runners.errors import (
-    MethodError,
     PoolClosed,
     RunnerError,
     UnsupportedValue,
@@ -53,6 +54,7 @@ from runners.types import Args, CallResult, Kwargs, PoolStats
 logger = logging.getLogger("runners.pool")
 
 DEFAULT_HANG_TIMEOUT_S = 600.0  # generous: a batch running longer is treated as hung
+WAKE_SLACK_S = 0.001  # uvloop's timers have millisecond resolution and may fire early
 
 
 class PoolState(enum.Enum):
@@ -96,6 +98,7 @@ class WorkerPool:
         self._slots: list[asyncio.Task[None]] = []
         self._next_batch = 0
         self._dispatch_pending = False  # a dispatch is scheduled for this loop iteration
+        self._wake = ReleaseTimer(self._on_wake)  # ends a batch the latency model holds
         self._drained = asyncio.Event()
 
     # -- RunnerClient ---------------------------------------------------------
@@ -170,6 +173,7 @@ class WorkerPool:
         admission.fail_queued(
             self._queues, PoolClosed("the pool stopped before this call ran", runner=self.name)
         )
+        self._wake.update(None)
         assert self._supervisor is not None
         self._supervisor.close()
         await asyncio.gather(*self._slots)
@@ -248,7 +252,7 @@ class WorkerPool:
             workers=len(sup.workers),
             idle=bool(self._idle),
         )
-        pending = admission.enqueue(queue, calls, now)
+        pending = admission.enqueue(queue, calls, now, limit)
         if not self._dispatch_pending:
             self._dispatch()
         admission.arm_timers(queue, pending, limit - now, self.name)
@@ -259,8 +263,17 @@ class WorkerPool:
     def _next_queue(self) -> MethodQueue | None:
         return oldest_queue(self._queues.values())
 
-    def _dispatch(self) -> None:
-        while self._idle and (queue := self._next_queue()) is not None:
+    def _dispatch(self, slack: float = 0.0) -> None:
+        """Send batches while workers are free, unless the latency model holds a short
+        batch: then one timer (re-armed only to an earlier time) sends it when due."""
+        wake: float | None = None
+        workers = len(self._supervisor.workers) if self._supervisor else 0
+        while self._idle:
+            now = time.monotonic()
+            queue, wake = next_release(self._queues.values(), now, len(self._idle), workers, slack)
+            if queue is None:
+                break
+            queue.record_release(now)
             batch = take_batch(queue.queue, queue.max_items, queue.spec.batchable)
             for call in batch:
                 call.queued = False
@@ -268,6 +281,10 @@ class WorkerPool:
                     call.timer.cancel()
                     call.timer = None
             self._send(self._idle.pop(), queue, batch)
+        self._wake.update(wake)
+
+    def _on_wake(self) -> None:
+        self._dispatch(slack=WAKE_SLACK_S)
 
     def _send(self, worker: Worker, queue: MethodQueue, batch: list[PendingCall]) -> None:
         method = queue.spec.name
@@ -280,7 +297,7 @@ class WorkerPool:
         except (UnsupportedValue, ValueError) as exc:
             self._idle.append(worker)
             text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
-            self._fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
+            fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
             return
         now = time.monotonic()
         worker.batch = Flight(queue, batch, self._next_batch, now)
@@ -312,9 +329,9 @@ class WorkerPool:
         queue.record_batch(len(calls), now - flight.sent_at)
         queue.warn_if_over_budget(self.name)
         if message[0] == "ok":
-            self._deliver(worker, flight, message[2])
+            deliver(flight, message[2], self.name, worker.id)
         else:
-            self._fail_batch(
+            fail_batch(
                 queue, calls, batch_error(message[2], message[3], self.name, queue.spec.name)
             )
         self._idle.append(worker)
@@ -335,24 +352,6 @@ class WorkerPool:
     def _deferred_dispatch(self) -> None:
         self._dispatch_pending = False
         self._dispatch()
-
-    def _deliver(self, worker: Worker, flight: Flight, value: Any) -> None:
-        calls = flight.calls
-        try:
-            values = split_outputs(value, len(calls), flight.queue.spec, self.name)
-        except MethodError as exc:
-            self._fail_batch(flight.queue, calls, exc)
-            return
-        resolve(calls, values, flight.sent_at, flight.batch_id, worker.id)
-
-    def _fail_batch(self, queue: MethodQueue, calls: list[PendingCall], error: RunnerError) -> None:
-        """A batch of several items is retried item by item; a single item fails."""
-        live = [c for c in calls if not c.future.done()]
-        if len(calls) > 1:
-            queue.requeue(live, solo=True)
-            return
-        for call in live:
-            call.future.set_exception(error)
 
     def _on_hang(self, worker: Worker) -> None:
         logger.error(

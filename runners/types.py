@@ -38,6 +38,12 @@ class MethodStats:
     batch_sizes: Mapping[int, int] = field(default_factory=dict)  # size -> batches
     queue_wait_s_sum: float = 0.0
     batch_time_s_sum: float = 0.0  # time workers spent running batches
+    # The measured latency model: a batch of n items runs cost_a_ms + cost_b_ms * n.
+    cost_a_ms: float = 0.0
+    cost_b_ms: float = 0.0
+    arrival_rate: float = 0.0  # items per second, recent
+    waits: int = 0  # times a free worker held a short batch for more items
+    wait_s_sum: float = 0.0  # total time held so
 
 
 @dataclass(frozen=True)

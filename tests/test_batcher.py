@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Any
 
 import numpy as np
 import pytest
 
-from runners import BatchingConfig, MethodError, MethodSpec, WorkerCrashed
+from runners import BatchingConfig, MethodError, MethodSpec, MethodStats, WorkerCrashed, WorkerPool
 from runners.batcher import (
     MethodQueue,
     PendingCall,
@@ -19,6 +20,7 @@ from runners.batcher import (
     survivors_of_crash,
     take_batch,
 )
+from tests.conftest import run, runner_config
 
 BATCHED = MethodSpec("predict", batchable=True, batch_dim=0)
 
@@ -151,3 +153,41 @@ def test_oldest_queue_is_the_one_whose_head_waited_longest() -> None:
         queue.queue.append(call)
     assert oldest_queue(queues) is queues[2]
     assert oldest_queue(queues[:1]) is None
+
+
+async def _closed_loop(adaptive: bool, clients: int = 64, seconds: float = 2.5) -> MethodStats:
+    """``clients`` callers of a 20 ms-per-batch method, each calling again 1 ms after
+    its answer (a client's think time), for ``seconds``."""
+    batching = BatchingConfig(max_batch_size=32, adaptive_wait=adaptive)
+    async with WorkerPool(runner_config(workers=2, batching=batching)) as pool:
+        x = np.ones(4, dtype=np.float32)
+        stop = time.monotonic() + seconds
+
+        async def client() -> None:
+            while time.monotonic() < stop:
+                await pool.submit("predict", (x,), {})
+                await asyncio.sleep(0.001)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return pool.stats().methods["predict"]
+
+
+def test_the_latency_model_fills_batches_that_immediate_dispatch_leaves_short() -> None:
+    immediate = run(_closed_loop(adaptive=False))
+    adaptive = run(_closed_loop(adaptive=True))
+    assert immediate.waits == 0 and adaptive.waits > 0
+    assert adaptive.cost_a_ms == pytest.approx(20.0, abs=8.0)
+    mean = [s.calls / s.batches for s in (immediate, adaptive)]
+    assert mean[1] > 1.2 * mean[0], mean
+
+
+def test_a_lone_caller_is_never_held() -> None:
+    async def main() -> MethodStats:
+        async with WorkerPool(runner_config(workers=1)) as pool:
+            x = np.ones(4, dtype=np.float32)
+            for _ in range(30):
+                result = await pool.submit("predict", (x,), {})
+                assert result.queue_wait_s < 0.005
+            return pool.stats().methods["predict"]
+
+    assert run(main()).waits == 0

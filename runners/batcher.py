@@ -33,7 +33,14 @@ import numpy as np
 
 from runners.config import BatchingConfig
 from runners.errors import MethodError, RunnerError, UnsupportedValue
-from runners.latency_model import ArrivalRate, BatchCostModel, Situation, hold_rate, release
+from runners.latency_model import (
+    ArrivalRate,
+    BatchCostModel,
+    Situation,
+    hold_rate,
+    release,
+    worth_holding,
+)
 from runners.runnable import MethodSpec
 from runners.types import CallResult, MethodStats
 
@@ -165,9 +172,11 @@ class MethodQueue:
         if not self.cost.identified:
             return None
         a, b = self.cost.coefficients()
-        limit = min(call.limit for _, call in zip(range(self.max_items), self.queue, strict=False))
         since = now if self.waiting_since is None else self.waiting_since
         rate = max(self.arrivals.rate(now), hold_rate(queued - self.held_queued, now - since))
+        if not worth_holding(queued, self.max_items, a, b, rate, workers):
+            return None
+        limit = min(call.limit for _, call in zip(range(self.max_items), self.queue, strict=False))
         situation = Situation(
             queued, self.max_items, a, b, rate, since, limit, idle_workers, workers, now
         )

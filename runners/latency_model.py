@@ -137,14 +137,10 @@ def release(s: Situation, *, identified: bool = True) -> float | None:
     batch fills first. Waits only under high load, for a material gain, never longer
     than ``a/2`` in all (from when a free worker first held the queue), and never
     past any item's limit."""
-    q, m = s.queued, s.max_batch_size
-    if q >= m or s.idle_workers > 1 or not identified or s.a <= 0.0:
-        return None  # full; another idle worker takes what comes; or nothing measured
-    lam = s.rate
-    if lam * s.a <= q:  # fewer items arrive during one fixed cost than are queued
-        return None
-    capacity = s.workers * m / (s.a + s.b * m)
-    if lam < MIN_LOAD * capacity:  # low load: the pool keeps up without waiting
+    q, m, lam = s.queued, s.max_batch_size, s.rate
+    if q >= m or s.idle_workers > 1 or not identified:
+        return None  # full; or another idle worker takes what comes; or nothing measured
+    if not worth_holding(q, m, s.a, s.b, lam, s.workers):
         return None
     fill = (m - q) / lam
     until = min(
@@ -158,6 +154,14 @@ def release(s: Situation, *, identified: bool = True) -> float | None:
     if gain(q, wait, lam, s.a, s.b) < MIN_GAIN:
         return None
     return until
+
+
+def worth_holding(q: int, m: int, a: float, b: float, rate: float, workers: int) -> bool:
+    """The cheap half of ``release``: a fixed cost, more items arriving during it than
+    are queued, and a load of at least ``MIN_LOAD`` of the full-batch capacity."""
+    if a <= 0.0 or rate * a <= q:
+        return False
+    return rate >= MIN_LOAD * workers * m / (a + b * m)
 
 
 def gain(q: int, wait: float, rate: float, a: float, b: float) -> float:

@@ -33,7 +33,8 @@ def _evict_foreign(top: str, folder: Path) -> None:
     if cached is None or not _provides(folder, top):
         return
     origin = getattr(cached, "__file__", None)
-    if origin is not None and Path(origin).resolve().is_relative_to(folder):
+    own = {(folder / f"{top}.py").resolve(), (folder / top / "__init__.py").resolve()}
+    if origin is not None and Path(origin).resolve() in own:
         return
     for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
         del sys.modules[name]

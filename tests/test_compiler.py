@@ -327,6 +327,21 @@ def test_modules_of_different_graph_folders_do_not_leak(tmp_path: Path) -> None:
     assert second.nodes["a"].func(5) == "two"
 
 
+def test_a_module_of_a_subfolder_does_not_shadow_the_parents(tmp_path: Path) -> None:
+    """``graphs/broken/models.py`` once hid ``graphs/models.py`` for later graphs."""
+    (tmp_path / "sub").mkdir()
+    spec = """
+        nodes:
+          a: {function: models:ident, args: {x: 1}}
+        outputs:
+          y: $a
+        """
+    inner = build(tmp_path / "sub", spec, models="def ident(x):\n    return 'sub'\n")
+    outer = build(tmp_path, spec, models="def ident(x):\n    return 'top'\n")
+    assert inner.nodes["a"].func is not None and outer.nodes["a"].func is not None
+    assert (inner.nodes["a"].func(0), outer.nodes["a"].func(0)) == ("sub", "top")
+
+
 def test_compile_text_resolves_modules_from_base_dir() -> None:
     text = (ROOT / "graphs" / "diamond.yaml").read_text()
     plan = compile_text(text, "inline.yaml", base_dir=ROOT / "graphs")

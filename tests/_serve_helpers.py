@@ -10,13 +10,14 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_GRAPHS = ROOT / "tests" / "graphs" / "serve"
@@ -30,17 +31,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout_s: float = START_TIMEOUT_S, what: str = "condition"
-) -> None:
-    """Poll ``condition`` until true; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def _status(url: str) -> int:

@@ -1,9 +1,11 @@
-"""Shared test helpers: run a coroutine with a bound, and runner configs for the
-test Runnables in ``tests/runnables``."""
+"""Shared test helpers: run a coroutine with a bound, wait for a condition with a
+bound (never a fixed sleep), and runner configs for the test Runnables in
+``tests/runnables``."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +30,24 @@ def run(
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(bounded())
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition"
+) -> None:
+    """Poll ``condition`` from sync code until it holds; fail past ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.01)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Poll ``condition`` from a coroutine until it holds; fail past ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110 - the condition is another process's state
+            await asyncio.sleep(0.01)
 
 
 def runner_config(runnable: str = "runner_models:Sleepy", **overrides: Any) -> RunnerConfig:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from runners import models
 from runners.errors import ModelCorrupt, ModelError, ModelNotFound
 from runners.models.sklearn import SklearnRunnable
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHCTL = str(Path(sys.executable).parent / "graphctl")
@@ -33,13 +33,6 @@ def _estimator(seed: int = 0) -> LogisticRegression:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(40, 3))
     return LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
-
-
-def _wait_for(condition: object, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_save_get_list_and_latest(store: Path) -> None:
@@ -112,7 +105,7 @@ def test_a_save_killed_midway_leaves_no_entry(
             writer.write(b"x" * 100_000)
             writer.flush()
             staged = store / "models" / "clf"
-            _wait_for(lambda: any(p.stat().st_size for p in staged.glob(".tmp-*/*")))
+            wait_until(lambda: any(p.stat().st_size for p in staged.glob(".tmp-*/*")))
             saver.send_signal(signal.SIGKILL)
             saver.wait(timeout=30)
     except BrokenPipeError:

@@ -28,7 +28,7 @@ from runners import (
     WorkerCrashed,
     WorkerPool,
 )
-from tests.conftest import run, runner_config
+from tests.conftest import run, runner_config, until
 
 LOOPS = pytest.mark.parametrize(
     "loop_factory", [None, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
@@ -46,13 +46,6 @@ def _worker_pids(pool: WorkerPool) -> list[int]:
     sup = pool._supervisor
     assert sup is not None
     return [w.process.pid for w in sup.workers.values() if w.process is not None]
-
-
-async def _until(condition: object, timeout_s: float = 20.0) -> None:
-    """Poll ``condition()`` until true, bounded."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # type: ignore[operator]  # noqa: ASYNC110 - polls a process
-            await asyncio.sleep(0.01)
 
 
 @LOOPS
@@ -171,7 +164,7 @@ def test_sigkill_under_load_loses_no_call_and_the_pool_recovers(loop_factory: Lo
             victim = _worker_pids(pool)[0]
             calls = [pool.call("predict", np.full(3, i, np.float32)) for i in range(200)]
             gathered = asyncio.gather(*calls, return_exceptions=True)
-            await _until(lambda: pool.stats().methods["predict"].batches >= 2)
+            await until(lambda: pool.stats().methods["predict"].batches >= 2)
             os.kill(victim, signal.SIGKILL)
             results = await gathered
             for i, result in enumerate(results):
@@ -179,7 +172,7 @@ def test_sigkill_under_load_loses_no_call_and_the_pool_recovers(loop_factory: Lo
                     assert isinstance(result, WorkerCrashed), result
                 else:
                     np.testing.assert_array_equal(result, np.full(3, 2.0 * i))
-            await _until(lambda: pool.stats().restarts == 1 and pool.stats().ready_workers == 2)
+            await until(lambda: pool.stats().restarts == 1 and pool.stats().ready_workers == 2)
             assert victim not in _worker_pids(pool)
             assert float((await pool.call("predict", np.ones(1)))[0]) == 2.0
 
@@ -191,7 +184,7 @@ def test_a_call_that_kills_every_worker_it_meets_fails_with_worker_crashed() -> 
         async with WorkerPool(runner_config(workers=2)) as pool:
             with pytest.raises(WorkerCrashed, match="worker"):
                 await pool.call("crash")
-            await _until(lambda: pool.stats().ready_workers == 2)
+            await until(lambda: pool.stats().ready_workers == 2)
             assert pool.stats().restarts == 2 and pool.stats().healthy
 
     run(main())
@@ -202,7 +195,7 @@ def test_a_hung_worker_is_replaced() -> None:
         async with WorkerPool(runner_config(), hang_timeout_s=0.3) as pool:
             with pytest.raises(WorkerCrashed):
                 await pool.call("hang")
-            await _until(lambda: pool.stats().restarts == 2 and pool.stats().ready_workers == 1)
+            await until(lambda: pool.stats().restarts == 2 and pool.stats().ready_workers == 1)
             assert await pool.call("echo", 1) == 1
 
     run(main())
@@ -215,7 +208,7 @@ def test_an_idle_worker_that_stops_answering_pings_is_replaced() -> None:
             (stopped,) = _worker_pids(pool)
             os.kill(stopped, signal.SIGSTOP)
             try:
-                await _until(lambda: pool.stats().restarts == 1 and pool.stats().ready_workers == 1)
+                await until(lambda: pool.stats().restarts == 1 and pool.stats().ready_workers == 1)
             finally:
                 if psutil.pid_exists(stopped):
                     os.kill(stopped, signal.SIGCONT)
@@ -234,7 +227,7 @@ def test_pings_interleaved_with_calls_disturb_nothing() -> None:
             (worker,) = sup.workers.values()
             for i in range(20):
                 pongs = worker.pongs
-                await _until(lambda: worker.pongs > pongs)  # noqa: B023 - evaluated now
+                await until(lambda: worker.pongs > pongs)  # noqa: B023 - evaluated now
                 values = await asyncio.gather(*(pool.call("echo", i * 10 + k) for k in range(3)))
                 assert values == [i * 10 + k for k in range(3)]
             assert pool.stats().restarts == 0
@@ -251,7 +244,7 @@ def test_repeated_startup_failures_mark_the_pool_unhealthy(tmp_path: Path) -> No
             marker.touch()
             with pytest.raises(WorkerCrashed):
                 await pool.call("crash")  # kills the worker, then its retry finds none
-            await _until(lambda: not pool.stats().healthy)
+            await until(lambda: not pool.stats().healthy)
             with pytest.raises(WorkerCrashed, match="failing to start"):
                 await pool.call("ping")
 
@@ -277,7 +270,7 @@ def test_a_hopeless_deadline_is_refused_at_enqueue() -> None:
         async with WorkerPool(runner_config(init={"delay_s": 0.05})) as pool:
             await pool.call("predict", np.ones(2))  # measures the batch time
             busy = asyncio.ensure_future(pool.call("predict", np.ones(2)))
-            await _until(lambda: pool.stats().methods["predict"].in_flight == 1)
+            await until(lambda: pool.stats().methods["predict"].in_flight == 1)
             with pytest.raises(Overloaded, match="predicted"):
                 await pool.submit("predict", (np.ones(2),), {}, deadline=time.monotonic() + 0.01)
             await busy
@@ -290,7 +283,7 @@ def test_a_queued_call_past_max_latency_times_out_before_any_worker() -> None:
         batching = BatchingConfig(max_latency_ms=200)
         async with WorkerPool(runner_config(batching=batching, init={"delay_s": 0.5})) as pool:
             first = asyncio.ensure_future(pool.call("predict", np.ones(2)))
-            await _until(lambda: pool.stats().methods["predict"].in_flight == 1)
+            await until(lambda: pool.stats().methods["predict"].in_flight == 1)
             with pytest.raises(CallTimeout):
                 await pool.call("predict", np.ones((2,), np.float64) * 7)
             await first
@@ -304,9 +297,9 @@ def test_cancelling_a_queued_call_removes_it() -> None:
     async def main() -> None:
         async with WorkerPool(runner_config(init={"delay_s": 0.2})) as pool:
             first = asyncio.ensure_future(pool.call("predict", np.ones(2)))
-            await _until(lambda: pool.stats().methods["predict"].in_flight == 1)
+            await until(lambda: pool.stats().methods["predict"].in_flight == 1)
             queued = asyncio.ensure_future(pool.call("predict", np.ones(2)))
-            await _until(lambda: pool.stats().methods["predict"].queue_length == 1)
+            await until(lambda: pool.stats().methods["predict"].queue_length == 1)
             queued.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await queued

@@ -86,6 +86,7 @@ def enqueue(
     queue.queue.extend(pending)
     queue.calls += len(pending)
     queue.arrivals.observe(now, len(pending))
+    queue.outstanding.observe(len(queue.queue) + queue.in_flight, len(pending))
     return pending
 
 

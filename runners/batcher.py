@@ -36,6 +36,7 @@ from runners.errors import MethodError, RunnerError, UnsupportedValue
 from runners.latency_model import (
     ArrivalRate,
     BatchCostModel,
+    Outstanding,
     Situation,
     hold_rate,
     release,
@@ -155,6 +156,7 @@ class MethodQueue:
     budget_warned: bool = False  # max_latency_ms below the batch time was reported once
     cost: BatchCostModel = field(default_factory=BatchCostModel)
     arrivals: ArrivalRate = field(default_factory=ArrivalRate)
+    outstanding: Outstanding = field(default_factory=Outstanding)
     waits: int = 0
     wait_s_sum: float = 0.0
     waiting_since: float | None = None  # a free worker is holding this queue
@@ -171,15 +173,16 @@ class MethodQueue:
             return None
         if not self.cost.identified:
             return None
+        fill = self.outstanding.reachable(self.max_items, workers)
+        if queued >= fill:
+            return None
         a, b = self.cost.coefficients()
         since = now if self.waiting_since is None else self.waiting_since
         rate = max(self.arrivals.rate(now), hold_rate(queued - self.held_queued, now - since))
-        if not worth_holding(queued, self.max_items, a, b, rate, workers):
+        if not worth_holding(queued, fill, a, b, rate, workers):
             return None
-        limit = min(call.limit for _, call in zip(range(self.max_items), self.queue, strict=False))
-        situation = Situation(
-            queued, self.max_items, a, b, rate, since, limit, idle_workers, workers, now
-        )
+        limit = min(call.limit for _, call in zip(range(fill), self.queue, strict=False))
+        situation = Situation(queued, fill, a, b, rate, since, limit, idle_workers, workers, now)
         until = release(situation)
         if until is not None and self.waiting_since is None:
             self.waiting_since, self.held_queued = now, queued

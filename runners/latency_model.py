@@ -33,7 +33,8 @@ CLIP = 4.0  # an observation beyond CLIP residual scales from the fit is clipped
 MIN_SPREAD = 0.25  # variance of batch sizes needed to tell a from b
 MIN_GAIN = 1.05  # waiting must serve at least 5 % more items per second of worker time
 MAX_WAIT_OF_A = 0.5  # never wait longer than this fraction of the fixed cost a
-MIN_LOAD = 0.25  # offered load below this share of the pool's full-batch capacity: no wait
+MIN_LOAD = 0.25  # offered load below this share of the reachable batches' capacity: no wait
+PEAK_DECAY = 1e-4  # per arrival: the peak of calls outstanding forgets over ~10,000 arrivals
 
 
 @dataclass(slots=True)
@@ -116,12 +117,32 @@ class ArrivalRate:
         return math.inf if gap <= 0.0 else 1.0 / gap
 
 
+@dataclass(slots=True)
+class Outstanding:
+    """A slowly fading peak of the calls in the pool (queued + in flight). Closed-loop
+    callers (a graph's clients, HTTP users at a fixed concurrency) never put more calls
+    in than that, so a batch fuller than its workers' share of it cannot be reached:
+    waiting for one only idles the worker."""
+
+    peak: float = 0.0
+
+    def observe(self, calls: int, arrived: int = 1) -> None:
+        """``calls`` outstanding right after ``arrived`` calls came in."""
+        self.peak = max(float(calls), self.peak * (1.0 - PEAK_DECAY) ** arrived)
+
+    def reachable(self, max_batch_size: int, workers: int) -> int:
+        """The batch worth waiting for: each worker's share of the peak, at most full."""
+        if workers <= 0 or self.peak <= 0.0:
+            return max_batch_size
+        return max(1, min(max_batch_size, math.ceil(self.peak / workers - 1e-9)))
+
+
 @dataclass(frozen=True, slots=True)
 class Situation:
     """What the release decision looks at, measured at ``now`` (monotonic seconds)."""
 
     queued: int  # items in the queue that would go in this batch
-    max_batch_size: int
+    max_batch_size: int  # the batch to fill: at most max_batch_size, at most reachable
     a: float  # fixed cost of a batch, seconds
     b: float  # cost per item, seconds
     rate: float  # arrival rate of items, per second

@@ -155,6 +155,21 @@ def test_oldest_queue_is_the_one_whose_head_waited_longest() -> None:
     assert oldest_queue(queues[:1]) is None
 
 
+def test_a_free_worker_holds_the_queue_only_until_its_share_of_the_outstanding_calls() -> None:
+    queue = MethodQueue(BATCHED, BatchingConfig(max_batch_size=128), max_queue=256)
+    for n in range(1, 33):  # a 20 ms model whatever the batch size
+        queue.record_batch(n, 0.020)
+    for i in range(200):  # 4000 calls a second
+        queue.arrivals.observe(10.0 + i / 4000)
+    now = 10.0 + 200 / 4000
+    queue.queue.extend(_call(np.zeros(2)) for _ in range(24))
+    assert queue.release_at(now, idle_workers=1, workers=2) is not None  # 128 not reachable yet
+    queue.outstanding.observe(64)  # 64 callers: each of 2 workers can get 32
+    assert queue.release_at(now, idle_workers=1, workers=2) is not None
+    queue.queue.extend(_call(np.zeros(2)) for _ in range(8))
+    assert queue.release_at(now, idle_workers=1, workers=2) is None  # 32 queued: send
+
+
 async def _closed_loop(adaptive: bool, clients: int = 64, seconds: float = 2.5) -> MethodStats:
     """``clients`` callers of a 20 ms-per-batch method, each calling again 1 ms after
     its answer (a client's think time), for ``seconds``."""

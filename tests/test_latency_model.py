@@ -9,6 +9,7 @@ import pytest
 from runners.latency_model import (
     ArrivalRate,
     BatchCostModel,
+    Outstanding,
     Situation,
     gain,
     hold_rate,
@@ -100,6 +101,22 @@ def test_gain_grows_with_the_wait_exactly_when_a_fixed_cost_outweighs_the_queue(
     assert gain(1, 0.01, 2000, 0.020, 0.0) > 1.0  # rate * a = 40 > 1
     assert gain(8, 0.01, 200, 0.020, 0.0) < 1.0  # rate * a = 4 < 8
     assert gain(4, 0.01, 1000, 0.0, 0.001) < 1.0  # no fixed cost: waiting never pays
+
+
+def test_the_reachable_batch_is_each_workers_share_of_the_peak_of_outstanding_calls() -> None:
+    calls = Outstanding()
+    assert calls.reachable(32, 2) == 32  # nothing seen yet: a full batch
+    for outstanding in (1, 30, 64, 40):
+        calls.observe(outstanding)
+    assert calls.reachable(128, 2) == 32  # 64 clients can fill two batches of 32
+    assert calls.reachable(16, 2) == 16  # never more than max_batch_size
+    assert calls.reachable(128, 0) == 128
+    for _ in range(64):  # a cycle of a closed loop later, the peak still holds
+        calls.observe(40)
+    assert calls.reachable(128, 2) == 32
+    for _ in range(50_000):  # the load fell: the peak fades to it
+        calls.observe(10)
+    assert calls.reachable(128, 2) == 5
 
 
 def _situation(**changes: float) -> Situation:

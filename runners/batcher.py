@@ -57,7 +57,7 @@ class PendingCall:
     kwargs: Mapping[str, Any]
     future: asyncio.Future[Any]
     enqueued_at: float
-    key: Hashable = None
+    key: Hashable = None  # signature_key, computed when first compared (None: not yet)
     solo: bool = False  # run alone: its batch raised, so items are retried singly
     crashes: int = 0  # dispatches lost to a dead worker
     timer: asyncio.TimerHandle | None = None  # fires at the deadline while queued
@@ -77,13 +77,22 @@ def signature_key(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Hashable:
     return tuple(parts)
 
 
+def key_of(call: PendingCall) -> Hashable:
+    """The call's signature key, computed once and only when a batch compares it: a
+    call dispatched alone at once never needs it."""
+    if call.key is None:
+        call.key = signature_key(call.args, call.kwargs)
+    return call.key
+
+
 def take_batch(queue: deque[PendingCall], max_items: int, batchable: bool) -> list[PendingCall]:
     """Pop the next batch: the head, then up to ``max_items`` consecutive stackable calls."""
     head = queue.popleft()
     batch = [head]
-    if not batchable or head.solo:
+    if not batchable or head.solo or not queue:
         return batch
-    while queue and len(batch) < max_items and queue[0].key == head.key and not queue[0].solo:
+    key = key_of(head)
+    while queue and len(batch) < max_items and key_of(queue[0]) == key and not queue[0].solo:
         batch.append(queue.popleft())
     return batch
 
@@ -95,11 +104,18 @@ def predicted_wait_s(queued: int, max_batch_size: int, workers: int, batch_time_
     return math.ceil((queued + 1) / max_batch_size) * batch_time_s / workers
 
 
+def _one(value: Any, batch_dim: int) -> Any:
+    """A batch of one item: an array view with the batch dimension (no copy), or a list."""
+    if not isinstance(value, np.ndarray):
+        return [value]
+    return np.expand_dims(value, batch_dim) if batch_dim else value[None]
+
+
 def _stack(values: list[Any], batch_dim: int) -> Any:
+    if len(values) == 1:
+        return _one(values[0], batch_dim)
     if not isinstance(values[0], np.ndarray):
         return values
-    if len(values) == 1:  # the common case at low load: a view, no copy
-        return np.expand_dims(values[0], batch_dim) if batch_dim else values[0][None]
     return np.stack(values, axis=batch_dim)
 
 
@@ -110,6 +126,10 @@ def stack_inputs(
     first = calls[0]
     if not spec.batchable:
         return list(first.args), dict(first.kwargs)
+    if len(calls) == 1:  # the common case at low load: each item gains the batch dimension
+        dim = spec.batch_dim
+        kwargs = {k: _one(v, dim) for k, v in first.kwargs.items()}
+        return [_one(v, dim) for v in first.args], kwargs
     args = [_stack([c.args[i] for c in calls], spec.batch_dim) for i in range(len(first.args))]
     kwargs = {k: _stack([c.kwargs[k] for c in calls], spec.batch_dim) for k in first.kwargs}
     return args, kwargs
@@ -120,6 +140,8 @@ def split_outputs(value: Any, count: int, spec: MethodSpec, runner: str) -> list
     if not spec.batchable:
         return [value]
     if isinstance(value, np.ndarray) and value.ndim > spec.batch_dim:
+        if count == 1 and not spec.batch_dim and value.shape[0] == 1:
+            return [value[0]]
         if value.shape[spec.batch_dim] == count:
             return list(np.moveaxis(value, spec.batch_dim, 0) if spec.batch_dim else value)
     elif isinstance(value, list | tuple) and len(value) == count:

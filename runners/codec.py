@@ -95,9 +95,14 @@ def _array_ext(
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
     buffers.append(_byte_view(array))
-    shape = array.shape
-    meta = _meta_struct(len(shape)).pack(len(buffers) - 1, len(shape), *shape)
-    return msgpack.ExtType(ARRAY_EXT, meta + dtype.str.encode())
+    return _array_meta(len(buffers) - 1, array.shape, dtype.str)
+
+
+@functools.lru_cache(maxsize=256)
+def _array_meta(index: int, shape: tuple[int, ...], dtype: str) -> msgpack.ExtType:
+    """The extension of an array: the same few shapes recur call after call."""
+    meta = _meta_struct(len(shape)).pack(index, len(shape), *shape)
+    return msgpack.ExtType(ARRAY_EXT, meta + dtype.encode())
 
 
 def _byte_view(array: np.ndarray[Any, Any]) -> memoryview:
@@ -122,14 +127,20 @@ def _dtype(text: str) -> np.dtype[Any]:
     return dtype
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_meta(data: bytes) -> tuple[int, np.dtype[Any], tuple[int, ...]]:
+    """Buffer index, dtype and shape of an array extension (recurring, so cached)."""
+    index, ndim, *shape = _meta_struct(data[4]).unpack_from(data)
+    return index, _dtype(data[_ARRAY_META.size + 8 * ndim :].decode()), tuple(shape)
+
+
 def decode(header: bytes, buffers: list[Buffer]) -> Any:
     """The message of one frame; arrays are views on ``buffers`` (no copy, writable)."""
 
     def ext_hook(code: int, data: bytes) -> Any:
         if code != ARRAY_EXT:
             raise ProtocolError(f"unknown extension type {code} in a frame")
-        index, ndim, *shape = _meta_struct(data[4]).unpack_from(data)
-        dtype = _dtype(data[_ARRAY_META.size + 8 * ndim :].decode())
+        index, dtype, shape = _parse_meta(data)
         return buffers[index].view(dtype).reshape(shape)
 
     try:
@@ -201,7 +212,7 @@ class FrameAssembler:
         return True
 
     def _staged_frame(self, total: int) -> Frame:
-        blob = bytearray(self._stage[self._head_end : total])  # the arrays own these bytes
+        blob = self._stage[self._head_end : total]  # a copy: the arrays own these bytes
         buffers: list[Buffer] = []
         offset = 0
         for size in self._lengths:

@@ -175,6 +175,8 @@ class WorkerPool:
         )
         self._wake.update(None)
         assert self._supervisor is not None
+        for worker in self._supervisor.workers.values():
+            self._cancel_hang_timer(worker)
         self._supervisor.close()
         await asyncio.gather(*self._slots)
         self._state = PoolState.CLOSED
@@ -305,16 +307,24 @@ class WorkerPool:
         for call in batch:
             queue.queue_wait_s_sum += now - call.enqueued_at
         worker.send(chunks)
-        if self._hang_timeout_s is not None:
-            loop = asyncio.get_running_loop()
-            worker.hang_timer = loop.call_later(self._hang_timeout_s, self._on_hang, worker)
+        if self._hang_timeout_s is not None and worker.hang_timer is None:
+            self._arm_hang_timer(worker, self._hang_timeout_s)
+
+    def _arm_hang_timer(self, worker: Worker, delay_s: float) -> None:
+        """One timer per busy worker, left armed across batches (no timer handle per
+        batch): when it fires it checks the batch held then, see ``_on_hang``."""
+        loop = asyncio.get_running_loop()
+        worker.hang_timer = loop.call_later(delay_s, self._on_hang, worker)
+
+    @staticmethod
+    def _cancel_hang_timer(worker: Worker) -> None:
+        if worker.hang_timer is not None:
+            worker.hang_timer.cancel()
+            worker.hang_timer = None
 
     def _take_flight(self, worker: Worker) -> Flight | None:
         flight: Flight | None = worker.batch
         worker.batch = None
-        if worker.hang_timer is not None:
-            worker.hang_timer.cancel()
-            worker.hang_timer = None
         if flight is not None:
             flight.queue.in_flight -= len(flight.calls)
         return flight
@@ -354,12 +364,23 @@ class WorkerPool:
         self._dispatch()
 
     def _on_hang(self, worker: Worker) -> None:
+        """Kill a worker whose batch has run ``hang_timeout_s``; re-arm for a batch sent
+        later; drop the timer if the worker is idle (its next batch arms it again)."""
+        worker.hang_timer = None
+        flight: Flight | None = worker.batch
+        if flight is None or self._hang_timeout_s is None:
+            return
+        left = flight.sent_at + self._hang_timeout_s - time.monotonic()
+        if left > 0.0:
+            self._arm_hang_timer(worker, left)
+            return
         logger.error(
             "[%s] held a batch longer than %.3g s; stopping it", worker.label, self._hang_timeout_s
         )
         worker.kill()
 
     def _on_lost(self, worker: Worker) -> None:
+        self._cancel_hang_timer(worker)
         if worker in self._idle:
             self._idle.remove(worker)
         flight = self._take_flight(worker)

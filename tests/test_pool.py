@@ -201,6 +201,21 @@ def test_a_hung_worker_is_replaced() -> None:
     run(main())
 
 
+def test_a_batch_shorter_than_the_hang_timeout_is_not_taken_for_a_hang() -> None:
+    """The hang timer outlives the batch that armed it: when it fires during a later
+    batch, that batch's own start counts."""
+
+    async def main() -> None:
+        config = runner_config(init={"delay_s": 0.25})
+        async with WorkerPool(config, hang_timeout_s=0.4) as pool:
+            x = np.zeros(2, np.float32)
+            for _ in range(3):  # the timer of the first batch fires during the second
+                assert (await pool.call("predict", x)).shape == (2,)
+            assert pool.stats().restarts == 0
+
+    run(main())
+
+
 def test_an_idle_worker_that_stops_answering_pings_is_replaced() -> None:
     async def main() -> None:
         pool = WorkerPool(runner_config(), ping_interval_s=0.1, ping_timeout_s=0.5)

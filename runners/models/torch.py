@@ -103,7 +103,7 @@ class TorchRunnable(Runnable):
                 )
         else:  # a pickle the user saved; the hash check above has already passed
             module = torch.load(info.model_path, map_location=self._device, weights_only=False)
-        self._module = module.train(False)  # inference mode (what .eval() does)
+        self._module = module.train(False)  # inference mode: no dropout, frozen batch norm
         # JSON numbers arrive as float64; cast floating inputs to the weights' dtype.
         params = [p.dtype for p in self._module.parameters() if p.is_floating_point()]
         self._float_dtype = params[0] if params else torch.get_default_dtype()

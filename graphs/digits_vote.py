@@ -37,7 +37,7 @@ class DigitsClassifier(Runnable):
             raise ValueError(f"kind must be 'forest' or 'logreg', got {kind!r}")
         self.model = estimator.fit(x, y)
 
-    @method(batchable=True)
+    @method(batchable=True, stack=True)
     def predict_proba(self, x: FloatArray) -> FloatArray:
         """Class probabilities (batch, 10) of images flattened to 64 pixel values."""
         proba: FloatArray = self.model.predict_proba(np.asarray(x, dtype=np.float64))

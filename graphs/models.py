@@ -32,12 +32,20 @@ class MLP(Runnable):
         self.w2 = rng.standard_normal((hidden, CLASSES), dtype=np.float32) * scale_hidden
         self.b2 = np.zeros(CLASSES, dtype=np.float32)
 
-    @method(batchable=True, batch_dim=0)
+    @method(batchable=True, stack=True)
     def predict(self, x: FloatArray) -> FloatArray:
-        """Logits for a batch ``x`` of shape ``(batch, IN_FEATURES)``."""
+        """Logits for a batch ``x`` of shape ``(batch, IN_FEATURES)``: each call passes one
+        sample of ``IN_FEATURES`` values, stacked into the batch."""
         hidden = np.maximum(np.asarray(x, dtype=np.float32) @ self.w1 + self.b1, 0.0)
         logits: FloatArray = hidden @ self.w2 + self.b2
         return logits
+
+
+    @method(batchable=True, batch_dim=0)
+    def predict_rows(self, x: FloatArray) -> FloatArray:
+        """Logits of every row of ``x`` (``(rows, IN_FEATURES)``): each call brings its
+        own rows, and concurrent calls are concatenated into one batch."""
+        return self.predict(x)
 
 
 def normalize(x: FloatArray) -> FloatArray:
@@ -46,6 +54,15 @@ def normalize(x: FloatArray) -> FloatArray:
     centered = x - x.mean()
     std = float(centered.std())
     result: FloatArray = centered / np.float32(std) if std > 0 else centered
+    return result
+
+
+def normalize_rows(x: FloatArray) -> FloatArray:
+    """Scale each row to zero mean and unit variance (a constant row stays zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    centered = x - x.mean(axis=-1, keepdims=True)
+    std = centered.std(axis=-1, keepdims=True)
+    result: FloatArray = np.divide(centered, std, out=np.zeros_like(centered), where=std > 0)
     return result
 
 

@@ -35,7 +35,7 @@ class Sentiment(Runnable):
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = scale
 
-    @method(batchable=True)
+    @method(batchable=True, stack=True)
     def score(self, tokens: list[list[str]]) -> list[float]:
         """One score per token list of the batch."""
         return [self.scale * _score(words) for words in tokens]

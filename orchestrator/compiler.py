@@ -17,13 +17,13 @@ import jsonschema
 
 from orchestrator.compile_context import CompileContext, spec_path
 from orchestrator.compile_nodes import NodeDraft, compile_node
-from orchestrator.compile_runners import compile_runners
+from orchestrator.compile_runners import CompiledRunner, compile_runners
 from orchestrator.errors import GraphFileError
 from orchestrator.links import build_dag, check_refs, gate_branches
-from orchestrator.plan import INPUTS, InputPlan, OutputPlan, Plan, TensorSpec
+from orchestrator.plan import INPUTS, InputPlan, NodePlan, OutputPlan, Plan, Ref, TensorSpec
 from orchestrator.references import Collected
 from orchestrator.spec import DataPath, SpecDocument, load_document, parse_document
-from orchestrator.tensors import mismatch, tensor_json_schema, tensor_spec
+from orchestrator.tensors import DYNAMIC, mismatch, tensor_json_schema, tensor_spec
 from orchestrator.validation import validate_document
 
 
@@ -87,6 +87,50 @@ def _check_output_tensor(
         )
 
 
+def _check_batch_inputs(
+    ctx: CompileContext,
+    node: NodePlan,
+    runners: Mapping[str, CompiledRunner],
+    inputs: Mapping[str, InputPlan],
+) -> None:
+    """A method that concatenates calls needs inputs that carry a batch dimension:
+    a tensor input with no ``batch_dim``, or a fixed size there, is a per-item
+    input (the one-item style), which concatenation would silently mix up."""
+    runner = runners.get(node.runner or "")
+    declared = (runner.methods or {}).get(node.method or "") if runner else None
+    if runner is None or declared is None or node.map is not None:
+        return
+    spec = runner.config.method_spec(declared)
+    if not spec.batchable or spec.stack:
+        return
+    for arg, value in node.args.items():
+        source = _direct_input(value, inputs)
+        if source is None or source.tensor is None:
+            continue
+        shape, dim = list(source.tensor.shape), spec.batch_dim
+        if len(shape) > dim and shape[dim] == DYNAMIC:
+            continue
+        ctx.error_at(
+            spec_path("nodes", node.name, "args", arg),
+            f"node {node.name!r}: {node.runner}.{node.method} concatenates calls along"
+            f" batch_dim {dim}, but input {source.name!r} (shape {shape}) has no batch"
+            f" dimension there: declare it as -1 (e.g. shape {_batched(shape, dim)}), or,"
+            " if the method takes one item per call, declare"
+            " @method(batchable=True, stack=True) (or `stack: true` in the runner's batching)",
+        )
+
+
+def _direct_input(value: Any, inputs: Mapping[str, InputPlan]) -> InputPlan | None:
+    """The graph input ``value`` refers to as a whole (``$inputs.x``), if it does."""
+    if isinstance(value, Ref) and value.source == INPUTS and len(value.path) == 1:
+        return inputs.get(str(value.path[0]))
+    return None
+
+
+def _batched(shape: list[int], dim: int) -> list[int]:
+    return [*shape[:dim], DYNAMIC, *shape[dim:]] if len(shape) >= dim else [DYNAMIC, *shape]
+
+
 def _section(data: Any, name: str) -> dict[Any, Any]:
     spec = data.get("spec") if isinstance(data, dict) else None
     section = spec.get(name) if isinstance(spec, dict) else None
@@ -123,6 +167,9 @@ def compile_document(doc: SpecDocument) -> Plan:
     nodes = gate_branches(ctx, drafts, declared_nodes)
     for output in outputs.values():
         _check_output_tensor(ctx, output, inputs)
+    for node in nodes.values():
+        if node.kind == "runner":
+            _check_batch_inputs(ctx, node, runners, inputs)
     dag, order = build_dag(ctx, nodes, outputs, complete=len(nodes) == len(declared_nodes))
     errors = [d for d in ctx.diagnostics if d.severity == "error"]
     ordered = sorted(ctx.diagnostics, key=lambda d: (d.line, d.column))

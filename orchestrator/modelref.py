@@ -36,7 +36,7 @@ def model_methods(model_ref: str) -> dict[str, MethodSpec]:
 
 def _method_specs(info: ModelInfo) -> dict[str, MethodSpec]:
     return {
-        name: MethodSpec(name=name, batchable=sig.batchable, batch_dim=sig.batch_dim)
+        name: MethodSpec(name, sig.batchable, sig.batch_dim, sig.stack)
         for name, sig in info.signatures.items()
     }
 
@@ -83,7 +83,7 @@ def _resolve(
     info = get(model_ref)
     framework = framework_for(info.framework)
     methods = {
-        name: BatchingConfig(batchable=sig.batchable, batch_dim=sig.batch_dim)
+        name: BatchingConfig(batchable=sig.batchable, batch_dim=sig.batch_dim, stack=sig.stack)
         for name, sig in info.signatures.items()
     }
     base = RunnerConfig(

@@ -18,7 +18,14 @@ from typing import Any
 from runners.config import BatchingConfig, Resources, RunnerConfig
 
 SETTINGS_KEYS = ("workers", "batching", "methods", "max_queue", "resources", "env")
-BATCHING_KEYS = ("max_batch_size", "max_latency_ms", "batchable", "batch_dim", "adaptive_wait")
+BATCHING_KEYS = (
+    "max_batch_size",
+    "max_latency_ms",
+    "batchable",
+    "batch_dim",
+    "stack",
+    "adaptive_wait",
+)
 RESOURCES_KEYS = ("cpu", "gpu")
 
 Path = tuple[str | int, ...]
@@ -70,6 +77,7 @@ def merge_batching(
         "max_latency_ms": (lambda v: _is_number(v) and v > 0, "a number > 0"),
         "batchable": (lambda v: isinstance(v, bool), "true or false"),
         "batch_dim": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+        "stack": (lambda v: isinstance(v, bool), "true or false"),
         "adaptive_wait": (lambda v: isinstance(v, bool), "true or false"),
     }
     changes: dict[str, Any] = {}

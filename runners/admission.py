@@ -116,12 +116,7 @@ def fail_queued(queues: Mapping[str, MethodQueue], error: RunnerError) -> None:
 def build_queues(declared: Mapping[str, list[Any]], config: RunnerConfig) -> dict[str, MethodQueue]:
     """One queue per method the worker declared, with the runner's batching overrides."""
     queues = {}
-    for name, (batchable, batch_dim) in declared.items():
-        batching = config.batching_for(name)
-        spec = MethodSpec(
-            name,
-            batchable if batching.batchable is None else batching.batchable,
-            batch_dim if batching.batch_dim is None else batching.batch_dim,
-        )
-        queues[name] = MethodQueue(spec, batching, config.max_queue)
+    for name, (batchable, batch_dim, stack) in declared.items():
+        spec = config.method_spec(MethodSpec(name, batchable, batch_dim, stack))
+        queues[name] = MethodQueue(spec, config.batching_for(name), config.max_queue)
     return queues

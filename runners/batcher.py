@@ -1,20 +1,15 @@
 """Per (runner, method) queue and the batch-release policy, as plain data and
 functions: no processes, no tasks, testable on their own.
 
-Contract of a batchable method (``@method(batchable=True, batch_dim=d)``):
-each call passes ONE item per argument. The batch stacks the items of every
-argument: numpy arrays with ``np.stack(axis=d)``, anything else into a list.
-The method returns a batch: an array whose dimension ``d`` has one entry per
-item, a list/tuple with one entry per item, or a dict of those; item ``i`` goes
-back to the ``i``-th caller. ``submit_many`` (a ``map`` fan-out) enqueues many
-items at once so they can share one batch.
-
-Only consecutive calls with the same signature (argument count, keyword names,
-array shapes and dtypes) share a batch, so stacking never fails.
+A batch is the head of the queue plus the queued calls that can merge with it
+(equal keys, see ``runners.merging``), taken in queue order but not only
+consecutive ones, up to ``max_batch_size`` rows (a call of 5 rows uses 5). A
+call larger than ``max_batch_size`` still runs, alone. ``submit_many`` (a
+``map`` fan-out) enqueues many calls at once so they can share one batch.
 
 Release policy (work-conserving): when a worker is free and the queue is not
-empty, take up to ``max_batch_size`` items now; the one exception is the short
-wait that the method's measured latency model asks for under high load
+empty, take a batch now; the one exception is the short wait that the method's
+measured latency model asks for under high load
 (``runners.latency_model.release``), ended early when the batch fills.
 """
 
@@ -29,8 +24,6 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from runners.config import BatchingConfig
 from runners.errors import MethodError, RunnerError, UnsupportedValue
 from runners.latency_model import (
@@ -42,10 +35,14 @@ from runners.latency_model import (
     release,
     worth_holding,
 )
+from runners.merging import call_key, split_outputs
 from runners.runnable import MethodSpec
 from runners.types import CallResult, MethodStats
 
 _EWMA = 0.2  # weight of the newest batch in the measured batch time
+# Calls scanned past the head for merge partners: keeps a batch's cost bounded
+# when a long queue mixes shapes that cannot merge.
+_SCAN_LIMIT = 512
 logger = logging.getLogger("runners.pool")
 
 
@@ -57,7 +54,8 @@ class PendingCall:
     kwargs: Mapping[str, Any]
     future: asyncio.Future[Any]
     enqueued_at: float
-    key: Hashable = None  # signature_key, computed when first compared (None: not yet)
+    key: Hashable = None  # merge key, computed when first compared (None: not yet)
+    rows: int = 1  # rows toward max_batch_size (known once ``key`` is)
     solo: bool = False  # run alone: its batch raised, so items are retried singly
     crashes: int = 0  # dispatches lost to a dead worker
     timer: asyncio.TimerHandle | None = None  # fires at the deadline while queued
@@ -65,36 +63,57 @@ class PendingCall:
     limit: float = math.inf  # dispatched by then, or dropped (deadline, max_latency_ms)
 
 
-def signature_key(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Hashable:
-    """Calls with equal keys can be stacked into one batch."""
-    parts: list[Hashable] = [len(args)]
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, np.ndarray):
-            parts.append((value.shape, value.dtype.str))
-        else:
-            parts.append(type(value).__qualname__)
-    parts.extend(kwargs)
-    return tuple(parts)
-
-
-def key_of(call: PendingCall) -> Hashable:
-    """The call's signature key, computed once and only when a batch compares it: a
-    call dispatched alone at once never needs it."""
+def key_of(call: PendingCall, spec: MethodSpec) -> Hashable:
+    """The call's merge key (and its rows), computed once and only when a batch
+    compares it or counts its rows: a call dispatched alone at once never needs it."""
     if call.key is None:
-        call.key = signature_key(call.args, call.kwargs)
+        call.key, call.rows = call_key(call, spec)
     return call.key
 
 
-def take_batch(queue: deque[PendingCall], max_items: int, batchable: bool) -> list[PendingCall]:
-    """Pop the next batch: the head, then up to ``max_items`` consecutive stackable calls."""
+def rows_of(call: PendingCall, spec: MethodSpec) -> int:
+    """The rows the call counts toward ``max_batch_size``."""
+    key_of(call, spec)
+    return call.rows
+
+
+def take_batch(queue: deque[PendingCall], max_rows: int, spec: MethodSpec) -> list[PendingCall]:
+    """Pop the next batch: the head, then the queued calls that merge with it, oldest
+    first, while the batch stays within ``max_rows`` rows (the head always goes)."""
     head = queue.popleft()
+    if not spec.batchable or head.solo or not queue:
+        return [head]
+    key, rows = key_of(head, spec), head.rows
     batch = [head]
-    if not batchable or head.solo or not queue:
-        return batch
-    key = key_of(head)
-    while queue and len(batch) < max_items and key_of(queue[0]) == key and not queue[0].solo:
-        batch.append(queue.popleft())
+    for scanned, call in enumerate(queue):
+        if rows >= max_rows or scanned >= _SCAN_LIMIT:
+            break
+        if not call.solo and key_of(call, spec) == key and rows + call.rows <= max_rows:
+            batch.append(call)
+            rows += call.rows
+    _remove_taken(queue, batch[1:])
     return batch
+
+
+def _remove_taken(queue: deque[PendingCall], taken: list[PendingCall]) -> None:
+    """Remove ``taken`` (in queue order) from ``queue``; the rest keep their order."""
+    if not taken:
+        return
+    if queue[0] is taken[0] and queue[len(taken) - 1] is taken[-1]:
+        for _ in taken:  # the usual case: a run at the head
+            queue.popleft()
+        return
+    chosen = {id(call) for call in taken}
+    rest = [call for call in queue if id(call) not in chosen]
+    queue.clear()
+    queue.extend(rest)
+
+
+def batch_rows(calls: Sequence[PendingCall], spec: MethodSpec) -> int:
+    """The rows of a batch: its size for ``max_batch_size``, stats and the latency model."""
+    if len(calls) == 1 and calls[0].key is None and not spec.batchable:
+        return 1
+    return sum(rows_of(call, spec) for call in calls)
 
 
 def predicted_wait_s(queued: int, max_batch_size: int, workers: int, batch_time_s: float) -> float:
@@ -102,60 +121,6 @@ def predicted_wait_s(queued: int, max_batch_size: int, workers: int, batch_time_
     if batch_time_s <= 0.0 or workers <= 0:
         return 0.0
     return math.ceil((queued + 1) / max_batch_size) * batch_time_s / workers
-
-
-def _one(value: Any, batch_dim: int) -> Any:
-    """A batch of one item: an array view with the batch dimension (no copy), or a list."""
-    if not isinstance(value, np.ndarray):
-        return [value]
-    return np.expand_dims(value, batch_dim) if batch_dim else value[None]
-
-
-def _stack(values: list[Any], batch_dim: int) -> Any:
-    if len(values) == 1:
-        return _one(values[0], batch_dim)
-    if not isinstance(values[0], np.ndarray):
-        return values
-    return np.stack(values, axis=batch_dim)
-
-
-def stack_inputs(
-    calls: Sequence[PendingCall], spec: MethodSpec
-) -> tuple[list[Any], dict[str, Any]]:
-    """The arguments of one dispatch: stacked items, or the single call's own."""
-    first = calls[0]
-    if not spec.batchable:
-        return list(first.args), dict(first.kwargs)
-    if len(calls) == 1:  # the common case at low load: each item gains the batch dimension
-        dim = spec.batch_dim
-        kwargs = {k: _one(v, dim) for k, v in first.kwargs.items()}
-        return [_one(v, dim) for v in first.args], kwargs
-    args = [_stack([c.args[i] for c in calls], spec.batch_dim) for i in range(len(first.args))]
-    kwargs = {k: _stack([c.kwargs[k] for c in calls], spec.batch_dim) for k in first.kwargs}
-    return args, kwargs
-
-
-def split_outputs(value: Any, count: int, spec: MethodSpec, runner: str) -> list[Any]:
-    """Item ``i`` of a batch's result, for each of its ``count`` callers."""
-    if not spec.batchable:
-        return [value]
-    if isinstance(value, np.ndarray) and value.ndim > spec.batch_dim:
-        if count == 1 and not spec.batch_dim and value.shape[0] == 1:
-            return [value[0]]
-        if value.shape[spec.batch_dim] == count:
-            return list(np.moveaxis(value, spec.batch_dim, 0) if spec.batch_dim else value)
-    elif isinstance(value, list | tuple) and len(value) == count:
-        return list(value)
-    elif isinstance(value, dict) and value:
-        columns = {k: split_outputs(v, count, spec, runner) for k, v in value.items()}
-        return [{k: col[i] for k, col in columns.items()} for i in range(count)]
-    raise MethodError(
-        f"a batchable method must return one entry per item along dimension "
-        f"{spec.batch_dim} (an array, a list or a dict of those); {count} items went in",
-        error_type="BatchShapeError",
-        runner=runner,
-        method=spec.name,
-    )
 
 
 @dataclass(eq=False)
@@ -186,6 +151,7 @@ class MethodQueue:
 
     @property
     def max_items(self) -> int:
+        """Rows in a full batch."""
         return self.batching.max_batch_size if self.spec.batchable else 1
 
     def release_at(self, now: float, idle_workers: int, workers: int) -> float | None:
@@ -277,12 +243,10 @@ class MethodQueue:
         )
 
 
-def resolve(
-    calls: Sequence[PendingCall], values: Sequence[Any], sent_at: float, batch_id: int, worker: int
-) -> None:
-    """Give each caller still waiting its item of a batch's answer."""
-    size = len(calls)
-    for call, item in zip(calls, values, strict=True):
+def resolve(flight: Flight, values: Sequence[Any], worker: int) -> None:
+    """Give each caller still waiting its part of a batch's answer."""
+    size, sent_at, batch_id = flight.rows, flight.sent_at, flight.batch_id
+    for call, item in zip(flight.calls, values, strict=True):
         if not call.future.done():
             wait = sent_at - call.enqueued_at
             call.future.set_result(CallResult(item, wait, batch_id, size, worker))
@@ -318,6 +282,7 @@ class Flight:
     calls: list[PendingCall]
     batch_id: int
     sent_at: float
+    rows: int  # the batch's size in rows
 
 
 @dataclass(eq=False)
@@ -366,12 +331,14 @@ def next_release(
 
 def deliver(flight: Flight, value: Any, runner: str, worker: int) -> None:
     """Split a batch's answer back to its callers (a malformed answer fails the batch)."""
+    spec = flight.queue.spec
+    rows = [call.rows for call in flight.calls] if spec.batchable else [1]
     try:
-        values = split_outputs(value, len(flight.calls), flight.queue.spec, runner)
+        values = split_outputs(value, rows, spec, runner)
     except MethodError as exc:
         fail_batch(flight.queue, flight.calls, exc)
         return
-    resolve(flight.calls, values, flight.sent_at, flight.batch_id, worker)
+    resolve(flight, values, worker)
 
 
 def fail_batch(queue: MethodQueue, calls: list[PendingCall], error: RunnerError) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from runners.runnable import MethodSpec
+
 DEFAULT_MAX_BATCH_SIZE = 32
 # Generous on purpose: a latency budget shorter than one batch's run time sheds
 # healthy load (see DESIGN.md, "Batching"). Deadlines per call are the tool for
@@ -30,7 +32,8 @@ class BatchingConfig:
     """How calls to one method are merged: up to ``max_batch_size`` items per batch,
     no call waiting in the queue longer than ``max_latency_ms``.
 
-    ``batchable`` / ``batch_dim`` left as ``None`` take the ``@method`` declaration.
+    ``batchable`` / ``batch_dim`` / ``stack`` left as ``None`` take the ``@method``
+    declaration (see ``runners.merging`` for what they mean).
     ``adaptive_wait``: under high load, a free worker may hold a short batch a little
     (at most half the measured fixed cost of a batch, never past ``max_latency_ms``)
     when the method's measured latency model says fuller batches serve more;
@@ -41,6 +44,7 @@ class BatchingConfig:
     max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
     batchable: bool | None = None
     batch_dim: int | None = None
+    stack: bool | None = None
     adaptive_wait: bool = True
 
     def __post_init__(self) -> None:
@@ -92,3 +96,13 @@ class RunnerConfig:
     def batching_for(self, method: str) -> BatchingConfig:
         """The batching settings of one method: its override, else the runner's."""
         return self.methods.get(method, self.batching)
+
+    def method_spec(self, declared: MethodSpec) -> MethodSpec:
+        """A method as this runner calls it: the declaration with its overrides."""
+        batching = self.batching_for(declared.name)
+        return MethodSpec(
+            declared.name,
+            declared.batchable if batching.batchable is None else batching.batchable,
+            declared.batch_dim if batching.batch_dim is None else batching.batch_dim,
+            declared.stack if batching.stack is None else batching.stack,
+        )

@@ -5,8 +5,8 @@
         result = await client.submit("predict", (x,), {})
 
 Same semantics as a worker pool with one worker: a bounded queue per method,
-work-conserving batches of up to ``max_batch_size`` items stacked along
-``batch_dim`` (the pure functions of ``runners.batcher``), deadlines and
+work-conserving batches of up to ``max_batch_size`` rows merged as
+``runners.merging`` says (the pure functions of ``runners.batcher``), deadlines and
 ``max_latency_ms`` drop queued calls, a failing batch is retried item by item,
 and arguments and results cross the same data-only codec, so values look
 exactly as they would coming back from a worker. Sync methods run in one
@@ -30,10 +30,8 @@ from runners import codec
 from runners.batcher import (
     MethodQueue,
     PendingCall,
+    batch_rows,
     predicted_wait_s,
-    signature_key,
-    split_outputs,
-    stack_inputs,
     take_batch,
 )
 from runners.config import RunnerConfig
@@ -46,6 +44,7 @@ from runners.errors import (
     RunnerStartupError,
 )
 from runners.lifecycle import AsyncLifecycle
+from runners.merging import merge_inputs, split_outputs
 from runners.runnable import MethodSpec, runnable_methods
 from runners.types import Args, CallResult, Kwargs, PoolStats
 
@@ -66,16 +65,8 @@ def _through_codec(value: Any, runner: str, method: str) -> Any:
 
 
 def effective_methods(cls: type, config: RunnerConfig) -> dict[str, MethodSpec]:
-    """The class's ``@method``s with the config's ``batchable``/``batch_dim`` overrides."""
-    specs = {}
-    for name, spec in runnable_methods(cls).items():
-        batching = config.batching_for(name)
-        specs[name] = MethodSpec(
-            name=name,
-            batchable=spec.batchable if batching.batchable is None else batching.batchable,
-            batch_dim=spec.batch_dim if batching.batch_dim is None else batching.batch_dim,
-        )
-    return specs
+    """The class's ``@method``s with the config's batching overrides."""
+    return {name: config.method_spec(spec) for name, spec in runnable_methods(cls).items()}
 
 
 class LocalClient(AsyncLifecycle):
@@ -236,7 +227,7 @@ class LocalClient(AsyncLifecycle):
     ) -> PendingCall:
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        call = PendingCall(args, kwargs, loop.create_future(), now, signature_key(args, kwargs))
+        call = PendingCall(args, kwargs, loop.create_future(), now)
         limit = now + queue.batching.max_latency_ms / 1000.0
         call.timer = loop.call_at(
             loop.time() + (min(limit, deadline or limit) - now), self._expire, queue, call
@@ -267,7 +258,7 @@ class LocalClient(AsyncLifecycle):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch = take_batch(queue.queue, queue.max_items, queue.spec.batchable)
+            batch = take_batch(queue.queue, queue.max_items, queue.spec)
             for call in batch:  # popped by take_batch: only their deadline timers remain
                 call.queued = False
                 queue.discard(call)
@@ -287,15 +278,16 @@ class LocalClient(AsyncLifecycle):
             return
         finally:
             queue.in_flight -= len(batch)
-        queue.record_batch(len(batch), time.monotonic() - started)
+        rows = batch_rows(batch, spec)
+        queue.record_batch(rows, time.monotonic() - started)
         for call, value in zip(batch, values, strict=True):
             wait = started - call.enqueued_at
             queue.queue_wait_s_sum += wait
             if not call.future.done():
-                call.future.set_result(CallResult(value, wait, batch_id, len(batch), 0))
+                call.future.set_result(CallResult(value, wait, batch_id, rows, 0))
 
     async def _invoke(self, spec: MethodSpec, batch: list[PendingCall]) -> list[Any]:
-        args, kwargs = stack_inputs(batch, spec)
+        args, kwargs = merge_inputs(batch, spec)
         bound = getattr(self._instance, spec.name)
         try:
             if inspect.iscoroutinefunction(bound):
@@ -308,7 +300,8 @@ class LocalClient(AsyncLifecycle):
                 str(error), error_type=type(error).__name__, runner=self.name, method=spec.name
             ) from error
         value = _through_codec(value, self.name, spec.name)
-        return split_outputs(value, len(batch), spec, self.name)
+        rows = [call.rows for call in batch] if spec.batchable else [1]
+        return split_outputs(value, rows, spec, self.name)
 
     def _fail_or_retry(
         self, queue: MethodQueue, batch: list[PendingCall], error: Exception

@@ -31,11 +31,11 @@ from runners.batcher import (
     PendingCall,
     ReleaseTimer,
     batch_error,
+    batch_rows,
     deliver,
     fail_batch,
     next_release,
     oldest_queue,
-    stack_inputs,
     survivors_of_crash,
     take_batch,
 )
@@ -46,6 +46,7 @@ from runners.errors import (
     UnsupportedValue,
     WorkerCrashed,
 )
+from runners.merging import merge_inputs
 from runners.resources import plan_environments
 from runners.runnable import MethodSpec
 from runners.supervisor import Supervisor, Worker
@@ -276,7 +277,7 @@ class WorkerPool:
             if queue is None:
                 break
             queue.record_release(now)
-            batch = take_batch(queue.queue, queue.max_items, queue.spec.batchable)
+            batch = take_batch(queue.queue, queue.max_items, queue.spec)
             for call in batch:
                 call.queued = False
                 if call.timer is not None:
@@ -292,7 +293,7 @@ class WorkerPool:
         method = queue.spec.name
         self._next_batch += 1
         try:
-            args, kwargs = stack_inputs(batch, queue.spec)
+            args, kwargs = merge_inputs(batch, queue.spec)
             chunks = codec.encode(
                 ["call", self._next_batch, method, args, kwargs], runner=self.name, method=method
             )
@@ -302,7 +303,7 @@ class WorkerPool:
             fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
             return
         now = time.monotonic()
-        worker.batch = Flight(queue, batch, self._next_batch, now)
+        worker.batch = Flight(queue, batch, self._next_batch, now, batch_rows(batch, queue.spec))
         queue.in_flight += len(batch)
         for call in batch:
             queue.queue_wait_s_sum += now - call.enqueued_at
@@ -336,7 +337,7 @@ class WorkerPool:
             worker.kill()
             return
         queue, calls, now = flight.queue, flight.calls, time.monotonic()
-        queue.record_batch(len(calls), now - flight.sent_at)
+        queue.record_batch(flight.rows, now - flight.sent_at)
         queue.warn_if_over_budget(self.name)
         if message[0] == "ok":
             deliver(flight, message[2], self.name, worker.id)

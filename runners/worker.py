@@ -6,7 +6,7 @@
 The config is data (JSON), never code. The worker speaks the frames of
 ``runners.codec`` over the inherited socket ``--fd``:
 
-    worker -> pool   ["ready", pid, {method: [batchable, batch_dim]}]
+    worker -> pool   ["ready", pid, {method: [batchable, batch_dim, stack]}]
                      ["failed", error type, message]          (then exits)
     pool -> worker   ["call", batch id, method, [args], {kwargs}]
     worker -> pool   ["ok", batch id, value] | ["error", batch id, error type, message]
@@ -73,7 +73,7 @@ def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
         return
     specs = runnable_methods(type(instance))
     table = _method_table(instance)
-    ready = {name: [spec.batchable, spec.batch_dim] for name, spec in specs.items()}
+    ready = {name: [spec.batchable, spec.batch_dim, spec.stack] for name, spec in specs.items()}
     codec.send_frame(sock, codec.encode(["ready", os.getpid(), ready]))
     assembler = codec.FrameAssembler()
     while frames := codec.recv_frames(sock, assembler):

@@ -8,105 +8,70 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runners import BatchingConfig, MethodError, MethodSpec, MethodStats, WorkerCrashed, WorkerPool
+from runners import BatchingConfig, MethodSpec, MethodStats, WorkerCrashed, WorkerPool
 from runners.batcher import (
     MethodQueue,
     PendingCall,
     oldest_queue,
     predicted_wait_s,
-    signature_key,
-    split_outputs,
-    stack_inputs,
     survivors_of_crash,
     take_batch,
 )
 from tests.conftest import run, runner_config
 
-BATCHED = MethodSpec("predict", batchable=True, batch_dim=0)
+STACKED = MethodSpec("predict", batchable=True, batch_dim=0, stack=True)
+CONCAT = MethodSpec("predict", batchable=True, batch_dim=0)
+SINGLE = MethodSpec("predict")
 
 
 def _call(*args: Any, solo: bool = False, **kwargs: Any) -> PendingCall:
     loop = asyncio.new_event_loop()
     future: asyncio.Future[Any] = loop.create_future()
     loop.close()
-    return PendingCall(args, kwargs, future, 0.0, signature_key(args, kwargs), solo=solo)
+    return PendingCall(args, kwargs, future, 0.0, solo=solo)
 
 
 def test_take_batch_takes_up_to_the_limit_in_order() -> None:
     queue = deque(_call(np.zeros(3) + i) for i in range(10))
-    batch = take_batch(queue, 4, batchable=True)
+    batch = take_batch(queue, 4, STACKED)
     assert [c.args[0][0] for c in batch] == [0, 1, 2, 3]
     assert len(queue) == 6
 
 
 def test_take_batch_takes_what_is_there_without_waiting() -> None:
     queue = deque([_call(np.zeros(3))])
-    assert len(take_batch(queue, 32, batchable=True)) == 1
+    assert len(take_batch(queue, 32, STACKED)) == 1
     assert not queue
 
 
-def test_take_batch_stops_at_a_different_signature() -> None:
-    queue = deque([_call(np.zeros(3)), _call(np.zeros(3)), _call(np.zeros(4)), _call(np.zeros(3))])
-    assert len(take_batch(queue, 32, batchable=True)) == 2
-    assert len(take_batch(queue, 32, batchable=True)) == 1
+def test_take_batch_groups_by_shape_not_only_consecutive_calls() -> None:
+    shapes = [3, 3, 4, 3, 4, 4, 3]
+    queue = deque(_call(np.zeros(n)) for n in shapes)
+    first = take_batch(queue, 32, STACKED)
+    assert [c.args[0].shape[0] for c in first] == [3, 3, 3, 3]
+    assert [c.args[0].shape[0] for c in queue] == [4, 4, 4]  # the rest keep their order
+    assert len(take_batch(queue, 32, STACKED)) == 3 and not queue
+
+
+def test_take_batch_counts_rows_when_calls_are_concatenated() -> None:
+    queue = deque(_call(np.zeros((n, 2))) for n in (5, 20, 10, 2, 1))
+    batch = take_batch(queue, 32, CONCAT)
+    assert [c.rows for c in batch] == [5, 20, 2, 1]  # 10 more rows would pass 32
+    assert [c.args[0].shape[0] for c in queue] == [10]
+
+
+def test_a_call_larger_than_the_batch_limit_runs_alone() -> None:
+    queue = deque(_call(np.zeros((n, 2))) for n in (40, 1))
+    assert [c.rows for c in take_batch(queue, 32, CONCAT)] == [40]
+    assert [c.rows for c in take_batch(queue, 32, CONCAT)] == [1]
 
 
 def test_non_batchable_and_solo_calls_go_alone() -> None:
     queue = deque([_call(1), _call(1), _call(1, solo=True), _call(1)])
-    assert len(take_batch(queue, 32, batchable=False)) == 1
-    assert len(take_batch(queue, 32, batchable=True)) == 1  # the next one is solo
-    assert len(take_batch(queue, 32, batchable=True)) == 1
-    assert len(take_batch(queue, 32, batchable=True)) == 1
-
-
-def test_signature_separates_shapes_dtypes_and_keywords() -> None:
-    a = signature_key((np.zeros(3),), {})
-    assert a == signature_key((np.ones(3),), {})
-    assert a != signature_key((np.zeros(3, np.float32),), {})
-    assert a != signature_key((np.zeros(3),), {"k": 1})
-    assert signature_key((1,), {"k": 1}) != signature_key((1,), {"j": 1})
-
-
-def test_stack_and_split_along_batch_dim_zero() -> None:
-    calls = [_call(np.full(3, i, np.float32), i) for i in range(4)]
-    args, kwargs = stack_inputs(calls, BATCHED)
-    assert args[0].shape == (4, 3) and args[1] == [0, 1, 2, 3] and kwargs == {}
-    items = split_outputs(args[0] * 10, 4, BATCHED, "r")
-    assert [float(item[0]) for item in items] == [0, 10, 20, 30]
-
-
-def test_stack_and_split_along_batch_dim_one() -> None:
-    spec = MethodSpec("m", batchable=True, batch_dim=1)
-    calls = [_call(np.full((2, 5), i)) for i in range(3)]
-    (stacked,), _ = stack_inputs(calls, spec)
-    assert stacked.shape == (2, 3, 5)
-    items = split_outputs(stacked, 3, spec, "r")
-    assert all(item.shape == (2, 5) and (item == i).all() for i, item in enumerate(items))
-
-
-def test_keywords_are_stacked_too() -> None:
-    calls = [_call(x=np.zeros(2) + i, tag="t") for i in range(2)]
-    args, kwargs = stack_inputs(calls, BATCHED)
-    assert args == [] and kwargs["x"].shape == (2, 2) and kwargs["tag"] == ["t", "t"]
-
-
-def test_non_batchable_passes_the_call_unchanged() -> None:
-    spec = MethodSpec("m")
-    args, kwargs = stack_inputs([_call(np.zeros(3), k=1)], spec)
-    assert args[0].shape == (3,) and kwargs == {"k": 1}
-    assert split_outputs({"any": "thing"}, 1, spec, "r") == [{"any": "thing"}]
-
-
-def test_lists_and_dicts_are_split_per_item() -> None:
-    assert split_outputs(["a", "b"], 2, BATCHED, "r") == ["a", "b"]
-    out = split_outputs({"label": ["x", "y"], "score": np.array([0.1, 0.9])}, 2, BATCHED, "r")
-    assert out[1]["label"] == "y" and float(out[1]["score"]) == pytest.approx(0.9)
-
-
-@pytest.mark.parametrize("value", [np.zeros(3), [1, 2, 3], 5, np.float64(1.0), {}])
-def test_a_batch_of_the_wrong_length_is_a_method_error(value: Any) -> None:
-    with pytest.raises(MethodError, match="one entry per item"):
-        split_outputs(value, 2, BATCHED, "r")
+    assert len(take_batch(queue, 32, SINGLE)) == 1
+    assert len(take_batch(queue, 32, STACKED)) == 2  # merges past the solo call
+    (solo,) = take_batch(queue, 32, STACKED)
+    assert solo.solo and not queue
 
 
 def test_predicted_wait_counts_full_batches_over_workers() -> None:
@@ -117,7 +82,7 @@ def test_predicted_wait_counts_full_batches_over_workers() -> None:
 
 
 def test_method_queue_discard_and_stats() -> None:
-    queue = MethodQueue(BATCHED, BatchingConfig(max_batch_size=8), max_queue=10)
+    queue = MethodQueue(STACKED, BatchingConfig(max_batch_size=8), max_queue=10)
     calls = [_call(np.zeros(2)) for _ in range(3)]
     queue.queue.extend(calls)
     queue.discard(calls[1])
@@ -132,7 +97,7 @@ def test_method_queue_discard_and_stats() -> None:
 
 
 def test_a_call_lost_twice_with_a_worker_fails_and_the_rest_are_requeued_in_order() -> None:
-    queue = MethodQueue(BATCHED, BatchingConfig(), max_queue=10)
+    queue = MethodQueue(STACKED, BatchingConfig(), max_queue=10)
     first, second, third = (_call(np.zeros(2)) for _ in range(3))
     second.crashes = 1  # already lost once
     for call in (first, second, third):
@@ -146,7 +111,7 @@ def test_a_call_lost_twice_with_a_worker_fails_and_the_rest_are_requeued_in_orde
 
 
 def test_oldest_queue_is_the_one_whose_head_waited_longest() -> None:
-    queues = [MethodQueue(BATCHED, BatchingConfig(), max_queue=10) for _ in range(3)]
+    queues = [MethodQueue(STACKED, BatchingConfig(), max_queue=10) for _ in range(3)]
     for queue, enqueued_at in zip(queues[1:], (5.0, 2.0), strict=True):
         call = _call(np.zeros(2))
         call.enqueued_at = enqueued_at
@@ -156,7 +121,7 @@ def test_oldest_queue_is_the_one_whose_head_waited_longest() -> None:
 
 
 def test_a_free_worker_holds_the_queue_only_until_its_share_of_the_outstanding_calls() -> None:
-    queue = MethodQueue(BATCHED, BatchingConfig(max_batch_size=128), max_queue=256)
+    queue = MethodQueue(STACKED, BatchingConfig(max_batch_size=128), max_queue=256)
     for n in range(1, 33):  # a 20 ms model whatever the batch size
         queue.record_batch(n, 0.020)
     for i in range(200):  # 4000 calls a second
@@ -175,7 +140,7 @@ async def _closed_loop(adaptive: bool, clients: int = 64, seconds: float = 2.5) 
     its answer (a client's think time), for ``seconds``."""
     batching = BatchingConfig(max_batch_size=32, adaptive_wait=adaptive)
     async with WorkerPool(runner_config(workers=2, batching=batching)) as pool:
-        x = np.ones(4, dtype=np.float32)
+        x = np.ones((1, 4), dtype=np.float32)  # one row per call
         stop = time.monotonic() + seconds
 
         async def client() -> None:

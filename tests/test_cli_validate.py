@@ -34,6 +34,12 @@ EXPECTED = {
         " ModuleNotFoundError: No module named 'preprocessing'"
     ],
     "invalid_yaml": ["6:5: error: invalid YAML: expected ',' or '}', but got ':'"],
+    "item_into_concatenation": [
+        "13:56: error: node 'score': scorer.predict concatenates calls along batch_dim 0,"
+        " but input 'x' (shape [64]) has no batch dimension there: declare it as -1"
+        " (e.g. shape [-1, 64]), or, if the method takes one item per call, declare"
+        " @method(batchable=True, stack=True) (or `stack: true` in the runner's batching)"
+    ],
     "item_outside_map": [
         "10:50: error: node 'each': `$item` is only valid inside the `args` of a node with `map`"
     ],

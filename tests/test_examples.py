@@ -84,3 +84,24 @@ def test_vote_matches_scikit_learn_on_held_out_digits() -> None:
     assert [out["digit"] for out in outputs] == np.argmax(proba, axis=1).tolist()
     accuracy = np.mean([out["correct"] for out in outputs])
     assert accuracy >= 0.85, accuracy
+
+
+def test_rows_example_answers_each_request_its_own_rows() -> None:
+    """graphs/rows.yaml: requests of 1, 3 and 2 rows, run concurrently, each get their
+    own rows' probabilities, equal to the model run directly on those rows."""
+    import asyncio
+
+    from graphs.models import MLP, normalize_rows, softmax
+
+    rng = np.random.default_rng(0)
+    requests = [rng.standard_normal((n, 64)).astype(np.float32) for n in (1, 3, 2)]
+
+    async def main() -> list[Any]:
+        async with orchestrator.load(EXAMPLES / "rows.yaml") as graph:
+            outs = await asyncio.gather(*(graph.run({"x": x.tolist()}) for x in requests))
+            return [out["p"] for out in outs]
+
+    model = MLP(hidden=256, seed=0)
+    for x, got in zip(requests, run(main()), strict=True):
+        want = softmax(model.predict(normalize_rows(x)))
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)

@@ -3,6 +3,7 @@ batches, and answers what the framework itself answers."""
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,15 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from orchestrator import load
 from runners import models
 from tests.conftest import run
 
 ROWS = 24
+ONE_ITEM = {"batchable": True, "stack": True}  # each call passes one row
 
 
 @pytest.fixture
@@ -57,14 +61,56 @@ def _serve(path: Path, rows: np.ndarray, method: str) -> tuple[list[Any], dict[i
     return run(scenario(), timeout_s=90)
 
 
-def test_sklearn_runner(tmp_path: Path, digits: tuple[np.ndarray, Any]) -> None:
+def test_sklearn_runner_maps_one_item_per_call(
+    tmp_path: Path, digits: tuple[np.ndarray, Any]
+) -> None:
     rows, clf = digits
-    models.save("clf", clf, framework="sklearn", signatures={"predict_proba": {"batchable": True}})
+    models.save("clf", clf, framework="sklearn", signatures={"predict_proba": ONE_ITEM})
     node = "{runner: model, method: predict_proba, map: $inputs.rows, args: {x: $item}}"
     path = _graph(tmp_path, "{model: 'clf:latest', workers: 1}", node)
     got, sizes = _serve(path, rows, "predict_proba")
     assert sizes == {ROWS: 1}  # the map fan-out reached the model as one batch
     np.testing.assert_allclose(np.array(got), clf.predict_proba(rows), rtol=1e-12)
+
+
+def test_sklearn_runner_concatenates_requests_that_carry_their_batch_dimension(
+    tmp_path: Path, digits: tuple[np.ndarray, Any]
+) -> None:
+    """As in BentoML: a request of n rows is n rows of a batch; concurrent requests
+    of different n share one model call and each gets its own rows back."""
+    rows, clf = digits
+    scaled = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    scaled.fit(rows * 16.0, clf.predict(rows))  # a scaler needs exactly 2 dimensions
+    models.save("scaled", scaled, framework="sklearn",
+                signatures={"predict": {"batchable": True, "batch_dim": 0}})
+    path = tmp_path / "graph.yaml"
+    path.write_text("""
+apiVersion: graphctl/v1
+kind: Graph
+metadata: {name: rows}
+spec:
+  runners:
+    model: {model: 'scaled:latest', workers: 1}
+  inputs:
+    x: {tensor: {dtype: float64, shape: [-1, 64]}}
+  nodes:
+    label: {runner: model, method: predict, args: {x: $inputs.x}}
+  outputs:
+    y: $label
+""")
+    sizes = [1, 3, 2, 5, 1, 4, 2, 1, 3, 2]  # 10 requests, 24 rows
+    starts = np.cumsum([0, *sizes[:-1]])
+    parts = [rows[s : s + n] * 16.0 for s, n in zip(starts, sizes, strict=True)]
+
+    async def scenario() -> tuple[list[Any], int]:
+        async with load(path) as graph:
+            outs = await asyncio.gather(*(graph.run({"x": p.tolist()}) for p in parts))
+            return [o["y"] for o in outs], graph.stats()["model"].methods["predict"].batches
+
+    got, batches = run(scenario(), timeout_s=90)
+    for part, labels in zip(parts, got, strict=True):
+        assert list(labels) == scaled.predict(part).tolist()
+    assert batches < len(parts)  # merged, not one call per request
 
 
 def test_onnx_runner(tmp_path: Path, digits: tuple[np.ndarray, Any]) -> None:
@@ -78,7 +124,7 @@ def test_onnx_runner(tmp_path: Path, digits: tuple[np.ndarray, Any]) -> None:
         options={id(clf): {"zipmap": False}},
         target_opset=17,
     )
-    models.save("clf_onnx", onx, framework="onnx")
+    models.save("clf_onnx", onx, framework="onnx", signatures={"run": ONE_ITEM})
     node = "{runner: model, method: run, map: $inputs.rows, args: {x: $item}}"
     path = _graph(tmp_path, "{model: 'clf_onnx:latest', batching: {max_batch_size: 8}}", node)
     got, sizes = _serve(path, rows, "run")
@@ -104,8 +150,8 @@ def test_torch_runner_torchscript_and_module(
     with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13, still loadable
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(net)
-    models.save("net_ts", scripted, framework="torch")
-    models.save("net_pickle", net, framework="torch")
+    models.save("net_ts", scripted, framework="torch", signatures={"forward": ONE_ITEM})
+    models.save("net_pickle", net, framework="torch", signatures={"forward": ONE_ITEM})
     assert models.get("net_ts").format == "torchscript"
     assert models.get("net_pickle").format == "pickle"
     with torch.no_grad():

@@ -30,7 +30,9 @@ from runners import models
 
 TRAIN_SIZE = 1500
 HERE = Path(__file__).resolve().parent
-PROBA = {"predict": {"batchable": True}, "predict_proba": {"batchable": True}}
+# Each request passes one image: the one-item-per-call style, stacked into batches.
+ONE_ITEM = {"batchable": True, "stack": True}
+PROBA = {"predict": ONE_ITEM, "predict_proba": ONE_ITEM}
 
 
 def train() -> tuple[Any, Any, np.ndarray, np.ndarray]:
@@ -86,7 +88,7 @@ def main() -> None:
                           metadata=info, store=args.store)
         print(f"saved {ref}")
     ref = models.save("digits_onnx", export_onnx(lr), framework="onnx",
-                      signatures={"run": {"batchable": True}}, metadata=info, store=args.store)
+                      signatures={"run": ONE_ITEM}, metadata=info, store=args.store)
     print(f"saved {ref}")
     write_holdout(x_test, y_test, args.holdout)
     vote = np.argmax((svc.predict_proba(x_test) + lr.predict_proba(x_test)) / 2, axis=1)

@@ -40,13 +40,15 @@ def parse_ref(text: str) -> ModelRef:
 
 @dataclass(frozen=True)
 class Signature:
-    """How one stored method is called: batched along ``batch_dim``, or one at a time."""
+    """How one stored method is called: one at a time, or batched (calls concatenated
+    along ``batch_dim``; with ``stack``, one item per call stacked)."""
 
     batchable: bool = False
     batch_dim: int = 0
+    stack: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"batchable": self.batchable, "batch_dim": self.batch_dim}
+        return {"batchable": self.batchable, "batch_dim": self.batch_dim, "stack": self.stack}
 
 
 def parse_signatures(raw: Mapping[str, Any]) -> dict[str, Signature]:
@@ -66,12 +68,13 @@ def _signature(method: str, spec: Any) -> Signature:
         return Signature()
     if not isinstance(spec, Mapping):
         raise ModelError(f"signature of {method!r} must be a mapping, got {type(spec).__name__}")
-    unknown = set(spec) - {"batchable", "batch_dim"}
+    unknown = set(spec) - {"batchable", "batch_dim", "stack"}
     if unknown:
         raise ModelError(f"signature of {method!r}: unknown keys {sorted(unknown)}")
     batchable, batch_dim = spec.get("batchable", False), spec.get("batch_dim", 0)
-    if not isinstance(batchable, bool) or not isinstance(batch_dim, int) or batch_dim < 0:
-        raise ModelError(
-            f"signature of {method!r}: batchable must be true/false and batch_dim an int >= 0"
-        )
-    return Signature(batchable=batchable, batch_dim=batch_dim)
+    stack = spec.get("stack", False)
+    if not isinstance(batchable, bool) or not isinstance(stack, bool):
+        raise ModelError(f"signature of {method!r}: batchable and stack must be true/false")
+    if not isinstance(batch_dim, int) or batch_dim < 0:
+        raise ModelError(f"signature of {method!r}: batch_dim must be an int >= 0")
+    return Signature(batchable=batchable, batch_dim=batch_dim, stack=stack)

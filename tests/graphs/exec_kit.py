@@ -39,7 +39,7 @@ class Sleeper(Runnable):
 class Tagger(Runnable):
     """A batched model that tells each caller the size of the batch it was served in."""
 
-    @method(batchable=True)
+    @method(batchable=True, stack=True)
     def tag(self, x: list[Any]) -> list[dict[str, Any]]:
         time.sleep(0.02)
         return [{"x": value, "batch": len(x)} for value in x]

@@ -19,13 +19,28 @@ class Sleepy(Runnable):
         self.offset = offset
         self.sizes: list[int] = []
 
-    @method(batchable=True, batch_dim=0)
+    @method(batchable=True, batch_dim=0, stack=True)
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """One item per call, stacked."""
         time.sleep(self.delay_s)
         self.sizes.append(int(x.shape[0]))
         return x * 2.0 + self.offset
 
-    @method(batchable=True, batch_dim=1)
+    @method(batchable=True, batch_dim=0)
+    def rows(self, x: np.ndarray) -> np.ndarray:
+        """Each call brings its own rows (concatenated); answers each row's sum and the
+        number of rows of the batch it ran in."""
+        time.sleep(self.delay_s)
+        self.sizes.append(int(x.shape[0]))
+        sums = x.reshape(x.shape[0], -1).sum(axis=1)
+        return np.stack([sums, np.full(x.shape[0], float(x.shape[0]))], axis=1)
+
+    @method(batchable=True)
+    def words(self, x: list[str]) -> list[str]:
+        """A list per call: the lists are joined, and the answer split back."""
+        return [f"{w}/{len(x)}" for w in x]
+
+    @method(batchable=True, batch_dim=1, stack=True)
     def columns(self, x: np.ndarray) -> np.ndarray:
         total: np.ndarray = x.sum(axis=1, keepdims=True) + x  # each item plus the sum of all
         return total
@@ -38,13 +53,13 @@ class Sleepy(Runnable):
     def describe(self, text: str, *, repeat: int = 1) -> dict[str, Any]:
         return {"text": text * repeat, "pid": os.getpid()}
 
-    @method(batchable=True)
+    @method(batchable=True, stack=True)
     def maybe_fail(self, x: list[int]) -> list[int]:  # one int per item
         if any(v < 0 for v in x):
             raise ValueError(f"negative input in {x}")
         return [v + 1 for v in x]
 
-    @method(batchable=True)
+    @method(batchable=True, stack=True)
     def noop(self, x: np.ndarray) -> np.ndarray:
         return x
 

@@ -17,7 +17,7 @@ The config is data (JSON), never code. The worker speaks the frames of
 It serves with plain blocking sockets: one batch at a time needs no event loop
 to wait on the pool, and a blocking ``recv_into`` is the shortest path. An ``async
 def`` method runs to completion on the worker's one event loop, created at start-up
-(its loop-bound state, such as a client session, lives across calls). The worker
+(its loop-bound state, such as an HTTP client, lives across calls). The worker
 exits at end of stream, and when its parent dies (``PR_SET_PDEATHSIG`` on Linux).
 
 What it prints and logs reaches the pool's log (``runners.worker_log``); a method

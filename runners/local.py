@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import importlib
 import inspect
+import logging
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,8 @@ from runners.lifecycle import AsyncLifecycle
 from runners.merging import merge_inputs, split_outputs
 from runners.runnable import MethodSpec, runnable_methods
 from runners.types import Args, CallResult, Kwargs, PoolStats
+
+logger = logging.getLogger("runners.local")
 
 
 def _through_codec(value: Any, runner: str, method: str) -> Any:
@@ -295,7 +298,8 @@ class LocalClient(AsyncLifecycle):
             else:
                 loop = asyncio.get_running_loop()
                 value = await loop.run_in_executor(self._thread, lambda: bound(*args, **kwargs))
-        except Exception as error:
+        except Exception as error:  # logged once with its traceback, as a worker does
+            logger.error("[%s/local] %s raised", self.name, spec.name, exc_info=True)
             raise MethodError(
                 str(error), error_type=type(error).__name__, runner=self.name, method=spec.name
             ) from error

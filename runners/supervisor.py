@@ -3,6 +3,9 @@
 Each worker slot is supervised by one plain loop (``Supervisor.run_slot``): wait
 until the worker is gone, reap it, restart it after an exponential backoff.
 Consecutive start-up failures stop the restarts and mark the runner unhealthy.
+Every line a worker writes is logged, prefixed with its runner and worker id
+(``runners.worker_log``); a worker still starting says so every
+``STARTUP_NOTICE_S`` seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from runners import codec
+from runners import codec, worker_log
 from runners.config import RunnerConfig
 from runners.errors import ProtocolError, RunnerStartupError
 
@@ -30,6 +33,7 @@ SHORT_LIFE_S = 2.0  # a worker dying sooner than this counts toward a crash loop
 # Kernel socket buffers (capped by net.core.wmem_max): 64 MiB arrays cross in
 # ~21 ms instead of ~36 ms with the default 208 KiB.
 SOCKET_BUFFER_BYTES = 4 << 20
+STARTUP_NOTICE_S = 10.0  # a worker still loading is named in the log this often
 
 OnMessage = Callable[["Worker", Any], None]
 OnLost = Callable[["Worker"], None]
@@ -157,37 +161,7 @@ class Worker:
                 self.process.kill()
                 await self.process.wait()
         if self.log_task is not None and self.log_pipe is not None:
-            await _finish_logs(self.log_task, self.log_pipe, timeout_s)
-
-
-async def _finish_logs(
-    task: asyncio.Task[None], pipe: asyncio.BaseTransport, timeout_s: float
-) -> None:
-    """Let the log pump copy what the worker wrote, within ``timeout_s``: a process the
-    worker started may hold its output open long after the worker is gone, so the
-    pipe is closed here rather than at an end of file that may never come."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            await asyncio.shield(task)
-    except TimeoutError:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    pipe.close()
-
-
-async def _pump_logs(stream: asyncio.StreamReader, label: str) -> None:
-    """Copy a worker's stdout/stderr to our log, one line at a time, until EOF."""
-    while line := await stream.readline():
-        logger.info("[%s] %s", label, line.decode(errors="replace").rstrip())
-
-
-async def _read_logs(fd: int, label: str) -> tuple[asyncio.Task[None], asyncio.BaseTransport]:
-    """The pump of a worker's output pipe, and the pipe's transport (ours to close)."""
-    reader = asyncio.StreamReader()
-    pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
-    )
-    return asyncio.create_task(_pump_logs(reader, label)), pipe
+            await worker_log.finish(self.log_task, self.log_pipe, timeout_s)
 
 
 def _worker_argv(config: RunnerConfig, worker_id: int, fd: int) -> list[str]:
@@ -197,6 +171,7 @@ def _worker_argv(config: RunnerConfig, worker_id: int, fd: int) -> list[str]:
         "search_path": str(config.search_path) if config.search_path else None,
         "init": dict(config.init),
         "worker": worker_id,
+        "log_level": logger.getEffectiveLevel(),  # records below it are not even sent
     }
     try:
         encoded = json.dumps(settings)
@@ -221,8 +196,11 @@ async def spawn(
     env: dict[str, str],
     on_message: OnMessage,
     on_lost: OnLost,
+    *,
+    notice_every_s: float = STARTUP_NOTICE_S,
 ) -> Worker:
-    """Start one worker and wait for its READY (or its start-up error)."""
+    """Start one worker and wait for its READY (or its start-up error), logging a
+    notice every ``notice_every_s`` seconds while it is still starting."""
     worker = Worker(config.name, worker_id, on_message, on_lost)
     parent_end, child_end = socket.socketpair()
     for end in (parent_end, child_end):  # large arrays in fewer, bigger copies
@@ -246,8 +224,8 @@ async def spawn(
         child_end.close()
         os.close(child_log)
     try:
-        worker.log_task, worker.log_pipe = await _read_logs(log_fd, worker.label)
-        hello = await _handshake(worker, parent_end, config.startup_timeout_s)
+        worker.log_task, worker.log_pipe = await worker_log.read(log_fd, worker.label)
+        hello = await _handshake(worker, parent_end, config.startup_timeout_s, notice_every_s)
     except BaseException:  # cancelled while starting: leave no process behind
         if worker.link is None:
             parent_end.close()
@@ -261,7 +239,9 @@ async def spawn(
     raise _startup_error(config, worker, hello)
 
 
-async def _handshake(worker: Worker, sock: socket.socket, timeout_s: float) -> Any:
+async def _handshake(
+    worker: Worker, sock: socket.socket, timeout_s: float, notice_every_s: float
+) -> Any:
     """Connect to the worker's socket and wait for its first frame, within ``timeout_s``."""
     loop = asyncio.get_running_loop()
     try:
@@ -269,9 +249,23 @@ async def _handshake(worker: Worker, sock: socket.socket, timeout_s: float) -> A
             _, worker.link = await loop.create_unix_connection(
                 lambda: WorkerLink(worker), sock=sock
             )
-            return await worker.ready
+            while not worker.ready.done():
+                await asyncio.wait([worker.ready], timeout=notice_every_s)
+                if not worker.ready.done():
+                    _still_starting(worker, timeout_s)
+            return worker.ready.result()
     except TimeoutError:
         return ["failed", "TimeoutError", f"no READY within {timeout_s:g} s"]
+
+
+def _still_starting(worker: Worker, timeout_s: float) -> None:
+    waited = time.monotonic() - worker.started_at
+    logger.warning(
+        "[%s] still starting after %.1f s (no READY yet; start-up timeout %g s)",
+        worker.label,
+        waited,
+        timeout_s,
+    )
 
 
 def _startup_error(config: RunnerConfig, worker: Worker, hello: Any) -> RunnerStartupError:

@@ -1,7 +1,8 @@
 """The worker process: loads one Runnable, then serves batches one at a time.
 
     python -m runners.worker --fd 5 --config '{"runner": "mlp", "runnable": "models:MLP",
-                                              "search_path": "graphs", "init": {}, "worker": 0}'
+                                              "search_path": "graphs", "init": {}, "worker": 0,
+                                              "log_level": 20}'
 
 The config is data (JSON), never code. The worker speaks the frames of
 ``runners.codec`` over the inherited socket ``--fd``:
@@ -13,30 +14,39 @@ The config is data (JSON), never code. The worker speaks the frames of
     pool -> worker   ["ping", n]        (only while the worker holds no batch)
     worker -> pool   ["pong", n]
 
-It serves with plain blocking sockets: one batch at a time needs no event loop,
-and a blocking ``recv_into`` is the shortest path. It exits at end of stream, and
-when its parent dies (``PR_SET_PDEATHSIG`` on Linux).
+It serves with plain blocking sockets: one batch at a time needs no event loop
+to wait on the pool, and a blocking ``recv_into`` is the shortest path. An ``async
+def`` method runs to completion on the worker's one event loop, created at start-up
+(its loop-bound state, such as an HTTP client, lives across calls). The worker
+exits at end of stream, and when its parent dies (``PR_SET_PDEATHSIG`` on Linux).
+
+What it prints and logs reaches the pool's log (``runners.worker_log``); a method
+that raises is logged once, with its traceback, and the caller gets its message.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import importlib
+import inspect
 import json
+import logging
 import os
 import signal
 import socket
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from runners import codec
+from runners import codec, worker_log
 from runners.errors import UnsupportedValue
 from runners.runnable import runnable_methods
 
 _PR_SET_PDEATHSIG = 1
+
+logger = logging.getLogger("runners.worker")
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -64,11 +74,24 @@ def _method_table(instance: Any) -> dict[str, Callable[..., Any]]:
 
 def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
     """Handshake, then answer calls until the pool closes the socket."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # the Runnable's __init__ may bind objects to it
+    try:
+        _serve_on(loop, sock, config)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _serve_on(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, config: Mapping[str, Any]
+) -> None:
     runner = str(config["runner"])
     try:
         instance = load_runnable(config)
     except BaseException as exc:  # any start-up failure is reported, then the worker exits
-        traceback.print_exc()
+        logger.error("could not start %s", config["runnable"], exc_info=True)
         codec.send_frame(sock, codec.encode(["failed", type(exc).__name__, str(exc)]))
         return
     specs = runnable_methods(type(instance))
@@ -85,10 +108,12 @@ def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
             kind, batch_id, method, args, kwargs = message
             if kind != "call":
                 raise SystemExit(f"unexpected message {kind!r} from the pool")
-            codec.send_frame(sock, _answer(table, runner, batch_id, method, args, kwargs))
+            answer = _answer(loop, table, runner, batch_id, method, args, kwargs)
+            codec.send_frame(sock, answer)
 
 
 def _answer(
+    loop: asyncio.AbstractEventLoop,
     table: Mapping[str, Callable[..., Any]],
     runner: str,
     batch_id: int,
@@ -101,11 +126,13 @@ def _answer(
         return codec.encode(["error", batch_id, "LookupError", f"no method {method!r}"])
     try:
         value = func(*args, **kwargs)
+        if inspect.iscoroutine(value):
+            value = loop.run_until_complete(value)
         return codec.encode(["ok", batch_id, value], runner=runner, method=method)
     except UnsupportedValue as exc:
         return codec.encode(["error", batch_id, "UnsupportedValue", exc.message])
     except Exception as exc:  # the user's error goes to the caller; the worker lives on
-        traceback.print_exc()
+        logger.error("%s raised", method, exc_info=True)
         return codec.encode(["error", batch_id, type(exc).__name__, str(exc)])
 
 
@@ -118,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv)
     die_with_parent(options.parent)
     config = json.loads(options.config)
+    worker_log.install(int(config.get("log_level", logging.WARNING)))
     sock = socket.socket(fileno=options.fd)
     try:
         serve(sock, config)

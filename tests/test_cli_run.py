@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,49 @@ def test_inputs_in_order_to_stdout_and_exit_zero() -> None:
     routes = [json.loads(line)["route"] for line in done.stdout.splitlines()]
     assert routes == ["greeting", "question", "default"]
     assert "3 requests, 0 errors" in done.stderr
+
+
+TALKER = "tests/graphs/talker.yaml"
+FAILED = "node 'said' (runner 'talker') failed: runner 'talker.talk': cannot talk about fail"
+ERROR_LINE = json.dumps({"error": f"{FAILED} (raised ValueError)", "line": 2})
+
+
+def _talk_inputs(tmp_path: Path) -> str:
+    source = tmp_path / "talk.jsonl"
+    source.write_text('{"text": "hi"}\n{"text": "fail"}\n')
+    return str(source)
+
+
+def test_worker_output_goes_to_stderr_prefixed_and_stdout_is_only_json(tmp_path: Path) -> None:
+    done = graphctl("run", TALKER, "--inputs", _talk_inputs(tmp_path))
+    assert done.returncode == 1
+    assert done.stdout == '{"said": "HI"}\n' + ERROR_LINE + "\n"
+    worker = r"runners\.worker: \[talker/worker-0\]"
+    for line in (r"printed hi", r"talker: warned hi", r"stderr hi"):
+        assert re.search(rf"^\S+ \S+ WARNING {worker} {line}$", done.stderr, re.M), done.stderr
+    assert "informed hi" not in done.stderr  # an info record, below the default level
+    raised = rf"^\S+ \S+ ERROR {worker} runners\.worker: talk raised\nTraceback "
+    assert re.search(raised, done.stderr, re.M), done.stderr
+    assert done.stderr.count("Traceback (most recent call last)") == 1
+    assert "ValueError: cannot talk about fail" in done.stderr
+
+
+def test_log_level_info_shows_a_workers_info_records(tmp_path: Path) -> None:
+    done = graphctl("run", TALKER, "--input", '{"text": "hi"}', "--log-level", "info")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '{"said": "HI"}\n'
+    assert re.search(r" INFO runners\.worker: \[talker/worker-0\] talker: informed hi$",
+                     done.stderr, re.M), done.stderr  # fmt: skip
+
+
+def test_local_prints_go_to_stderr_and_stdout_is_only_json(tmp_path: Path) -> None:
+    one = graphctl("run", TALKER, "--local", "--input", '{"text": "hi"}')
+    assert one.returncode == 0, one.stderr
+    assert one.stdout == '{"said": "HI"}\n'
+    assert "printed hi" in one.stderr and "stderr hi" in one.stderr
+    many = graphctl("run", TALKER, "--local", "--inputs", _talk_inputs(tmp_path))
+    assert many.returncode == 1
+    assert many.stdout == '{"said": "HI"}\n' + ERROR_LINE + "\n"
+    assert re.search(r" ERROR runners\.local: \[talker/local\] talk raised\nTraceback ",
+                     many.stderr), many.stderr  # fmt: skip
+    assert many.stderr.count("Traceback (most recent call last)") == 1

@@ -131,6 +131,32 @@ def test_a_raising_item_fails_only_its_caller_and_the_worker_lives() -> None:
     run(main())
 
 
+@LOOPS
+def test_async_methods_are_awaited_in_the_worker_batched_or_not(
+    loop_factory: LoopFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        config = runner_config("runner_models:Awaiting", batching=BatchingConfig(max_batch_size=8))
+        async with WorkerPool(config) as pool:
+            doubled = await asyncio.gather(*(pool.submit("double", (i,), {}) for i in range(20)))
+            assert [r.value for r in doubled] == [2 * i for i in range(20)]
+            assert max(r.batch_size for r in doubled) > 1
+            assert await pool.call("greet", "ada") == "hello ada"
+            with pytest.raises(MethodError, match="not today") as raised:
+                await pool.call("refuse", "not today")
+            assert raised.value.error_type == "PermissionError"
+            assert await pool.call("greet", "bob") == "hello bob"  # the worker lives on
+            assert await pool.call("loop_count") == 1  # one loop for every call
+            assert pool.stats().restarts == 0
+
+    run(main(), loop_factory=loop_factory)
+    tracebacks = [r for r in caplog.records if "Traceback (most recent call last)" in r.message]
+    assert len(tracebacks) == 1  # the pool has stopped: every worker line was read
+    assert tracebacks[0].levelname == "ERROR"
+    assert tracebacks[0].message.startswith("[test/worker-0] runners.worker: refuse raised")
+    assert "PermissionError: not today" in tracebacks[0].message
+
+
 def test_an_unsendable_result_is_a_clear_error() -> None:
     async def main() -> None:
         async with WorkerPool(runner_config()) as pool:

@@ -4,7 +4,9 @@ leave no process behind."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ import pytest
 import uvloop
 
 from runners import RunnerStartupError, WorkerPool
+from runners.supervisor import Worker, spawn
 from tests.conftest import run, runner_config
 
 LOOPS = pytest.mark.parametrize(
@@ -36,6 +39,17 @@ class Hangs(Runnable):
 
     def __init__(self) -> None:
         time.sleep(3600)
+
+    @method
+    def f(self, x: int) -> int:
+        return x
+
+
+class Slow(Runnable):
+    """A constructor that takes ``delay_s`` (weights that load slowly)."""
+
+    def __init__(self, delay_s: float) -> None:
+        time.sleep(delay_s)
 
     @method
     def f(self, x: int) -> int:
@@ -119,3 +133,29 @@ def test_cancelling_a_start_leaves_no_worker(models: Path, loop_factory: LoopFac
         assert _no_worker_left()
 
     run(main(), timeout_s=30.0, loop_factory=loop_factory)
+
+
+def test_a_slow_constructor_is_named_in_the_log_while_it_loads(
+    models: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = runner_config(
+        "startup_models:Slow", search_path=models, init={"delay_s": 0.7}, startup_timeout_s=30.0
+    )
+
+    def ignore(*_: object) -> None:
+        pass
+
+    async def main() -> Worker:
+        worker = await spawn(config, 3, {}, ignore, ignore, notice_every_s=0.2)
+        await worker.reap(5.0)
+        return worker
+
+    caplog.set_level(logging.WARNING, logger="runners.worker")
+    worker = run(main(), timeout_s=30.0)
+    notices = [r.message for r in caplog.records if "still starting" in r.message]
+    assert notices, "no notice while the constructor ran"
+    assert re.fullmatch(
+        r"\[test/worker-3\] still starting after \d+\.\d s \(no READY yet; start-up timeout 30 s\)",
+        notices[0],
+    )
+    assert worker.ready.done()

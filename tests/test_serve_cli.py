@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import re
 import signal
 import threading
 from pathlib import Path
@@ -11,9 +12,10 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests._serve_helpers import DIAMOND, SERVE_GRAPHS, ServeProcess, wait_until
+from tests._serve_helpers import DIAMOND, ROOT, SERVE_GRAPHS, ServeProcess, wait_until
 
 HELD = str(SERVE_GRAPHS / "held.yaml")
+TALKER = str(ROOT / "tests" / "graphs" / "talker.yaml")
 DANGLING = """\
 apiVersion: graphctl/v1
 kind: Graph
@@ -178,3 +180,30 @@ def _restarts(url: str) -> float:
         for line in lines
         if line.startswith("graphctl_runner_worker_restarts_total{")
     )
+
+
+def test_worker_output_and_tracebacks_reach_the_server_log_not_the_client() -> None:
+    with ServeProcess([TALKER]) as server:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            said = client.post("/talker", json={"text": "hi"})
+            failed = client.post("/talker", json={"text": "fail"})
+        server.signal(signal.SIGTERM)
+        assert server.wait() == 0  # the pools are stopped: every worker line was read
+        stderr = server.process.communicate()[1]
+    assert said.json() == {"said": "HI"}
+    assert failed.status_code == 500
+    assert "cannot talk about fail (raised ValueError)" in failed.json()["error"]
+    assert "Traceback" not in failed.text and "talker.py" not in failed.text
+    worker = r"runners\.worker: \[talker/worker-0\]"
+    for level, line in [
+        ("WARNING", "printed hi"),
+        ("WARNING", "talker: warned hi"),
+        ("INFO", "talker: informed hi"),  # serve logs from info by default
+        ("WARNING", "stderr hi"),
+    ]:
+        assert re.search(rf"^\S+ \S+ {level} {worker} {line}$", stderr, re.M), stderr
+    raised = rf"^\S+ \S+ ERROR {worker} runners\.worker: talk raised\nTraceback "
+    assert re.search(raised, stderr, re.M), stderr
+    assert stderr.count("Traceback (most recent call last)") == 1
+    assert "ValueError: cannot talk about fail" in stderr

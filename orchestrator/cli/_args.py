@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import RequestError
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def positive_int(text: str) -> int:
@@ -37,3 +42,21 @@ def input_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise RequestError("inputs must be a JSON object", field=source)
     return value
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--log-level``: what reaches stderr, worker output included."""
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default,
+        help=f"log on stderr from this level; worker output included (default {default})",
+    )
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr from ``level`` up. A worker's print() and stderr are logged as
+    warnings and its logging records at their own level, each line prefixed with
+    ``[runner/worker-N]``; workers started later send only what passes ``level``."""
+    logging.basicConfig(format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger().setLevel(level.upper())

@@ -5,21 +5,29 @@
 
 Outputs are JSON on stdout (or ``--output``), one line per input line in input
 order. A line that fails becomes ``{"error": ..., "line": N}`` and is reported on
-stderr; the other lines still run, and the exit code is 1. Progress and the
-summary go to stderr, the progress bar only on a terminal.
+stderr; the other lines still run, and the exit code is 1. Progress, the summary
+and the log (``--log-level``, worker output included) go to stderr, the progress
+bar only on a terminal. stdout holds the outputs alone: whatever else writes to
+it in this process (a Runnable under ``--local``, a function node) goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from orchestrator.cli._args import input_object, positive_int
+from orchestrator.cli._args import (
+    add_log_level_argument,
+    configure_logging,
+    input_object,
+    positive_int,
+)
 from orchestrator.cli._config import add_override_arguments
 from orchestrator.cli._run_batch import BatchSummary, run_lines
 from orchestrator.errors import RequestError
@@ -50,15 +58,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--timeout-ms", type=float, help="each request's deadline")
     parser.add_argument("--trace", type=Path, metavar="FILE.json", help="write a Chrome trace")
     parser.add_argument("--local", action="store_true", help="run runners in this process")
+    add_log_level_argument(parser, "warning")
     add_override_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    return asyncio.run(_main(args))
+    configure_logging(args.log_level)
+    results = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return asyncio.run(_main(args, results))
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(args: argparse.Namespace, results: IO[str]) -> int:
+    """Run the graph; outputs go to ``results`` (the real stdout) or ``--output``."""
     trace = Trace() if args.trace else None
     inputs = input_object(args.input) if args.input is not None else None
     graph = load(args.file, local=args.local, config=args.config, sets=args.set)
@@ -68,9 +81,9 @@ async def _main(args: argparse.Namespace) -> int:
         async with graph:
             if inputs is not None:
                 output = await graph.run(inputs, timeout_ms=args.timeout_ms, trace=trace)
-                print(json.dumps(to_jsonable(output)))
+                print(json.dumps(to_jsonable(output)), file=results, flush=True)
                 return 0
-            summary = await _run_file(graph, args, trace)
+            summary = await _run_file(graph, args, trace, results)
     finally:
         if trace is not None:
             trace.write(args.trace)
@@ -78,7 +91,9 @@ async def _main(args: argparse.Namespace) -> int:
     return 1 if summary.errors else 0
 
 
-async def _run_file(graph: Graph, args: argparse.Namespace, trace: Trace | None) -> BatchSummary:
+async def _run_file(
+    graph: Graph, args: argparse.Namespace, trace: Trace | None, results: IO[str]
+) -> BatchSummary:
     try:
         source = args.inputs.open(encoding="utf-8")
     except OSError as error:
@@ -86,7 +101,7 @@ async def _run_file(graph: Graph, args: argparse.Namespace, trace: Trace | None)
             f"cannot read {args.inputs}: {error.strerror}", field="--inputs"
         ) from None
     progress = sys.stderr.isatty()
-    with source, _open_output(args.output) as sink:
+    with source, _open_output(args.output, results) as sink:
         return await run_lines(
             graph,
             _numbered(source),
@@ -111,18 +126,21 @@ def _numbered(lines: IO[str]) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
-class _Stdout:
-    """stdout as a context manager that is flushed, not closed."""
+class _Unclosed:
+    """A stream (stdout) as a context manager that is flushed, not closed."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
 
     def __enter__(self) -> IO[str]:
-        return sys.stdout
+        return self._stream
 
     def __exit__(self, *exc: object) -> None:
-        sys.stdout.flush()
+        self._stream.flush()
 
 
-def _open_output(path: Path | None) -> Any:
-    return path.open("w", encoding="utf-8") if path is not None else _Stdout()
+def _open_output(path: Path | None, results: IO[str]) -> Any:
+    return path.open("w", encoding="utf-8") if path is not None else _Unclosed(results)
 
 
 def _print_summary(summary: BatchSummary) -> None:

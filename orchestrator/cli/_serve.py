@@ -6,7 +6,8 @@ Every graph is compiled before anything starts: one bad file stops start-up
 with all its errors (exit 1). The server binds 127.0.0.1 unless told otherwise
 and prints its URL once every pool is ready. SIGTERM or Ctrl-C stops accepting
 connections, answers the requests already accepted, then stops the pools; a
-second signal forces the exit.
+second signal forces the exit. The log goes to stderr from ``--log-level`` up,
+each worker's output prefixed with ``[runner/worker-N]``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from types import FrameType
 
 import uvicorn
 
-from orchestrator.cli._args import positive_int
+from orchestrator.cli._args import add_log_level_argument, configure_logging, positive_int
 from orchestrator.cli._config import add_override_arguments
 from orchestrator.errors import GraphctlError, GraphFileError
 from orchestrator.graph import Graph
@@ -65,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="largest request body in MiB before 413 (default %(default)g)",
     )
     add_override_arguments(parser)
+    add_log_level_argument(parser, "info")
     parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
@@ -125,6 +127,7 @@ class _Server(uvicorn.Server):
 
 
 def handle(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)

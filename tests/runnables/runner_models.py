@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -126,3 +127,33 @@ class GpuEnv(Runnable):
     @method
     def env(self, name: str) -> str | None:
         return os.environ.get(name)
+
+
+class Awaiting(Runnable):
+    """``async def`` methods, batchable or not; remembers every event loop they ran on."""
+
+    def __init__(self) -> None:
+        self.loops: list[asyncio.AbstractEventLoop] = []  # kept alive: ids stay distinct
+
+    async def _tick(self) -> None:
+        await asyncio.sleep(0.001)
+        self.loops.append(asyncio.get_running_loop())
+
+    @method(batchable=True)
+    async def double(self, x: list[int]) -> list[int]:  # one int per item
+        await self._tick()
+        return [2 * v for v in x]
+
+    @method
+    async def greet(self, name: str) -> str:
+        await self._tick()
+        return f"hello {name}"
+
+    @method
+    async def refuse(self, reason: str) -> None:
+        await self._tick()
+        raise PermissionError(reason)
+
+    @method
+    def loop_count(self) -> int:
+        return len({id(loop) for loop in self.loops})

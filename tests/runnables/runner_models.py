@@ -139,7 +139,7 @@ class Awaiting(Runnable):
         await asyncio.sleep(0.001)
         self.loops.append(asyncio.get_running_loop())
 
-    @method(batchable=True)
+    @method(batchable=True, stack=True)
     async def double(self, x: list[int]) -> list[int]:  # one int per item
         await self._tick()
         return [2 * v for v in x]

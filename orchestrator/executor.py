@@ -4,28 +4,32 @@ moment its own inputs are ready (no level-by-level barriers).
 Runner nodes go to their runner's client (a worker pool: batched, in other
 processes); function nodes run in-process, async ones on the loop and sync ones
 in a bounded thread pool so the loop never blocks. Per node: ``when``,
-``timeout_ms``, ``retries`` (retryable errors only, exponential backoff) and
-``on_error``. The first node that fails under ``fail`` cancels the rest; the
-request deadline cancels everything still pending, including calls queued in
-batchers (the pools drop a queued call whose awaiting task is cancelled).
+``timeout_ms``, ``retries`` (retryable errors only, exponential backoff with
+jitter, never sooner than an overloaded pool's ``retry_after_s``; a retry that
+could only start past the request deadline is not waited for) and ``on_error``.
+The first node that fails under ``fail`` cancels the rest; the request deadline
+cancels everything still pending, including calls queued in batchers (the pools
+drop a queued call whose awaiting task is cancelled).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor as ThreadExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.backoff import retry_delay_s
 from orchestrator.conditions import evaluate
 from orchestrator.errors import DeadlineExceeded, GraphctlError, NodeFailed, SkippedOutput
 from orchestrator.plan import INPUTS, ITEM, SWITCH_DEFAULT, NodePlan, Plan
 from orchestrator.resolve import SKIPPED, SkippedInput, Values, lookup, render, render_kwargs
 from orchestrator.trace import SpanSink
-from runners.errors import CallTimeout, RunnerError
+from runners.errors import CallTimeout, Overloaded, RunnerError
 from runners.types import CallResult, RunnerClient
 
 Outcome = tuple[Any, Sequence[CallResult]]  # a node's value and the runner calls behind it
@@ -65,6 +69,7 @@ class Executor:
         self.plan = plan
         self._clients = clients
         self._threads = threads
+        self._jitter = random.Random()  # this executor's own: no shared random state
 
     async def run(
         self,
@@ -185,9 +190,10 @@ class Executor:
                     ) from error
                 if attempt == policy.count or not _retryable(error):
                     raise
-                delay = min(policy.backoff_ms * 2**attempt, policy.max_backoff_ms) / 1000
-                if request.deadline is not None:
-                    delay = min(delay, max(request.deadline - time.monotonic(), 0.0))
+                retry_after_s = error.retry_after_s if isinstance(error, Overloaded) else 0.0
+                delay = retry_delay_s(policy, attempt, self._jitter, retry_after_s=retry_after_s)
+                if request.deadline is not None and time.monotonic() + delay >= request.deadline:
+                    raise  # the retry could only start past the deadline: fail now
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -7,17 +7,25 @@ answers ``POST /{graph}`` itself: read the body, ``json.loads`` it once, run the
 graph, write the JSON bytes. Everything else (other methods and paths, the
 OpenAPI documents that still describe these routes) falls through to FastAPI.
 
+A request may shorten its deadline with the ``X-Request-Timeout-Ms`` header, and
+a client that disconnects cancels its request (``ClientWatch``): its calls still
+queued leave their queues instead of costing a worker's time.
+
     app.add_middleware(GraphRoutes, served=served)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from types import TracebackType
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from orchestrator.deadlines import header_timeout_ms
+from orchestrator.errors import RequestError
 from orchestrator.http_errors import HttpError, error_response
 from orchestrator.inputs import to_jsonable
 from orchestrator.serving import Served
@@ -41,8 +49,21 @@ class GraphRoutes:
         raw = await _read_body(receive)
         if raw is None:
             return  # the client went away before sending its body
+        try:
+            timeout_ms = header_timeout_ms(scope["headers"])
+        except RequestError as error:
+            await error_response(HttpError(400, str(error), field=error.field))(
+                scope, receive, send
+            )
+            return
         body = parse_json_object(raw)
-        result = body if isinstance(body, HttpError) else await self.served.call(name, "json", body)
+        if isinstance(body, HttpError):
+            await error_response(body, detail=True)(scope, receive, send)
+            return
+        with ClientWatch(receive) as watch:
+            result = await self.served.call(name, "json", body, timeout_ms=timeout_ms)
+        if watch.disconnected:
+            return  # nobody to answer; Served counted it as 499
         if isinstance(result, HttpError):
             await error_response(result, detail=True)(scope, receive, send)
             return
@@ -55,6 +76,52 @@ class GraphRoutes:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+class ClientWatch:
+    """Cancels the task running a request when its client disconnects.
+
+    Used once the body is read, around the graph run: an owned task awaits
+    ``receive()``; on ``http.disconnect`` it cancels the request's task (the
+    executor then cancels every node, and the pools drop their queued calls) and
+    the block ends with ``disconnected`` set instead of the ``CancelledError``.
+    Leaving the block cancels the watcher, before any answer is sent: once an
+    answer is complete, the server reports a disconnect too.
+    """
+
+    __slots__ = ("_owner", "_receive", "_watcher", "disconnected")
+
+    def __init__(self, receive: Receive) -> None:
+        owner = asyncio.current_task()
+        if owner is None:
+            raise RuntimeError("ClientWatch must be used inside a task")
+        self._owner = owner
+        self._receive = receive
+        self.disconnected = False
+
+    def __enter__(self) -> ClientWatch:
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if not self.disconnected:
+            self._watcher.cancel()
+            return False
+        # The watcher cancelled the owner: take that cancellation back, and swallow
+        # the CancelledError it raised unless someone else cancelled the owner too.
+        self._owner.uncancel()
+        return exc_type is asyncio.CancelledError and self._owner.cancelling() == 0
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected = True
+        self._owner.cancel()
 
 
 async def _read_body(receive: Receive) -> bytes | None:

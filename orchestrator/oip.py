@@ -20,8 +20,10 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from orchestrator.deadlines import OIP_TIMEOUT_PARAMETER, parse_timeout_ms
 from orchestrator.errors import RequestError
 from orchestrator.http_errors import HttpError, error_response
+from orchestrator.http_graph_route import ClientWatch
 from orchestrator.oip_codec import (
     HEADER_LENGTH,
     Tensor,
@@ -140,6 +142,15 @@ def _requested_outputs(
     return chosen
 
 
+def _requested_timeout_ms(header: Mapping[str, Any]) -> float | None:
+    """The request's own deadline, ``parameters.timeout_ms``, checked; ``None`` if absent."""
+    params = header.get("parameters")
+    if not isinstance(params, dict) or OIP_TIMEOUT_PARAMETER not in params:
+        return None
+    field = f"parameters.{OIP_TIMEOUT_PARAMETER}"
+    return parse_timeout_ms(params[OIP_TIMEOUT_PARAMETER], field=field)
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return error_response(HttpError(status, message))
 
@@ -214,9 +225,15 @@ async def _infer(served: Served, slot: Slot, request: Request) -> Response:
                 raise RequestError(f"unknown input {tensor.name!r}", field="inputs")
             inputs[tensor.name] = input_value(tensor, plan.inputs[tensor.name])
         wanted = _requested_outputs(header, plan.outputs)
+        timeout_ms = _requested_timeout_ms(header)
     except RequestError as error:
         return _error(400, str(error))
-    result = await served.call(plan.name, "oip", inputs, bad_request_status=400)
+    with ClientWatch(request.receive) as watch:
+        result = await served.call(
+            plan.name, "oip", inputs, bad_request_status=400, timeout_ms=timeout_ms
+        )
+    if watch.disconnected:
+        return Response(status_code=499)  # never sent: the client is gone
     if isinstance(result, HttpError):
         return error_response(HttpError(result.status, _message(result), headers=result.headers))
     reply: dict[str, Any] = {"model_name": plan.name, "model_version": MODEL_VERSION}

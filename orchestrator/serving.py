@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
+from orchestrator.deadlines import shorter_timeout_ms
 from orchestrator.errors import GraphClosed, GraphctlError
 from orchestrator.http_errors import HttpError, classify
 from orchestrator.metrics import Metrics, NodeTimer
@@ -29,6 +30,7 @@ from runners.types import PoolStats
 log = logging.getLogger("graphctl.serve")
 
 DEFAULT_MAX_INFLIGHT = 256
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request cancelled before its answer
 RESERVED_NAMES = frozenset({"v2", "livez", "readyz", "metrics", "docs", "redoc", "openapi.json"})
 
 
@@ -118,25 +120,45 @@ class Served:
         return {name: reasons for name, reasons in report.items() if reasons}
 
     async def call(
-        self, name: str, route: str, inputs: Mapping[str, Any], *, bad_request_status: int = 422
+        self,
+        name: str,
+        route: str,
+        inputs: Mapping[str, Any],
+        *,
+        bad_request_status: int = 422,
+        timeout_ms: float | None = None,
     ) -> dict[str, Any] | HttpError:
-        """Run one request through graph ``name``: its outputs, or the HTTP error to answer."""
+        """Run one request through graph ``name``: its outputs, or the HTTP error to answer.
+
+        ``timeout_ms`` is the caller's deadline: it can only shorten the graph's. A
+        request cancelled while it runs (its client disconnected) counts as 499.
+        """
         slot = self.slots[name]
         start = time.perf_counter()
         result: dict[str, Any] | HttpError
         try:
-            result = await self._run(slot, inputs, self.metrics.node_timer(name))
+            result = await self._run(slot, inputs, self.metrics.node_timer(name), timeout_ms)
             status = 200
         except Exception as error:  # every failure becomes an HTTP answer, never a traceback
             failure = classify(error, bad_request_status=bad_request_status)
             if failure.status >= 500 and failure.status != 503:
                 log.warning("graph %r: %s", name, failure.message)
             status, result = failure.status, failure
+        except asyncio.CancelledError:
+            elapsed = time.perf_counter() - start
+            self.metrics.observe_request(name, route, CLIENT_CLOSED_REQUEST, elapsed)
+            log.info(
+                "graph %r: request cancelled after %.0f ms, before its answer "
+                "(its client disconnected)",
+                name,
+                elapsed * 1000,
+            )
+            raise
         self.metrics.observe_request(name, route, status, time.perf_counter() - start)
         return result
 
     async def _run(
-        self, slot: Slot, inputs: Mapping[str, Any], trace: NodeTimer
+        self, slot: Slot, inputs: Mapping[str, Any], trace: NodeTimer, timeout_ms: float | None
     ) -> dict[str, Any]:
         if not slot.started or not slot.graph.ready:
             raise GraphClosed(f"graph {slot.graph.name!r} is not ready yet")
@@ -146,7 +168,8 @@ class Served:
             )
         slot.inflight += 1
         try:
-            return await slot.graph.run(inputs, trace=trace)
+            deadline_ms = shorter_timeout_ms(slot.graph.plan.timeout_ms, timeout_ms)
+            return await slot.graph.run(inputs, trace=trace, timeout_ms=deadline_ms)
         finally:
             slot.inflight -= 1
 

@@ -4,18 +4,20 @@ child process, each on a free loopback port and bounded in time."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import wait_until
 
@@ -61,6 +63,31 @@ def thread_server(app: FastAPI, *, wait_ready: bool = True) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         assert not thread.is_alive(), "uvicorn did not stop"
+
+
+def metric_value(url: str, sample: str, **labels: str) -> float:
+    """The sum of ``/metrics`` samples named ``sample`` whose labels include ``labels``."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        value.value
+        for family in text_string_to_metric_families(text)
+        for value in family.samples
+        if value.name == sample and labels.items() <= value.labels.items()
+    )
+
+
+def open_post(url: str, path: str, body: Mapping[str, object]) -> socket.socket:
+    """Send ``POST path`` with a JSON body on a raw connection left open; closing the
+    socket is a client that disconnects before its answer."""
+    port = int(url.rsplit(":", 1)[1])
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(head.encode() + data)
+    return sock
 
 
 class ServeProcess:

@@ -11,7 +11,7 @@ import pytest
 import orchestrator
 from orchestrator.errors import DeadlineExceeded, MethodError, NodeFailed
 from orchestrator.trace import Trace
-from runners.errors import CallTimeout
+from runners.errors import CallTimeout, Overloaded
 from tests._executor_helpers import EXAMPLES, TEST_GRAPHS, Probe, run, wait_for
 
 
@@ -113,9 +113,38 @@ def test_retries_back_off_and_on_error_skip_and_default() -> None:
     }
     starts = probe.times("flaky", "start")
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    # Each retry waits the 100 ms timeout plus a backoff of 40 ms, then 80 ms.
-    assert gaps[0] >= 0.9 * (0.100 + 0.040), gaps
-    assert gaps[1] >= 0.9 * (0.100 + 0.080), gaps
+    # Each retry waits the 100 ms timeout plus a backoff of at least half of 40 ms,
+    # then of 80 ms (equal jitter).
+    assert gaps[0] >= 0.9 * (0.100 + 0.020), gaps
+    assert gaps[1] >= 0.9 * (0.100 + 0.040), gaps
+
+
+def test_a_retry_waits_at_least_the_retry_after_of_an_overload() -> None:
+    probe = Probe()
+
+    async def main() -> dict[str, Any]:
+        async with orchestrator.load(TEST_GRAPHS / "retry_after.yaml") as graph:
+            return await graph.run({"probe": probe, "retry_after_s": 0.3})
+
+    assert run(main()) == {"refused": "ok after 2 attempts"}
+    first, second = probe.times("overloaded", "start")
+    assert second - first >= 0.3  # the policy's own backoff is 1 ms
+
+
+def test_a_retry_after_past_the_deadline_fails_at_once_instead_of_waiting() -> None:
+    probe = Probe()
+
+    async def main() -> float:
+        async with orchestrator.load(TEST_GRAPHS / "retry_after.yaml") as graph:
+            start = time.monotonic()
+            with pytest.raises(NodeFailed) as caught:
+                await graph.run({"probe": probe, "retry_after_s": 60.0})
+            assert isinstance(caught.value.cause, Overloaded)
+            return time.monotonic() - start
+
+    elapsed = run(main())
+    assert probe.attempts == 1
+    assert elapsed < 4.0  # the graph's deadline is 5 s: it was not waited for
 
 
 def test_skipped_input_propagates_unless_the_node_takes_null() -> None:

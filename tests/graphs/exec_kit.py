@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from runners.errors import Overloaded
 from runners.runnable import Runnable, method
 
 
@@ -116,3 +117,12 @@ class Broken(Runnable):
     @method
     def predict(self, x: Any) -> Any:
         return x
+
+
+def overloaded_once(probe: Probe, retry_after_s: float) -> str:
+    """Refused as an overloaded pool would refuse it on the first attempt, then served."""
+    probe.attempts += 1
+    probe.record("overloaded", "start")
+    if probe.attempts == 1:
+        raise Overloaded("busy, come back later", retry_after_s=retry_after_s)
+    return f"ok after {probe.attempts} attempts"

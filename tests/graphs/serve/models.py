@@ -47,6 +47,18 @@ class Scale(Runnable):
         return np.asarray(x, dtype=np.float32)
 
 
+class Gate(Runnable):
+    """Each call waits until the file its request names exists (bounded), so a test
+    holds and releases requests one by one."""
+
+    @method
+    def wait(self, x: npt.NDArray[np.float32], gate: str) -> npt.NDArray[np.float32]:
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while not Path(gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return np.asarray(x, dtype=np.float32)
+
+
 def describe(x: npt.NDArray[np.float32], label: str) -> dict[str, Any]:
     """A text and a number computed from the inputs."""
     return {"text": label.upper(), "total": float(np.sum(x))}

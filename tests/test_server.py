@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from orchestrator import create_app, load
-from tests._serve_helpers import SERVE_GRAPHS, thread_server, wait_until
+from tests._serve_helpers import SERVE_GRAPHS, metric_value, thread_server, wait_until
 
 API_KEY = "s3cret"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -212,3 +212,25 @@ def test_readyz_turns_200_only_once_pools_are_ready(
             assert done.status_code == 200
     finally:
         gate.touch()
+
+
+def test_concurrent_requests_of_several_rows_share_batches_over_http() -> None:
+    """Each request carries its own batch dimension: 12 concurrent requests of 1 to 4
+    rows are concatenated into a few model calls, and each gets its own rows."""
+    sizes = [1, 3, 2, 4, 1, 2, 3, 1, 4, 2, 1, 3]
+    with thread_server(create_app([load(SERVE_GRAPHS / "rows.yaml")])) as base:
+
+        def post(n: int) -> list[list[float]]:
+            body = {"x": [[float(n)] * 3 for _ in range(n)]}
+            answer = httpx.post(f"{base}/rows", json=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+            rows: list[list[float]] = answer.json()["y"]
+            return rows
+
+        with concurrent.futures.ThreadPoolExecutor(len(sizes)) as pool:
+            answers = list(pool.map(post, sizes))
+        batches = metric_value(base, "graphctl_runner_batch_size_count", runner="summer")
+    for n, rows in zip(sizes, answers, strict=True):
+        assert len(rows) == n and all(row[0] == 3.0 * n for row in rows)
+    assert max(row[1] for rows in answers for row in rows) > 4  # batches of several requests
+    assert batches < len(sizes)

@@ -67,3 +67,17 @@ def describe(x: npt.NDArray[np.float32], label: str) -> dict[str, Any]:
 def explode(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Always fails, as a buggy user function would."""
     raise ValueError("explode() always fails")
+
+
+class RowSums(Runnable):
+    """Each call brings its own rows; answers every row's sum and the rows of the
+    batch it ran in. A batch takes ``delay_s``, so concurrent requests queue."""
+
+    def __init__(self, delay_s: float = 0.2) -> None:
+        self.delay_s = delay_s
+
+    @method(batchable=True, batch_dim=0)
+    def sums(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        time.sleep(self.delay_s)
+        rows = np.full(x.shape[0], x.shape[0], dtype=np.float32)
+        return np.stack([x.sum(axis=1), rows], axis=1)

@@ -14,7 +14,7 @@ from typing import Any
 
 from orchestrator.compile_context import CompileContext, spec_path
 from orchestrator.errors import GraphctlError
-from orchestrator.imports import ImportFailure, check_arguments, import_object
+from orchestrator.imports import ImportFailure, check_arguments
 from orchestrator.modelref import model_methods, resolve_model_runner
 from orchestrator.spec import DataPath
 from orchestrator.validation import did_you_mean
@@ -81,7 +81,7 @@ def _import_class(
     ctx: CompileContext, config: RunnerConfig, path: DataPath
 ) -> type[Runnable] | None:
     try:
-        target = import_object(config.runnable, config.search_path or ctx.folder)
+        target = ctx.import_object(config.runnable, config.search_path)
     except ImportFailure as error:
         ctx.error_at(path, f"runner {config.name!r}: {error}")
         return None

@@ -54,7 +54,11 @@ def _config(ctx: CompileContext, name: str, data: Mapping[str, Any]) -> RunnerCo
         batching=_batching(data.get("batching")),
         methods={m: _batching(b) for m, b in (data.get("methods") or {}).items()},
         max_queue=data.get("max_queue", DEFAULT_MAX_QUEUE),
-        resources=Resources(cpu=resources.get("cpu"), gpu=resources.get("gpu", 0)),
+        resources=Resources(
+            cpu=resources.get("cpu"),
+            gpu=resources.get("gpu", 0),
+            devices=tuple(devices) if (devices := resources.get("devices")) is not None else None,
+        ),
         env=dict(data.get("env") or {}),
         startup_timeout_s=data.get("startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S),
     )

@@ -259,6 +259,42 @@ def test_a_failing_import_is_reported_at_every_node_that_names_it(tmp_path: Path
     assert found == [f"7:19: error: node 'a': {missing}", f"8:19: error: node 'b': {missing}"]
 
 
+GPU_RUNNER = """
+from runners import Runnable, method
+
+class Gpu(Runnable):
+    SUPPORTED_RESOURCES = ("nvidia.com/gpu", "cpu")
+
+    @method
+    def predict(self, x):
+        return x
+"""
+
+
+def test_gpu_devices_compile_into_the_runner_and_are_checked(tmp_path: Path) -> None:
+    spec = """
+    runners:
+      pinned: {runnable: models:Gpu, resources: {devices: [2, 0]}}
+      twice: {runnable: models:Gpu, resources: {devices: [0, 0]}}
+      empty: {runnable: models:Gpu, resources: {devices: []}}
+    nodes:
+      a: {runner: pinned, method: predict, args: {x: 1}}
+    outputs:
+      y: $a
+    """
+    with pytest.raises(GraphFileError) as caught:
+        build(tmp_path, spec, GPU_RUNNER)
+    assert [str(d).split(":", 1)[1] for d in caught.value.diagnostics] == [
+        "8:56: error: runner 'twice': `resources.devices`: [0, 0] has non-unique elements",
+        "9:56: error: runner 'empty': `resources.devices`: [] should be non-empty",
+    ]
+    valid = "\n".join(
+        line for line in spec.splitlines() if "twice" not in line and "empty" not in line
+    )
+    resources = build(tmp_path, valid, GPU_RUNNER).runners["pinned"].resources
+    assert (resources.devices, resources.gpu) == ((2, 0), 1)
+
+
 def test_item_outside_args_and_policies_on_routing_nodes(tmp_path: Path) -> None:
     found = problems(
         tmp_path,

@@ -67,8 +67,7 @@ class PoolState(enum.Enum):
 
 
 class WorkerPool:
-    """Satisfies ``runners.types.RunnerClient``. ``gpus`` overrides GPU detection
-    (a count, or the device ids this process may use: see ``plan_environments``).
+    """Satisfies ``runners.types.RunnerClient``. ``gpus`` overrides GPU detection (a count or ids).
 
     Hang detection: a worker holding one batch longer than ``hang_timeout_s`` (``None``:
     never) is killed and replaced; an idle worker is pinged every ``ping_interval_s``

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import Diagnostic, Severity
+from orchestrator.imports import ImportFailure, import_object
 from orchestrator.plan import Location
 from orchestrator.spec import DataPath, SpecDocument
 
@@ -23,6 +25,11 @@ class CompileContext:
     folder: Path
     bad: set[DataPath] = field(default_factory=set)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    _faulty: set[DataPath] = field(default_factory=set)
+    _imported: dict[tuple[str, Path], Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._faulty = {bad[:end] for bad in self.bad for end in range(len(bad) + 1)}
 
     def key(self, path: DataPath) -> Location:
         """Where the key of the entry at ``path`` is written."""
@@ -44,8 +51,22 @@ class CompileContext:
 
     def faulty(self, path: DataPath) -> bool:
         """Whether the schema found a fault at or below ``path`` (skip deeper checks)."""
-        size = len(path)
-        return any(bad[:size] == path for bad in self.bad)
+        return path in self._faulty  # every prefix of a bad path, so one look-up
+
+    def import_object(self, target: str, folder: Path | None = None) -> Any:
+        """``module:name`` from ``folder`` (default: the graph's), imported once per
+        compilation: a large graph calling one function from every node imports it
+        once. A failure is kept too and raised again as ``ImportFailure``."""
+        key = (target, folder or self.folder)
+        if key not in self._imported:
+            try:
+                self._imported[key] = import_object(target, key[1])
+            except ImportFailure as failure:
+                self._imported[key] = failure
+        found = self._imported[key]
+        if isinstance(found, ImportFailure):
+            raise found
+        return found
 
     @property
     def failed(self) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from orchestrator.compile_context import CompileContext, spec_path
 from orchestrator.compile_runners import CompiledRunner
-from orchestrator.imports import ArgProblems, ImportFailure, check_arguments, import_object
+from orchestrator.imports import ArgProblems, ImportFailure, check_arguments
 from orchestrator.plan import INPUTS, ITEM, NodeKind, NodePlan, OnError, RetryPolicy
 from orchestrator.references import Collected, RefSite, compile_condition, compile_template
 from orchestrator.spec import DataPath
@@ -105,7 +105,7 @@ def _import_function(
 ) -> Callable[..., Any] | None:
     target = str(data["function"])
     try:
-        func = import_object(target, ctx.folder)
+        func = ctx.import_object(target)
     except ImportFailure as error:
         ctx.error_at(spec_path("nodes", name, "function"), f"node {name!r}: {error}")
         return None

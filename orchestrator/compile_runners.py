@@ -14,7 +14,7 @@ from typing import Any
 
 from orchestrator.compile_context import CompileContext, spec_path
 from orchestrator.errors import GraphctlError
-from orchestrator.imports import ImportFailure, check_arguments, import_object
+from orchestrator.imports import ImportFailure, check_arguments
 from orchestrator.modelref import model_methods, resolve_model_runner
 from orchestrator.spec import DataPath
 from orchestrator.validation import did_you_mean
@@ -54,7 +54,11 @@ def _config(ctx: CompileContext, name: str, data: Mapping[str, Any]) -> RunnerCo
         batching=_batching(data.get("batching")),
         methods={m: _batching(b) for m, b in (data.get("methods") or {}).items()},
         max_queue=data.get("max_queue", DEFAULT_MAX_QUEUE),
-        resources=Resources(cpu=resources.get("cpu"), gpu=resources.get("gpu", 0)),
+        resources=Resources(
+            cpu=resources.get("cpu"),
+            gpu=resources.get("gpu", 0),
+            devices=tuple(devices) if (devices := resources.get("devices")) is not None else None,
+        ),
         env=dict(data.get("env") or {}),
         startup_timeout_s=data.get("startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S),
     )
@@ -81,7 +85,7 @@ def _import_class(
     ctx: CompileContext, config: RunnerConfig, path: DataPath
 ) -> type[Runnable] | None:
     try:
-        target = import_object(config.runnable, config.search_path or ctx.folder)
+        target = ctx.import_object(config.runnable, config.search_path)
     except ImportFailure as error:
         ctx.error_at(path, f"runner {config.name!r}: {error}")
         return None

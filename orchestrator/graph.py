@@ -24,6 +24,7 @@ from orchestrator.plan import Plan
 from orchestrator.trace import Tracer
 from runners.config import RunnerConfig
 from runners.lifecycle import AsyncLifecycle
+from runners.resources import spread_gpus
 from runners.types import PoolStats, RunnerClient
 
 ClientFactory = Callable[[RunnerConfig], RunnerClient]
@@ -54,8 +55,9 @@ class Graph(AsyncLifecycle):
         factory = client_factory or _worker_pool
         self.plan = plan
         self.state = GraphState.STARTING
+        configs = spread_gpus(list(plan.runners.values()))  # runners start on different GPUs
         self._clients: dict[str, RunnerClient] = {
-            name: factory(config) for name, config in plan.runners.items()
+            name: factory(config) for name, config in zip(plan.runners, configs, strict=True)
         }
         self._function_threads = function_threads
         self._threads: ThreadPoolExecutor | None = None

@@ -7,7 +7,7 @@ Pure functions over the drafts; every problem goes to the ``CompileContext``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 import networkx as nx
@@ -29,9 +29,15 @@ from orchestrator.plan import (
 from orchestrator.references import RefSite, is_node_ref
 from orchestrator.validation import did_you_mean, owner
 
+MAX_UNUSED_WARNINGS = 20  # then one warning counts the rest
+
 
 def _check_site(
-    ctx: CompileContext, site: RefSite, nodes: Sequence[str], inputs: Mapping[str, InputPlan]
+    ctx: CompileContext,
+    site: RefSite,
+    nodes: Sequence[str],
+    known: Set[str],
+    inputs: Mapping[str, InputPlan],
 ) -> None:
     ref, who = site.ref, owner(site.path)
     if ref.source == INPUTS:
@@ -46,7 +52,7 @@ def _check_site(
             ctx.error_at(
                 site.path, f"{who}: `$item` is only valid inside the `args` of a node with `map`"
             )
-    elif ref.source not in nodes:
+    elif ref.source not in known:
         hint = did_you_mean(ref.source, [*nodes, INPUTS])
         ctx.error_at(site.path, f"{who}: `{ref.text}` refers to no node {ref.source!r}{hint}")
 
@@ -59,11 +65,12 @@ def check_refs(
     inputs: Mapping[str, InputPlan],
 ) -> None:
     """Report every reference to a node or input that does not exist."""
+    known = set(nodes)  # membership in a list would make this quadratic
     for draft in drafts.values():
         for site in draft.sites:
-            _check_site(ctx, site, nodes, inputs)
+            _check_site(ctx, site, nodes, known, inputs)
     for site in output_sites:
-        _check_site(ctx, site, nodes, inputs)
+        _check_site(ctx, site, nodes, known, inputs)
 
 
 def _gate(switch: str, keys: Sequence[Any]) -> Compare:
@@ -78,6 +85,7 @@ def _collect_gates(
 ) -> dict[str, list[tuple[str, Compare]]]:
     """The gates each branch node gets from the switches that list it."""
     gates: dict[str, list[tuple[str, Compare]]] = {}
+    known = set(nodes)
     for switch, draft in drafts.items():
         for case in draft.plan.cases:
             if case == SWITCH_DEFAULT:
@@ -89,7 +97,7 @@ def _collect_gates(
                 )
         for target, listed in draft.branches.items():
             where = listed[0][1]
-            if target not in nodes or target == switch:
+            if target not in known or target == switch:
                 reason = "itself" if target == switch else f"no node {target!r}"
                 ctx.error_at(
                     where,
@@ -114,9 +122,10 @@ def gate_branches(
 ) -> dict[str, NodePlan]:
     """Final node plans: ``deps`` filled in, switch gates ANDed into ``when``."""
     gates = _collect_gates(ctx, drafts, nodes)
+    known = set(nodes)
     plans = {}
     for name, draft in drafts.items():
-        deps = {s.ref.source for s in draft.sites if is_node_ref(s.ref) and s.ref.source in nodes}
+        deps = {s.ref.source for s in draft.sites if is_node_ref(s.ref) and s.ref.source in known}
         mine = gates.get(name, [])
         deps.update(switch for switch, _ in mine)
         when = _when(draft.plan.when, [gate for _, gate in mine])
@@ -164,9 +173,27 @@ def build_dag(
         return nx.freeze(dag), None
     order = [str(n) for n in nx.lexicographical_topological_sort(dag, key=rank.__getitem__)]
     read_by_outputs = {output.ref.source for output in outputs.values()}
-    for name in nodes if complete else ():
-        if dag.out_degree(name) == 0 and name not in read_by_outputs:
-            ctx.report(
-                nodes[name].location, f"node {name!r} is not used by any node or output", "warning"
-            )
+    unused = [
+        name
+        for name in (nodes if complete else ())
+        if dag.out_degree(name) == 0 and name not in read_by_outputs
+    ]
+    _report_unused(ctx, nodes, unused)
     return nx.freeze(dag), order
+
+
+def _report_unused(ctx: CompileContext, nodes: Mapping[str, NodePlan], unused: list[str]) -> None:
+    """One warning per unused node up to ``MAX_UNUSED_WARNINGS``, then one for the rest:
+    a generated graph with thousands of them must not bury everything else."""
+    for name in unused[:MAX_UNUSED_WARNINGS]:
+        ctx.report(
+            nodes[name].location, f"node {name!r} is not used by any node or output", "warning"
+        )
+    rest = unused[MAX_UNUSED_WARNINGS:]
+    if rest:
+        ctx.report(
+            nodes[rest[0]].location,
+            f"... and {len(rest)} more nodes are not used by any node or output"
+            f" (from {rest[0]!r} on)",
+            "warning",
+        )

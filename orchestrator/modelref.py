@@ -48,9 +48,10 @@ def _framework_init(info: ModelInfo, runner_spec: Mapping[str, Any]) -> dict[str
     resources = runner_spec.get("resources") or {}
     cpu = resources.get("cpu") if isinstance(resources, Mapping) else None
     gpu = resources.get("gpu") if isinstance(resources, Mapping) else None
+    devices = resources.get("devices") if isinstance(resources, Mapping) else None
     if info.framework in ("onnx", "torch") and isinstance(cpu, int | float) and cpu >= 1:
         init["threads"] = int(cpu)
-    if info.framework == "torch" and isinstance(gpu, int) and gpu > 0:
+    if info.framework == "torch" and ((isinstance(gpu, int) and gpu > 0) or devices):
         init["device"] = "cuda"
     extra = runner_spec.get("init") or {}
     if not isinstance(extra, Mapping):

@@ -26,7 +26,7 @@ BATCHING_KEYS = (
     "stack",
     "adaptive_wait",
 )
-RESOURCES_KEYS = ("cpu", "gpu")
+RESOURCES_KEYS = ("cpu", "gpu", "devices")
 
 Path = tuple[str | int, ...]
 
@@ -105,7 +105,25 @@ def _merge_resources(base: Resources, raw: Any, path: Path, problems: list[Probl
         problems.append(Problem((*path, "gpu"), f"must be an integer >= 0, got {gpu!r}"))
     else:
         changes["gpu"] = gpu
+    if "devices" in mapping:
+        devices = mapping["devices"]
+        if devices is None or _is_device_list(devices):
+            changes["devices"] = None if devices is None else tuple(devices)
+        else:
+            problems.append(
+                Problem(
+                    (*path, "devices"),
+                    f"must be a list of distinct GPU indexes >= 0 or null, got {devices!r}",
+                )
+            )
     return dataclasses.replace(base, **changes)
+
+
+def _is_device_list(raw: Any) -> bool:
+    """A non-empty list of distinct integers >= 0 (indexes of the visible GPUs)."""
+    if not isinstance(raw, list) or not raw:
+        return False
+    return all(_is_int(i) and i >= 0 for i in raw) and len(set(raw)) == len(raw)
 
 
 def _merge_env(
@@ -199,6 +217,11 @@ def config_to_dict(config: RunnerConfig) -> dict[str, Any]:
         "batching": dataclasses.asdict(config.batching),
         "methods": {name: dataclasses.asdict(b) for name, b in config.methods.items()},
         "max_queue": config.max_queue,
-        "resources": dataclasses.asdict(config.resources),
+        "resources": _resources_to_dict(config.resources),
         "env": dict(config.env),
     }
+
+
+def _resources_to_dict(resources: Resources) -> dict[str, Any]:
+    devices = resources.devices
+    return {"cpu": resources.cpu, "gpu": resources.gpu, "devices": devices and list(devices)}

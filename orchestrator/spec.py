@@ -2,7 +2,9 @@
 
 Positions let every later check point at the exact ``FILE:LINE:COL`` a user must
 edit. Duplicate keys are errors (YAML itself keeps the last one silently), and
-dates stay strings (a graph file has no use for timestamps).
+dates stay strings (a graph file has no use for timestamps). Aliases may copy
+only so many values (``alias_copy_limit``): nested aliases multiply, and a short
+"billion laughs" file would otherwise expand into gigabytes.
 
     doc = load_document(Path("graphs/diamond.yaml"))
     doc.problems                             # duplicate keys, ...
@@ -25,10 +27,43 @@ DataPath = tuple[Any, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+ALIAS_COPIES_MIN = 100_000  # values aliases may copy in any file
+ALIAS_COPIES_PER_VALUE = 10  # ... or this many per value written, if that is more
+
+
+def alias_copy_limit(written: int) -> int:
+    """How many values the aliases of a file with ``written`` values may copy."""
+    return max(ALIAS_COPIES_MIN, ALIAS_COPIES_PER_VALUE * written)
+
+
+class _AliasNode(yaml.Node):
+    """One use of an alias (``*name``): where it is written and the node it copies.
+
+    The composer shares the anchored node between its uses; wrapping each use keeps
+    its position, so a copy that goes over the limit is reported where it is written."""
+
+    def __init__(self, target: yaml.Node, anchor: str, mark: yaml.Mark) -> None:
+        super().__init__(target.tag, target.value, mark, mark)
+        self.target = target
+        self.anchor = anchor
 
 
 class _Loader(yaml.SafeLoader):
-    """A safe loader that leaves dates as strings."""
+    """A safe loader that leaves dates as strings, keeps where each alias is used,
+    and counts the values written (for the alias copy limit)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.written = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            target = super().compose_node(parent, index)
+            assert target is not None  # an alias names an anchored node, or composing raised
+            return _AliasNode(target, str(event.anchor), event.start_mark)
+        self.written += 1
+        return super().compose_node(parent, index)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -79,13 +114,42 @@ class _Builder:
     keys: dict[DataPath, Location] = field(default_factory=dict)
     values: dict[DataPath, Location] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)
+    copy_limit: int = ALIAS_COPIES_MIN
     _active: set[int] = field(default_factory=set)
+    _aliases: list[_AliasNode] = field(default_factory=list)  # being expanded, outermost first
+    _copies: int = 0
 
     def error(self, node: yaml.Node, message: str) -> None:
         where = _location(self.file, node)
         self.problems.append(Diagnostic(self.file, where.line, where.column, message))
 
+    def _count_copy(self) -> None:
+        """Count one value copied by an alias; past the limit, stop at the outermost
+        alias being expanded: that is the use the user wrote that grew too large."""
+        self._copies += 1
+        if self._copies <= self.copy_limit:
+            return
+        alias = self._aliases[0]
+        self.error(
+            alias,
+            f"YAML aliases copy more than {self.copy_limit} values, here at *{alias.anchor}:"
+            " aliases of aliases multiply; write the repeated values out or nest fewer aliases",
+        )
+        raise GraphFileError(self.problems)
+
+    def _expand(self, alias: _AliasNode, build: Any, *args: Any) -> Any:
+        """Run ``build(alias.target, *args)`` counting every value it copies."""
+        self._aliases.append(alias)
+        try:
+            return build(alias.target, *args)
+        finally:
+            self._aliases.pop()
+
     def build(self, node: yaml.Node, path: DataPath) -> Any:
+        if isinstance(node, _AliasNode):
+            return self._expand(node, self.build, path)
+        if self._aliases:
+            self._count_copy()
         self.values.setdefault(path, _location(self.file, node))
         if id(node) in self._active:
             self.error(node, "an alias refers to itself: recursive YAML is not supported")
@@ -101,6 +165,8 @@ class _Builder:
             self._active.discard(id(node))
 
     def _key(self, node: yaml.Node) -> Any:
+        if isinstance(node, _AliasNode):
+            return self._expand(node, self._key)
         if not isinstance(node, yaml.ScalarNode):
             self.error(node, "a key must be a plain value, not a list or a map")
             return None
@@ -128,19 +194,32 @@ class _Builder:
             self.keys[(*path, key)] = _location(self.file, key_node)
             result[key] = self.build(value_node, (*path, key))
         for merged in merges:
-            self._merge(result, merged, path)
+            self._merge(merged, result, path)
         return result
 
-    def _merge(self, result: dict[Any, Any], node: yaml.Node, path: DataPath) -> None:
+    def _merge(self, node: yaml.Node, result: dict[Any, Any], path: DataPath) -> None:
         """``<<: *base``: keys written in the mapping itself win over merged ones."""
+        if isinstance(node, _AliasNode) and isinstance(node.target, yaml.SequenceNode):
+            self._expand(node, self._merge, result, path)
+            return
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         for source in sources:
-            if not isinstance(source, yaml.MappingNode):
-                self.error(source, "`<<` merges only maps")
+            merged = self._merged(source, path)
+            if merged is None:
                 continue
-            merged = self._mapping(source, path)
             for key, value in merged.items():
                 result.setdefault(key, value)
+
+    def _merged(self, source: yaml.Node, path: DataPath) -> dict[Any, Any] | None:
+        """The map one ``<<`` source stands for (an alias is expanded and counted)."""
+        if isinstance(source, _AliasNode):
+            expanded: dict[Any, Any] | None = self._expand(source, self._merged, path)
+            return expanded
+        if not isinstance(source, yaml.MappingNode):
+            self.error(source, "`<<` merges only maps")
+            return None
+        merged: dict[Any, Any] | None = self.build(source, path)  # counted, recursion-checked
+        return merged
 
 
 def parse_document(text: str, file: str, path: Path | None = None) -> SpecDocument:
@@ -153,7 +232,7 @@ def parse_document(text: str, file: str, path: Path | None = None) -> SpecDocume
         root = loader.get_single_node()
         if root is None:
             raise GraphFileError([Diagnostic(file, 1, 1, "the file is empty")])
-        builder = _Builder(file, loader)
+        builder = _Builder(file, loader, copy_limit=alias_copy_limit(loader.written))
         data = builder.build(root, ())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark

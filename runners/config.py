@@ -56,10 +56,20 @@ class BatchingConfig:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one runner asks for: CPU cores (``None``: all) and GPUs."""
+    """What one runner asks for: CPU cores (``None``: all) and GPUs.
+
+    ``devices``: which GPUs its workers use, in turn, as indexes into the GPUs this
+    process sees (``None``: all of them). A device list asks for a GPU by itself."""
 
     cpu: float | None = None
     gpu: int = 0
+    devices: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.devices is not None:
+            if not self.devices or any(d < 0 for d in self.devices):
+                raise ValueError(f"devices must list GPU indexes >= 0, got {list(self.devices)}")
+            object.__setattr__(self, "gpu", max(self.gpu, 1))
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,8 @@ class RunnerConfig:
 
     ``runnable`` is ``"module:Class"``, imported in the worker with ``search_path``
     first on ``sys.path``. ``methods`` overrides ``batching`` per method name.
+    ``gpu_offset``: the visible GPU its first worker takes (modulo their number), so
+    that runners sharing a process's GPUs start on different ones.
     """
 
     name: str
@@ -81,6 +93,7 @@ class RunnerConfig:
     resources: Resources = field(default_factory=Resources)
     env: Mapping[str, str] = field(default_factory=dict)
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
+    gpu_offset: int = 0  # set by ``runners.resources.spread_gpus``, not by users
 
     def __post_init__(self) -> None:
         if ":" not in self.runnable:

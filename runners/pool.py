@@ -67,7 +67,7 @@ class PoolState(enum.Enum):
 
 
 class WorkerPool:
-    """Satisfies ``runners.types.RunnerClient``. ``gpus`` overrides GPU detection.
+    """Satisfies ``runners.types.RunnerClient``. ``gpus`` overrides GPU detection (a count or ids).
 
     Hang detection: a worker holding one batch longer than ``hang_timeout_s`` (``None``:
     never) is killed and replaced; an idle worker is pinged every ``ping_interval_s``
@@ -77,7 +77,7 @@ class WorkerPool:
         self,
         config: RunnerConfig,
         *,
-        gpus: int | None = None,
+        gpus: int | Sequence[str] | None = None,
         hang_timeout_s: float | None = DEFAULT_HANG_TIMEOUT_S,
         ping_interval_s: float = 5.0,
         ping_timeout_s: float = 5.0,

@@ -24,6 +24,10 @@ EXPECTED = {
         "10:14: error: runner 'scorer': models:Scorer.__init__ takes no 'gian'"
         " (did you mean 'gain'?)"
     ],
+    "billion_laughs": [
+        "20:10: error: YAML aliases copy more than 100000 values, here at *e: aliases of"
+        " aliases multiply; write the repeated values out or nest fewer aliases"
+    ],
     "cycle": ["10:5: error: cycle: a -> b -> c -> a"],
     "dangling_reference": [
         "11:53: error: node 'post': `$prre` refers to no node 'prre' (did you mean 'pre'?)"
@@ -117,6 +121,14 @@ def test_broken_graphs_fail_each_and_print_no_traceback(
     for file in BROKEN:
         assert f"{file}: " in all_broken.stderr  # each file's summary
         assert f"{file}: ok" not in all_broken.stdout
+
+
+def test_the_alias_limit_doc_shows_the_real_error(
+    all_broken: subprocess.CompletedProcess[str],
+) -> None:
+    doc = (ROOT / "docs" / "graph-file.md").read_text()
+    (shown,) = [line for line in all_broken.stderr.splitlines() if "billion_laughs.yaml:20" in line]
+    assert f"\n{shown}\n" in doc
 
 
 def test_valid_graph_exits_zero_and_says_ok() -> None:

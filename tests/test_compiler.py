@@ -9,6 +9,7 @@ import networkx as nx
 import pytest
 
 from orchestrator import GraphFileError, Plan, compile_file, compile_text
+from orchestrator.links import MAX_UNUSED_WARNINGS
 from orchestrator.plan import (
     ITEM,
     SWITCH_DEFAULT,
@@ -226,6 +227,72 @@ def test_unused_nodes_are_warnings_in_the_plan(tmp_path: Path) -> None:
     assert [str(w).split(":", 1)[1] for w in plan.warnings] == [
         "8:5: warning: node 'spare' is not used by any node or output"
     ]
+
+
+def test_many_unused_nodes_give_the_first_warnings_then_one_count(tmp_path: Path) -> None:
+    spares = "".join(f"  spare{i}: {{function: models:ident, args: {{x: 1}}}}\n" for i in range(25))
+    plan = build(
+        tmp_path,
+        f"nodes:\n  a: {{function: models:ident, args: {{x: 1}}}}\n{spares}outputs:\n  y: $a\n",
+    )
+    shown = [str(w).split(":", 1)[1] for w in plan.warnings]
+    assert len(shown) == MAX_UNUSED_WARNINGS + 1
+    assert shown[0] == "7:5: warning: node 'spare0' is not used by any node or output"
+    assert shown[-1] == (
+        f"{7 + MAX_UNUSED_WARNINGS}:5: warning: ... and {25 - MAX_UNUSED_WARNINGS} more nodes"
+        f" are not used by any node or output (from 'spare{MAX_UNUSED_WARNINGS}' on)"
+    )
+
+
+def test_a_failing_import_is_reported_at_every_node_that_names_it(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        nodes:
+          a: {function: models:idnet, args: {x: 1}}
+          b: {function: models:idnet, args: {x: $a}}
+        outputs:
+          y: $b
+        """,
+    )
+    missing = "cannot import 'models:idnet': module 'models' has no 'idnet' (did you mean 'ident'?)"
+    assert found == [f"7:19: error: node 'a': {missing}", f"8:19: error: node 'b': {missing}"]
+
+
+GPU_RUNNER = """
+from runners import Runnable, method
+
+class Gpu(Runnable):
+    SUPPORTED_RESOURCES = ("nvidia.com/gpu", "cpu")
+
+    @method
+    def predict(self, x):
+        return x
+"""
+
+
+def test_gpu_devices_compile_into_the_runner_and_are_checked(tmp_path: Path) -> None:
+    spec = """
+    runners:
+      pinned: {runnable: models:Gpu, resources: {devices: [2, 0]}}
+      twice: {runnable: models:Gpu, resources: {devices: [0, 0]}}
+      empty: {runnable: models:Gpu, resources: {devices: []}}
+    nodes:
+      a: {runner: pinned, method: predict, args: {x: 1}}
+    outputs:
+      y: $a
+    """
+    with pytest.raises(GraphFileError) as caught:
+        build(tmp_path, spec, GPU_RUNNER)
+    assert [str(d).split(":", 1)[1] for d in caught.value.diagnostics] == [
+        "8:56: error: runner 'twice': `resources.devices`: [0, 0] has non-unique elements",
+        "9:56: error: runner 'empty': `resources.devices`: [] should be non-empty",
+    ]
+    valid = "\n".join(
+        line for line in spec.splitlines() if "twice" not in line and "empty" not in line
+    )
+    resources = build(tmp_path, valid, GPU_RUNNER).runners["pinned"].resources
+    assert (resources.devices, resources.gpu) == ((2, 0), 1)
 
 
 def test_item_outside_args_and_policies_on_routing_nodes(tmp_path: Path) -> None:

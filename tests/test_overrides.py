@@ -77,6 +77,21 @@ def test_bad_file_reports_every_problem_with_its_position(tmp_path: Path) -> Non
     ]
 
 
+def test_gpu_devices_are_set_checked_and_cleared(tmp_path: Path) -> None:
+    config = _write(tmp_path, "runners:\n  mlp_a:\n    resources: {devices: [1, 0]}\n")
+    plan = apply_overrides(compile_file(DIAMOND), config)
+    resources = plan.runners["mlp_a"].resources
+    assert (resources.devices, resources.gpu) == ((1, 0), 1)
+    cleared = apply_overrides(plan, None, ["runners.mlp_a.resources.devices=null"])
+    assert cleared.runners["mlp_a"].resources.devices is None
+    bad = _write(tmp_path, "runners:\n  mlp_a:\n    resources: {devices: [0, 0]}\n")
+    with pytest.raises(GraphFileError) as caught:
+        apply_overrides(compile_file(DIAMOND), bad)
+    assert [d.message for d in caught.value.diagnostics] == [
+        "runner 'mlp_a': must be a list of distinct GPU indexes >= 0 or null, got [0, 0]"
+    ]
+
+
 def test_bad_set_points_at_the_column(tmp_path: Path) -> None:
     with pytest.raises(GraphFileError) as caught:
         apply_overrides(

@@ -169,7 +169,11 @@ def test_oversize_body_gives_413(client: httpx.Client) -> None:
 
 def test_health_endpoints(url: str) -> None:
     assert httpx.get(f"{url}/livez").json() == {"status": "ok"}
-    assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}
+    ready = httpx.get(f"{url}/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["graphs"]["calc"] == {"ready": True}
+    assert httpx.get(f"{url}/readyz/calc").json() == {"status": "ready"}  # no key needed
+    assert httpx.get(f"{url}/readyz/nope").status_code == 404
 
 
 def test_openapi_carries_input_and_output_schemas(client: httpx.Client) -> None:

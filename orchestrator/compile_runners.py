@@ -24,6 +24,7 @@ from runners.config import (
     BatchingConfig,
     Resources,
     RunnerConfig,
+    SupervisionConfig,
 )
 from runners.errors import RunnerError
 from runners.runnable import MethodSpec, Runnable, runnable_methods
@@ -61,6 +62,7 @@ def _config(ctx: CompileContext, name: str, data: Mapping[str, Any]) -> RunnerCo
         ),
         env=dict(data.get("env") or {}),
         startup_timeout_s=data.get("startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S),
+        supervision=SupervisionConfig(**dict(data.get("supervision") or {})),
     )
 
 

@@ -13,7 +13,7 @@
                                      a server that never became ready
 
     RunnerError (from ``runners``)   root of worker-pool failures: WorkerCrashed,
-                                     Overloaded, CallTimeout, MethodError, ...
+                                     PoisonCall, Overloaded, CallTimeout, MethodError, ...
 
 Catch ``GraphctlError`` or ``RunnerError`` for all of them, or one precise class.
 """
@@ -28,6 +28,7 @@ from runners.errors import (
     CallTimeout,
     MethodError,
     Overloaded,
+    PoisonCall,
     PoolClosed,
     RunnerError,
     RunnerStartupError,
@@ -46,6 +47,7 @@ __all__ = [
     "MethodError",
     "NodeFailed",
     "Overloaded",
+    "PoisonCall",
     "PoolClosed",
     "RequestError",
     "RunnerError",

@@ -3,7 +3,8 @@
 The graph routes are the server's hot path. FastAPI's request cycle (routing,
 exception and exit-stack middleware, a ``Request`` object, dependency solving)
 cost about as much CPU per request as the whole graph run, so this middleware
-answers ``POST /{graph}`` itself: read the body, ``json.loads`` it once, run the
+answers ``POST /{graph}`` itself: refuse it at once past the in-flight bound
+(before reading its body), read the body, ``json.loads`` it once, run the
 graph, write the JSON bytes. Everything else (other methods and paths, the
 OpenAPI documents that still describe these routes) falls through to FastAPI.
 
@@ -45,6 +46,11 @@ class GraphRoutes:
         name = self._paths.get(scope["path"]) if scope["type"] == "http" else None
         if name is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
+            return
+        refusal = self.served.refusal(name)
+        if refusal is not None:  # before the body is read: refusing must stay cheap
+            await send(refusal[0])
+            await send(refusal[1])
             return
         raw = await _read_body(receive)
         if raw is None:

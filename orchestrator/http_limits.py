@@ -1,7 +1,7 @@
 """ASGI middleware guarding the server: a body-size limit and an optional API key.
 
 Both are plain ASGI (no request object is built), so they cost little and run
-before any route. Health probes (``/livez``, ``/readyz``, ``/v2/health/*``)
+before any route. Health probes (``/livez``, ``/readyz[/graph]``, ``/v2/health/*``)
 never need the key, so an orchestrator can probe a locked server.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Collection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PUBLIC_PATHS: frozenset[str] = frozenset({"/livez", "/readyz"})
-PUBLIC_PREFIXES: tuple[str, ...] = ("/v2/health/",)
+PUBLIC_PREFIXES: tuple[str, ...] = ("/v2/health/", "/readyz/")
 
 
 async def _send_error(

@@ -3,6 +3,10 @@ moment the previous one returns, for a warm-up and then a measured window.
 
 Closed loop (like ``wrk``) measures what a service sustains at a given number of
 callers in flight; an open loop would measure a chosen arrival rate instead.
+A client refused with a retry hint (HTTP 503 with ``Retry-After``, which the
+HTTP target raises as an error carrying ``wait_before_retry_s``) waits that
+long before it sends again, as a well-behaved caller does; refusals are
+counted apart from errors.
 Only requests that complete inside the measured window count (as ``wrk``
 does), so the figures never include warm-up or drain time. Targets sit behind one small protocol
 (:class:`Target`): a graph in-process, or a server over HTTP
@@ -94,6 +98,7 @@ class _Recorder:
     latencies_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     samples: list[NodeSample] = field(default_factory=list)
+    refused: int = 0  # answered with a retry hint, in the window
     sent: int = 0
     done: int = 0  # completed in any phase, for the progress line
     failed: int = 0
@@ -109,7 +114,9 @@ class _Recorder:
         # (those longer than the window's remainder) and understate throughput.
         if not self.window_start <= ended <= self.window_end:
             return
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, BaseException) and retry_after_s(outcome) is not None:
+            self.refused += 1
+        elif isinstance(outcome, BaseException):
             kind = error_kind(outcome)
             self.errors[kind] = self.errors.get(kind, 0) + 1
         else:
@@ -129,7 +136,17 @@ async def _client(target: Target, recorder: _Recorder, max_requests: int | None)
             outcome = await target.send()
         except Exception as error:  # every failure is a figure of the run, by kind
             outcome = error
-        recorder.record(started, time.monotonic(), outcome)
+        ended = time.monotonic()
+        recorder.record(started, ended, outcome)
+        wait = retry_after_s(outcome) if isinstance(outcome, BaseException) else None
+        if wait:  # honour the server's hint, but never past the window
+            await asyncio.sleep(min(wait, max(0.0, recorder.window_end - ended)))
+
+
+def retry_after_s(error: BaseException) -> float | None:
+    """The wait a refusal asks for (a server's ``Retry-After``), or ``None``."""
+    hint = getattr(error, "wait_before_retry_s", None)
+    return float(hint) if isinstance(hint, int | float) else None
 
 
 async def _report_progress(
@@ -199,6 +216,7 @@ async def run_load(
         duration_s=window,
         latencies_ms=recorder.latencies_ms,
         errors=recorder.errors,
+        refused=recorder.refused,
         nodes=nodes if nodes is not None else summarize_nodes(recorder.samples),
     )
 

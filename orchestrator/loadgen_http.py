@@ -52,11 +52,13 @@ Snapshot = tuple[Series, ...]
 
 
 class HTTPStatusFailure(Exception):
-    """A response that was not 2xx; ``kind`` is what the error table shows."""
+    """A response that was not 2xx; ``kind`` is what the error table shows, and
+    ``wait_before_retry_s`` the server's ``Retry-After`` (the client waits that long)."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, wait_before_retry_s: float | None = None) -> None:
         super().__init__(f"HTTP {status}")
         self.kind = f"HTTP {status}"
+        self.wait_before_retry_s = wait_before_retry_s
 
 
 @dataclass(frozen=True)
@@ -125,15 +127,15 @@ class HTTPTarget(AsyncLifecycle):
         return self._endpoint
 
     async def send(self) -> Sequence[NodeSample]:
-        status = await self._pool.request(
+        reply = await self._pool.request(
             b"POST",
             self._path,
             self._body,
             timeout_s=self._timeout_s,
             content_type=b"application/json",
         )
-        if not 200 <= status < 300:
-            raise HTTPStatusFailure(status)
+        if not 200 <= reply.status < 300:
+            raise HTTPStatusFailure(reply.status, reply.retry_after_s)
         return ()
 
     async def snapshot(self) -> Snapshot:

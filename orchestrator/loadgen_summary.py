@@ -64,6 +64,7 @@ class BenchSummary:
     mean_ms: float | None
     errors: Mapping[str, int] = field(default_factory=dict)
     nodes: Mapping[str, NodeSummary] = field(default_factory=dict)
+    refused: int = 0  # answered "retry later" (503 with Retry-After): not errors
 
     @property
     def error_count(self) -> int:
@@ -84,6 +85,7 @@ class BenchSummary:
             "max_ms": _rounded(self.max_ms),
             "mean_ms": _rounded(self.mean_ms),
             "errors": dict(sorted(self.errors.items())),
+            "refused": self.refused,
             "nodes": {name: node.to_json() for name, node in self.nodes.items()},
         }
 
@@ -150,6 +152,7 @@ def summarize(
     latencies_ms: Sequence[float],
     errors: Mapping[str, int],
     nodes: Mapping[str, NodeSummary],
+    refused: int = 0,
 ) -> BenchSummary:
     """The run's figures from its successful latencies (the only pure input)."""
     p50, p90, p99, top = percentiles(latencies_ms, (50, 90, 99, 100))
@@ -166,4 +169,5 @@ def summarize(
         mean_ms=mean_or_none(latencies_ms),
         errors=dict(errors),
         nodes=dict(nodes),
+        refused=refused,
     )

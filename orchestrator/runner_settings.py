@@ -1,5 +1,5 @@
 """Runner settings written in YAML (``workers``, ``batching``, ``methods``,
-``max_queue``, ``resources``, ``env``) merged onto a ``RunnerConfig``.
+``max_queue``, ``resources``, ``env``, ``supervision``) merged onto a ``RunnerConfig``.
 
 One merge serves both places that need it: a model runner's graph entry on
 top of its stored signatures, and a deploy-time override on top of a compiled
@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runners.config import BatchingConfig, Resources, RunnerConfig
+from runners.config import BatchingConfig, Resources, RunnerConfig, SupervisionConfig
 
-SETTINGS_KEYS = ("workers", "batching", "methods", "max_queue", "resources", "env")
+SETTINGS_KEYS = ("workers", "batching", "methods", "max_queue", "resources", "env", "supervision")
 BATCHING_KEYS = (
     "max_batch_size",
     "max_latency_ms",
@@ -126,6 +126,36 @@ def _is_device_list(raw: Any) -> bool:
     return all(_is_int(i) and i >= 0 for i in raw) and len(set(raw)) == len(raw)
 
 
+def _merge_supervision(
+    base: SupervisionConfig, raw: Any, path: Path, problems: list[Problem]
+) -> SupervisionConfig:
+    """``base`` with the timings of ``raw`` replaced (``hang_timeout_s: null``: adaptive)."""
+    mapping = _mapping(raw, path, problems)
+    if mapping is None:
+        return base
+    fields = [f.name for f in dataclasses.fields(SupervisionConfig)]
+    problems.extend(_unknown(mapping, fields, path))
+    changes: dict[str, Any] = {}
+    for key in fields:
+        if key not in mapping:
+            continue
+        value = mapping[key]
+        if key in ("hang_warmup_batches", "max_start_failures"):
+            ok, expected = _is_int(value) and value >= 1, "an integer >= 1"
+        elif key == "hang_factor":
+            ok, expected = _is_number(value) and value >= 1, "a number >= 1"
+        elif key == "hang_timeout_s":
+            ok = value is None or (_is_number(value) and value > 0)
+            expected = "a number > 0 or null"
+        else:
+            ok, expected = _is_number(value) and value > 0, "a number > 0"
+        if ok:
+            changes[key] = value
+        else:
+            problems.append(Problem((*path, key), f"must be {expected}, got {value!r}"))
+    return dataclasses.replace(base, **changes)
+
+
 def _merge_env(
     base: Mapping[str, str], raw: Any, path: Path, problems: list[Problem]
 ) -> dict[str, str]:
@@ -201,6 +231,10 @@ def merge_settings(
         )
     if "env" in raw:
         changes["env"] = _merge_env(config.env, raw["env"], ("env",), problems)
+    if "supervision" in raw:
+        changes["supervision"] = _merge_supervision(
+            config.supervision, raw["supervision"], ("supervision",), problems
+        )
     if "batching" in raw or "methods" in raw:
         changes["batching"], changes["methods"] = _merge_methods(
             config, raw, known_methods, problems
@@ -219,6 +253,7 @@ def config_to_dict(config: RunnerConfig) -> dict[str, Any]:
         "max_queue": config.max_queue,
         "resources": _resources_to_dict(config.resources),
         "env": dict(config.env),
+        "supervision": dataclasses.asdict(config.supervision),
     }
 
 

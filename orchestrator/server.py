@@ -74,13 +74,33 @@ def _add_health(app: FastAPI, served: Served) -> None:
         return {"status": "ok"}
 
     @app.get(
-        "/readyz", tags=["health"], summary="Every pool has a ready worker", response_model=None
+        "/readyz",
+        tags=["health"],
+        summary="Every graph has a ready (alive, not hung) worker in each of its runners",
+        response_model=None,
     )
-    async def readyz() -> dict[str, str] | JSONResponse:
+    async def readyz() -> JSONResponse:
         missing = served.not_ready()
+        graphs = {name: {"ready": name not in missing} for name in served.slots}
+        body: dict[str, Any] = {"status": "not ready" if missing else "ready", "graphs": graphs}
+        if missing:
+            body["not_ready"] = missing
+        return JSONResponse(body, status_code=503 if missing else 200)
+
+    @app.get(
+        "/readyz/{graph}",
+        tags=["health"],
+        summary="One graph has a ready worker in each of its runners",
+        response_model=None,
+    )
+    async def graph_readyz(graph: str) -> JSONResponse:
+        slot = served.slots.get(graph)
+        if slot is None:
+            return JSONResponse({"error": f"no graph named {graph!r}"}, status_code=404)
+        missing = slot.not_ready()
         if missing:
             return JSONResponse({"status": "not ready", "not_ready": missing}, status_code=503)
-        return {"status": "ready"}
+        return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:

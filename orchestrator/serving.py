@@ -5,11 +5,18 @@ listens (and ``/livez`` answers) while models load, and ``/readyz`` turns 200
 only once every pool has a ready worker. On shutdown the lifespan runs after
 uvicorn has drained accepted requests; the tasks then leave their graphs'
 ``async with`` blocks, which stops the pools.
+
+Readiness is per runner: a runner is ready while it has a worker that is alive
+and not hung; a graph while all its runners are. A started graph keeps taking
+requests while a runner restarts a worker (they queue until it is back), so one
+crash answers nothing with 503 by itself. A request past a graph's in-flight
+bound is refused before its body is read, with a response built once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -80,6 +87,7 @@ class Slot:
     inflight: int = 0
     started: bool = False
     error: BaseException | None = None
+    busy: tuple[dict[str, Any], dict[str, Any]] | None = None  # the prebuilt 503
 
     def not_ready(self) -> dict[str, str]:
         """Runner name -> why it is not ready (empty when the graph is ready)."""
@@ -87,12 +95,41 @@ class Slot:
             return {"*": f"failed to start: {self.error}"}
         if not self.started:
             return {runner: "starting" for runner in self.graph.plan.runners} or {"*": "starting"}
-        stats = self.graph.stats()
         return {
-            runner: "no ready worker" if pool.healthy else "unhealthy: workers fail to start"
-            for runner, pool in stats.items()
-            if pool.ready_workers < 1 or not pool.healthy
+            runner: reason
+            for runner, pool in self.graph.stats().items()
+            if (reason := runner_not_ready(pool))
         }
+
+    def busy_response(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ASGI messages refusing a request past ``max_inflight`` (built once)."""
+        if self.busy is None:
+            message = (
+                f"graph {self.graph.name!r} already has its limit of {self.max_inflight} "
+                "requests in flight"
+            )
+            body = json.dumps({"error": message}).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+            ]
+            self.busy = (
+                {"type": "http.response.start", "status": 503, "headers": headers},
+                {"type": "http.response.body", "body": body},
+            )
+        return self.busy
+
+
+def runner_not_ready(pool: PoolStats) -> str:
+    """Why a runner is not ready, or ``""`` while it has a live worker that is not hung."""
+    if not pool.healthy:
+        return "unhealthy: workers fail to start"
+    if pool.ready_workers >= 1:
+        return ""
+    if pool.hung_workers:
+        return f"hung: {pool.hung_workers} of {pool.workers} workers hold a batch far too long"
+    return f"no ready worker: {pool.workers - pool.ready_workers} of {pool.workers} restarting"
 
 
 class Served:
@@ -118,6 +155,15 @@ class Served:
         """Graph -> runner -> reason, for every graph not ready."""
         report = {name: slot.not_ready() for name, slot in self.slots.items()}
         return {name: reasons for name, reasons in report.items() if reasons}
+
+    def refusal(self, name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The prebuilt 503 when graph ``name`` is at its in-flight bound, else ``None``:
+        cheap enough that refusing does not starve the requests being served."""
+        slot = self.slots[name]
+        if slot.inflight < slot.max_inflight:
+            return None
+        self.metrics.observe_request(name, "json", 503, 0.0)
+        return slot.busy_response()
 
     async def call(
         self,
@@ -160,7 +206,7 @@ class Served:
     async def _run(
         self, slot: Slot, inputs: Mapping[str, Any], trace: NodeTimer, timeout_ms: float | None
     ) -> dict[str, Any]:
-        if not slot.started or not slot.graph.ready:
+        if not slot.started:  # a restarting runner queues calls until it is back
             raise GraphClosed(f"graph {slot.graph.name!r} is not ready yet")
         if slot.inflight >= slot.max_inflight:
             raise Overloaded(

@@ -8,7 +8,7 @@ async with WorkerPool(RunnerConfig(name="mlp", runnable="models:MLP")) as pool:
 
 from __future__ import annotations
 
-from runners.config import BatchingConfig, Resources, RunnerConfig
+from runners.config import BatchingConfig, Resources, RunnerConfig, SupervisionConfig
 from runners.errors import (
     CallTimeout,
     MethodError,
@@ -16,6 +16,7 @@ from runners.errors import (
     ModelError,
     ModelNotFound,
     Overloaded,
+    PoisonCall,
     PoolClosed,
     ProtocolError,
     RunnerError,
@@ -40,6 +41,7 @@ __all__ = [
     "ModelError",
     "ModelNotFound",
     "Overloaded",
+    "PoisonCall",
     "PoolClosed",
     "PoolStats",
     "ProtocolError",
@@ -49,6 +51,7 @@ __all__ = [
     "RunnerConfig",
     "RunnerError",
     "RunnerStartupError",
+    "SupervisionConfig",
     "UnsupportedValue",
     "WorkerCrashed",
     "WorkerPool",

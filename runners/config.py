@@ -55,6 +55,66 @@ class BatchingConfig:
 
 
 @dataclass(frozen=True)
+class SupervisionConfig:
+    """How a runner's workers are watched and replaced.
+
+    An idle worker is pinged every ``ping_interval_s`` and replaced when no pong
+    comes within ``ping_timeout_s``. A worker holding a batch longer than its hang
+    limit is killed and replaced: ``hang_timeout_s`` when set, else
+    ``max(hang_floor_s, hang_factor x`` the method's p99 batch time ``)`` once
+    ``hang_warmup_batches`` batches were measured (``hang_warmup_s`` before then,
+    so a first call that loads a model is not taken for a hang). A worker that
+    dies is restarted after ``restart_backoff_s``, doubled per consecutive early
+    death up to ``restart_backoff_cap_s``; ``max_start_failures`` start-ups in a
+    row that fail stop the restarts and mark the runner unhealthy.
+    """
+
+    ping_interval_s: float = 5.0
+    ping_timeout_s: float = 5.0
+    hang_timeout_s: float | None = None
+    hang_floor_s: float = 5.0
+    hang_factor: float = 10.0
+    hang_warmup_s: float = 60.0
+    hang_warmup_batches: int = 20
+    restart_backoff_s: float = 0.05
+    restart_backoff_cap_s: float = 5.0
+    max_start_failures: int = 3
+
+    def __post_init__(self) -> None:
+        for name in SUPERVISION_SECONDS:
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.hang_factor < 1:
+            raise ValueError(f"hang_factor must be >= 1, got {self.hang_factor}")
+        if self.hang_warmup_batches < 1 or self.max_start_failures < 1:
+            raise ValueError("hang_warmup_batches and max_start_failures must be >= 1")
+
+    def restart_delay_s(self, early_deaths: int) -> float:
+        """Delay before the restart following ``early_deaths`` early deaths in a row."""
+        return float(min(self.restart_backoff_cap_s, self.restart_backoff_s * 2**early_deaths))
+
+    def hang_limit_s(self, measured_batches: int, p99_batch_s: float) -> float:
+        """How long one batch may run before its worker is taken for hung."""
+        if self.hang_timeout_s is not None:
+            return self.hang_timeout_s
+        if measured_batches < self.hang_warmup_batches:
+            return max(self.hang_floor_s, self.hang_warmup_s)
+        return max(self.hang_floor_s, self.hang_factor * p99_batch_s)
+
+
+SUPERVISION_SECONDS = (
+    "ping_interval_s",
+    "ping_timeout_s",
+    "hang_timeout_s",
+    "hang_floor_s",
+    "hang_warmup_s",
+    "restart_backoff_s",
+    "restart_backoff_cap_s",
+)
+
+
+@dataclass(frozen=True)
 class Resources:
     """What one runner asks for: CPU cores (``None``: all) and GPUs.
 
@@ -94,6 +154,7 @@ class RunnerConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
     gpu_offset: int = 0  # set by ``runners.resources.spread_gpus``, not by users
+    supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
 
     def __post_init__(self) -> None:
         if ":" not in self.runnable:

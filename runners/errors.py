@@ -3,8 +3,10 @@
     RunnerError                 root: catch this to catch every runner failure
      ├── RunnerStartupError     a worker could not import or construct its Runnable,
      │                          or did not answer READY in time
-     ├── WorkerCrashed          a worker died or hung while holding a call, and the
-     │                          one retry on another worker failed too
+     ├── WorkerCrashed          no worker is left to run a call (they keep failing
+     │                          to start)
+     ├── PoisonCall             a call crashed (or hung) the worker running it twice;
+     │                          it is not retried: retrying would crash another
      ├── Overloaded             the queue is full or its predicted wait is already
      │                          past the call's deadline (carries ``retry_after_s``)
      ├── CallTimeout            the call waited longer than its deadline or
@@ -49,6 +51,11 @@ class WorkerCrashed(RunnerError):
     """A worker died or stopped answering while it held this call."""
 
     retryable = True
+
+
+class PoisonCall(RunnerError):
+    """This call was running when two workers died or hung: it is failed for good
+    (not retryable) so that it cannot take down worker after worker."""
 
 
 class Overloaded(RunnerError):

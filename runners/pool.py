@@ -11,7 +11,9 @@ batch. No task is created per call or per batch.
 Failure contract: if a batch of several items raises (or cannot be sent), its
 items are retried one by one, so only the caller whose item fails gets the
 ``MethodError``. A batch lost with a dead or hung worker is retried once on
-another worker, else its callers get ``WorkerCrashed``.
+another worker (each item alone, so one bad item cannot sink the others); an
+item lost with a second worker is a poison call: its caller gets ``PoisonCall``
+and it is never sent again.
 """
 
 from __future__ import annotations
@@ -40,12 +42,8 @@ from runners.batcher import (
     take_batch,
 )
 from runners.config import RunnerConfig
-from runners.errors import (
-    PoolClosed,
-    RunnerError,
-    UnsupportedValue,
-    WorkerCrashed,
-)
+from runners.errors import PoisonCall, PoolClosed, RunnerError, UnsupportedValue
+from runners.health import RecentBatchTimes
 from runners.merging import merge_inputs
 from runners.resources import plan_environments
 from runners.runnable import MethodSpec
@@ -54,7 +52,6 @@ from runners.types import Args, CallResult, Kwargs, PoolStats
 
 logger = logging.getLogger("runners.pool")
 
-DEFAULT_HANG_TIMEOUT_S = 600.0  # generous: a batch running longer is treated as hung
 WAKE_SLACK_S = 0.001  # uvloop's timers have millisecond resolution and may fire early
 
 
@@ -69,29 +66,23 @@ class PoolState(enum.Enum):
 class WorkerPool:
     """Satisfies ``runners.types.RunnerClient``. ``gpus`` overrides GPU detection (a count or ids).
 
-    Hang detection: a worker holding one batch longer than ``hang_timeout_s`` (``None``:
-    never) is killed and replaced; an idle worker is pinged every ``ping_interval_s``
-    and replaced if it does not answer within ``ping_timeout_s``."""
+    Supervision (pings, hang limits, restarts) follows ``config.supervision``: a
+    worker holding one batch past its method's hang limit is killed and replaced."""
 
     def __init__(
         self,
         config: RunnerConfig,
         *,
         gpus: int | Sequence[str] | None = None,
-        hang_timeout_s: float | None = DEFAULT_HANG_TIMEOUT_S,
-        ping_interval_s: float = 5.0,
-        ping_timeout_s: float = 5.0,
         drain_timeout_s: float = 30.0,
         stop_timeout_s: float = 5.0,
-        max_start_failures: int = 3,
     ) -> None:
         self._config = config
+        self._supervision = config.supervision
         self._gpus = gpus
-        self._hang_timeout_s = hang_timeout_s
         self._drain_timeout_s = drain_timeout_s
         self._stop_timeout_s = stop_timeout_s
-        self._max_start_failures = max_start_failures
-        self._ping = (ping_interval_s, ping_timeout_s)
+        self._batch_times: dict[str, RecentBatchTimes] = {}
         self._state = PoolState.NEW
         self._queues: dict[str, MethodQueue] = {}
         self._idle: list[Worker] = []
@@ -139,10 +130,7 @@ class WorkerPool:
             on_lost=self._on_lost,
             on_ready=self._on_ready,
             on_gave_up=self._on_gave_up,
-            max_start_failures=self._max_start_failures,
             stop_timeout_s=self._stop_timeout_s,
-            ping_interval_s=self._ping[0],
-            ping_timeout_s=self._ping[1],
         )
         started = await asyncio.gather(
             *(sup.start_worker(slot) for slot in range(len(envs))), return_exceptions=True
@@ -215,10 +203,14 @@ class WorkerPool:
 
     def stats(self) -> PoolStats:
         sup = self._supervisor
+        live = [w for w in sup.workers.values() if not w.closed.is_set()] if sup else []
+        now = time.monotonic()
+        hung = sum(self._looks_hung(w, now) for w in live)
         return PoolStats(
             runner=self.name,
             workers=len(sup.envs) if sup else 0,
-            ready_workers=sum(not w.closed.is_set() for w in sup.workers.values()) if sup else 0,
+            ready_workers=len(live) - hung,
+            hung_workers=hung,
             restarts=sup.restarts if sup else 0,
             healthy=sup.healthy if sup else True,
             methods={name: q.snapshot() for name, q in self._queues.items()},
@@ -308,8 +300,32 @@ class WorkerPool:
         for call in batch:
             queue.queue_wait_s_sum += now - call.enqueued_at
         worker.send(chunks)
-        if self._hang_timeout_s is not None and worker.hang_timer is None:
-            self._arm_hang_timer(worker, self._hang_timeout_s)
+        limit = self._hang_limit_s(method)
+        timer = worker.hang_timer
+        if timer is None or timer.when() > asyncio.get_running_loop().time() + limit:
+            if timer is not None:
+                timer.cancel()
+            self._arm_hang_timer(worker, limit)
+
+    def _hang_limit_s(self, method: str) -> float:
+        """How long a batch of ``method`` may run before its worker is taken for hung."""
+        times = self._batch_times.get(method)
+        if times is None:
+            return self._supervision.hang_limit_s(0, 0.0)
+        return self._supervision.hang_limit_s(times.count, times.p99_s)
+
+    def _looks_hung(self, worker: Worker, now: float) -> bool:
+        """A worker whose batch has run past ``hang_factor`` x its method's p99 (or past
+        its hang limit): not ready, though it is only killed at the hang limit."""
+        flight: Flight | None = worker.batch
+        if flight is None:
+            return False
+        method = flight.queue.spec.name
+        times = self._batch_times.get(method)
+        suspect = self._hang_limit_s(method)
+        if times is not None and times.count >= self._supervision.hang_warmup_batches:
+            suspect = min(suspect, self._supervision.hang_factor * times.p99_s)
+        return now - flight.sent_at > suspect
 
     def _arm_hang_timer(self, worker: Worker, delay_s: float) -> None:
         """One timer per busy worker, left armed across batches (no timer handle per
@@ -338,6 +354,9 @@ class WorkerPool:
             return
         queue, calls, now = flight.queue, flight.calls, time.monotonic()
         queue.record_batch(flight.rows, now - flight.sent_at)
+        self._batch_times.setdefault(queue.spec.name, RecentBatchTimes()).observe(
+            now - flight.sent_at
+        )
         queue.warn_if_over_budget(self.name)
         if message[0] == "ok":
             deliver(flight, message[2], self.name, worker.id)
@@ -365,19 +384,24 @@ class WorkerPool:
         self._dispatch()
 
     def _on_hang(self, worker: Worker) -> None:
-        """Kill a worker whose batch has run ``hang_timeout_s``; re-arm for a batch sent
+        """Kill a worker whose batch has run past its hang limit; re-arm for a batch sent
         later; drop the timer if the worker is idle (its next batch arms it again)."""
         worker.hang_timer = None
         flight: Flight | None = worker.batch
-        if flight is None or self._hang_timeout_s is None:
+        if flight is None:
             return
-        left = flight.sent_at + self._hang_timeout_s - time.monotonic()
+        limit = self._hang_limit_s(flight.queue.spec.name)
+        left = flight.sent_at + limit - time.monotonic()
         if left > 0.0:
             self._arm_hang_timer(worker, left)
             return
         logger.error(
-            "[%s] held a batch longer than %.3g s; stopping it", worker.label, self._hang_timeout_s
+            "[%s] held a batch of %s longer than its hang limit of %.3g s; stopping it",
+            worker.label,
+            flight.queue.spec.name,
+            limit,
         )
+        worker.hung = True
         worker.kill()
 
     def _on_lost(self, worker: Worker) -> None:
@@ -386,13 +410,16 @@ class WorkerPool:
             self._idle.remove(worker)
         flight = self._take_flight(worker)
         if flight is not None:
-            error = WorkerCrashed(
-                f"worker {worker.id} died while running this call, after a first "
-                "worker had died with it too",
+            worker.died_holding_call = True
+            how = "hung and was stopped" if worker.hung else "died"
+            error = PoisonCall(
+                f"this call crashed two workers (the last, worker {worker.id}, {how} while "
+                "running it); it is not retried",
                 runner=self.name,
                 method=flight.queue.spec.name,
             )
-            flight.queue.requeue(survivors_of_crash(flight.calls, error), solo=False)
+            retry = survivors_of_crash(flight.calls, error)
+            flight.queue.requeue(retry, solo=len(flight.calls) > 1)
         self._dispatch()
         self._check_drained()
 

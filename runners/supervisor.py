@@ -6,6 +6,9 @@ Consecutive start-up failures stop the restarts and mark the runner unhealthy.
 Every line a worker writes is logged, prefixed with its runner and worker id
 (``runners.worker_log``); a worker still starting says so every
 ``STARTUP_NOTICE_S`` seconds.
+A worker that died while running a call is restarted without growing the
+backoff: the call is to blame (the pool fails it for good after a second
+crash), not the runner, and the runner's other calls should not wait for it.
 """
 
 from __future__ import annotations
@@ -22,13 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from runners import codec, worker_log
-from runners.config import RunnerConfig
+from runners.config import RunnerConfig, SupervisionConfig
 from runners.errors import ProtocolError, RunnerStartupError
 
 logger = logging.getLogger("runners.worker")
 
-BACKOFF_BASE_S = 0.05
-BACKOFF_CAP_S = 5.0
 SHORT_LIFE_S = 2.0  # a worker dying sooner than this counts toward a crash loop
 # Kernel socket buffers (capped by net.core.wmem_max): 64 MiB arrays cross in
 # ~21 ms instead of ~36 ms with the default 208 KiB.
@@ -37,11 +38,6 @@ STARTUP_NOTICE_S = 10.0  # a worker still loading is named in the log this often
 
 OnMessage = Callable[["Worker", Any], None]
 OnLost = Callable[["Worker"], None]
-
-
-def backoff_s(failures: int) -> float:
-    """Delay before restart number ``failures`` of a crash loop (0: first restart)."""
-    return float(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**failures))
 
 
 class WorkerLink(asyncio.BufferedProtocol):
@@ -95,6 +91,8 @@ class Worker:
     hang_timer: asyncio.TimerHandle | None = None
     ping_timer: asyncio.TimerHandle | None = None  # set while a ping awaits its pong
     pongs: int = 0
+    hung: bool = False  # killed for holding a batch past its hang limit
+    died_holding_call: bool = False  # set by the pool when it loses a batch with it
     log_task: asyncio.Task[None] | None = None
     log_pipe: asyncio.BaseTransport | None = None
 
@@ -295,10 +293,7 @@ class Supervisor:
         on_lost: OnLost,
         on_ready: Callable[[Worker], None],
         on_gave_up: Callable[[], None],
-        max_start_failures: int = 3,
         stop_timeout_s: float = 5.0,
-        ping_interval_s: float = 5.0,
-        ping_timeout_s: float = 5.0,
     ) -> None:
         self.config = config
         self.envs = envs
@@ -307,10 +302,8 @@ class Supervisor:
         self.starting = 0  # slots between a death and their next READY
         self.workers: dict[int, Worker] = {}  # live workers by id
         self._callbacks = (on_message, on_lost, on_ready, on_gave_up)
-        self._max_start_failures = max_start_failures
+        self._timings: SupervisionConfig = config.supervision
         self._stop_timeout_s = stop_timeout_s
-        self._ping_interval_s = ping_interval_s
-        self._ping_timeout_s = ping_timeout_s
         self._next_id = 0
         self._closing = asyncio.Event()
 
@@ -332,7 +325,8 @@ class Supervisor:
             if self._closing.is_set():
                 return
             lived = time.monotonic() - worker.started_at
-            crash_streak = crash_streak + 1 if lived < SHORT_LIFE_S else 0
+            early = lived < SHORT_LIFE_S and not worker.died_holding_call
+            crash_streak = crash_streak + 1 if early else 0
             logger.warning(
                 "[%s] exited (code %s); restarting",
                 worker.label,
@@ -346,17 +340,19 @@ class Supervisor:
     async def _watch(self, worker: Worker) -> None:
         """Until the worker is gone or the pool closes: ping it whenever it holds no
         batch (a batch is bounded by the pool's per-batch limit instead)."""
-        while not await self._until_closed_or(worker.closed, self._ping_interval_s):
+        timings = self._timings
+        while not await self._until_closed_or(worker.closed, timings.ping_interval_s):
             if worker.closed.is_set():
                 return
             if worker.batch is None:
-                worker.ping(self._ping_timeout_s)
+                worker.ping(timings.ping_timeout_s)
 
     async def _restart(self, slot: int, crash_streak: int) -> Worker | None:
         self.starting += 1
         try:
-            for failures in range(self._max_start_failures):
-                if await self._until_closed_or(None, backoff_s(crash_streak + failures)):
+            for failures in range(self._timings.max_start_failures):
+                delay = self._timings.restart_delay_s(crash_streak + failures)
+                if await self._until_closed_or(None, delay):
                     return None
                 try:
                     worker = await self.start_worker(slot)

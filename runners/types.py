@@ -52,9 +52,10 @@ class PoolStats:
 
     runner: str
     workers: int  # configured
-    ready_workers: int
+    ready_workers: int  # alive and not hung
     restarts: int
     healthy: bool  # False once start-up failures stopped the restarts
+    hung_workers: int = 0  # holding a batch far past its method's usual time
     methods: Mapping[str, MethodStats] = field(default_factory=dict)
 
 

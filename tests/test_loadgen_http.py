@@ -1,12 +1,20 @@
-"""The HTTP target's pure parts: loopback-only URLs and per-node figures from
-two scrapes of ``/metrics``."""
+"""The HTTP target: loopback-only URLs, per-node figures from two scrapes of
+``/metrics``, and clients that wait out a server's ``Retry-After``."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from pathlib import Path
+
+import httpx
 import pytest
 
+from orchestrator import create_app, load
 from orchestrator.errors import BenchError
+from orchestrator.loadgen import run_load
 from orchestrator.loadgen_http import (
+    HTTPTarget,
     NodeRoute,
     diff_snapshots,
     histogram_quantile,
@@ -14,6 +22,7 @@ from orchestrator.loadgen_http import (
     parse_metrics,
     require_loopback,
 )
+from tests._serve_helpers import SERVE_GRAPHS, thread_server, wait_until
 
 
 @pytest.mark.parametrize(
@@ -88,3 +97,34 @@ def test_node_figures_come_from_the_difference_of_two_scrapes() -> None:
     assert a.p50_ms == pytest.approx(10.0)
     assert a.p99_ms is not None and 10.0 < a.p99_ms <= 100.0
     assert nodes["post"].calls == 0 and nodes["post"].mean_batch_size is None
+
+
+def test_clients_wait_out_retry_after_and_count_refusals_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = tmp_path / "release"
+    monkeypatch.setenv("SERVE_TEST_RELEASE", str(release))
+    app = create_app([load(SERVE_GRAPHS / "held.yaml")], max_inflight=1)
+    with thread_server(app) as url:
+        holder = threading.Thread(
+            target=httpx.post, args=(f"{url}/held",), kwargs={"json": {"x": [1.0]}, "timeout": 60}
+        )
+        holder.start()
+        try:
+            wait_until(
+                lambda: 'runner="holder"} 1.0' in httpx.get(f"{url}/metrics").text,
+                what="the held request to reach its runner",
+            )
+            assert httpx.post(f"{url}/held", json={"x": [2.0]}).status_code == 503
+
+            async def measure() -> tuple[int, dict[str, int]]:
+                async with HTTPTarget(url, "held", {"x": [3.0]}, {}) as target:
+                    summary = await run_load(target, concurrency=4, duration_s=1.5, drain_s=1.0)
+                return summary.refused, dict(summary.errors)
+
+            refused, errors = asyncio.run(measure())
+        finally:
+            release.touch()
+            holder.join(timeout=30)
+    assert errors == {}
+    assert 4 <= refused <= 8  # Retry-After: 1 -> at most two tries per client in 1.5 s

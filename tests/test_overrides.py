@@ -71,7 +71,7 @@ def test_bad_file_reports_every_problem_with_its_position(tmp_path: Path) -> Non
         f"{f}:2:3: error: graph 'diamond' has no runner 'mlp_c'; did you mean 'mlp_b'?"
         " (runners: mlp_a, mlp_b)",
         f"{f}:5:5: error: runner 'mlp_a': unknown key 'wokers'; expected one of: workers,"
-        " batching, methods, max_queue, resources, env",
+        " batching, methods, max_queue, resources, env, supervision",
         f"{f}:6:16: error: runner 'mlp_a': must be an integer >= 1, got 0",
         f"{f}:7:15: error: runner 'mlp_a': runner 'mlp_a' has no method 'score'; known: predict",
     ]

@@ -20,10 +20,12 @@ from runners import (
     CallTimeout,
     MethodError,
     Overloaded,
+    PoisonCall,
     PoolClosed,
     Resources,
     RunnerClient,
     RunnerStartupError,
+    SupervisionConfig,
     UnsupportedValue,
     WorkerCrashed,
     WorkerPool,
@@ -195,7 +197,7 @@ def test_sigkill_under_load_loses_no_call_and_the_pool_recovers(loop_factory: Lo
             results = await gathered
             for i, result in enumerate(results):
                 if isinstance(result, BaseException):
-                    assert isinstance(result, WorkerCrashed), result
+                    assert isinstance(result, PoisonCall), result
                 else:
                     np.testing.assert_array_equal(result, np.full(3, 2.0 * i))
             await until(lambda: pool.stats().restarts == 1 and pool.stats().ready_workers == 2)
@@ -205,10 +207,10 @@ def test_sigkill_under_load_loses_no_call_and_the_pool_recovers(loop_factory: Lo
     run(main(), loop_factory=loop_factory)
 
 
-def test_a_call_that_kills_every_worker_it_meets_fails_with_worker_crashed() -> None:
+def test_a_call_that_kills_every_worker_it_meets_fails_as_a_poison_call() -> None:
     async def main() -> None:
         async with WorkerPool(runner_config(workers=2)) as pool:
-            with pytest.raises(WorkerCrashed, match="worker"):
+            with pytest.raises(PoisonCall, match="crashed two workers"):
                 await pool.call("crash")
             await until(lambda: pool.stats().ready_workers == 2)
             assert pool.stats().restarts == 2 and pool.stats().healthy
@@ -218,8 +220,9 @@ def test_a_call_that_kills_every_worker_it_meets_fails_with_worker_crashed() -> 
 
 def test_a_hung_worker_is_replaced() -> None:
     async def main() -> None:
-        async with WorkerPool(runner_config(), hang_timeout_s=0.3) as pool:
-            with pytest.raises(WorkerCrashed):
+        config = runner_config(supervision=SupervisionConfig(hang_timeout_s=0.3))
+        async with WorkerPool(config) as pool:
+            with pytest.raises(PoisonCall, match="hung"):
                 await pool.call("hang")
             await until(lambda: pool.stats().restarts == 2 and pool.stats().ready_workers == 1)
             assert await pool.call("echo", 1) == 1
@@ -232,8 +235,9 @@ def test_a_batch_shorter_than_the_hang_timeout_is_not_taken_for_a_hang() -> None
     batch, that batch's own start counts."""
 
     async def main() -> None:
-        config = runner_config(init={"delay_s": 0.25})
-        async with WorkerPool(config, hang_timeout_s=0.4) as pool:
+        supervision = SupervisionConfig(hang_timeout_s=0.4)
+        config = runner_config(init={"delay_s": 0.25}, supervision=supervision)
+        async with WorkerPool(config) as pool:
             x = np.zeros(2, np.float32)
             for _ in range(3):  # the timer of the first batch fires during the second
                 assert (await pool.call("predict", x)).shape == (2,)
@@ -244,7 +248,8 @@ def test_a_batch_shorter_than_the_hang_timeout_is_not_taken_for_a_hang() -> None
 
 def test_an_idle_worker_that_stops_answering_pings_is_replaced() -> None:
     async def main() -> None:
-        pool = WorkerPool(runner_config(), ping_interval_s=0.1, ping_timeout_s=0.5)
+        supervision = SupervisionConfig(ping_interval_s=0.1, ping_timeout_s=0.5)
+        pool = WorkerPool(runner_config(supervision=supervision))
         async with pool:
             (stopped,) = _worker_pids(pool)
             os.kill(stopped, signal.SIGSTOP)
@@ -262,7 +267,8 @@ def test_an_idle_worker_that_stops_answering_pings_is_replaced() -> None:
 
 def test_pings_interleaved_with_calls_disturb_nothing() -> None:
     async def main() -> None:
-        async with WorkerPool(runner_config(), ping_interval_s=0.01, ping_timeout_s=5.0) as pool:
+        supervision = SupervisionConfig(ping_interval_s=0.01, ping_timeout_s=5.0)
+        async with WorkerPool(runner_config(supervision=supervision)) as pool:
             sup = pool._supervisor
             assert sup is not None
             (worker,) = sup.workers.values()
@@ -279,8 +285,11 @@ def test_pings_interleaved_with_calls_disturb_nothing() -> None:
 def test_repeated_startup_failures_mark_the_pool_unhealthy(tmp_path: Path) -> None:
     async def main() -> None:
         marker = tmp_path / "broken"
-        config = runner_config("runner_models:Flaky", init={"marker": str(marker)})
-        async with WorkerPool(config, max_start_failures=2) as pool:
+        supervision = SupervisionConfig(max_start_failures=2)
+        config = runner_config(
+            "runner_models:Flaky", init={"marker": str(marker)}, supervision=supervision
+        )
+        async with WorkerPool(config) as pool:
             assert await pool.call("ping") == "pong"
             marker.touch()
             with pytest.raises(WorkerCrashed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,6 +120,7 @@ def test_overload_gives_503_with_retry_after_while_health_answers(
         assert refused.status_code == 503
         assert int(refused.headers["Retry-After"]) >= 1
         assert "in flight" in refused.json()["error"]
+        assert _refused_before_its_body_is_sent(url) == 503
         assert httpx.get(f"{url}/livez").status_code == 200
         assert httpx.get(f"{url}/readyz").status_code == 200
         assert client.get("/metrics").status_code == 200
@@ -126,6 +128,17 @@ def test_overload_gives_503_with_retry_after_while_health_answers(
         results = [future.result(timeout=30) for future in held]
     assert [r.status_code for r in results] == [200] * MAX_INFLIGHT
     assert [r.json()["y"] for r in results] == [[float(i)] for i in range(MAX_INFLIGHT)]
+
+
+def _refused_before_its_body_is_sent(url: str) -> int:
+    """The status of a request whose body never comes (503 only if refused unread)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /held HTTP/1.1\r\nhost: x\r\nauthorization: Bearer " + API_KEY.encode()
+            + b"\r\ncontent-type: application/json\r\ncontent-length: 64\r\n\r\n"
+        )
+        return int(sock.recv(1024).split(b" ", 2)[1])
 
 
 def _holder_calls(client: httpx.Client) -> int:
@@ -169,7 +182,11 @@ def test_oversize_body_gives_413(client: httpx.Client) -> None:
 
 def test_health_endpoints(url: str) -> None:
     assert httpx.get(f"{url}/livez").json() == {"status": "ok"}
-    assert httpx.get(f"{url}/readyz").json() == {"status": "ready"}
+    ready = httpx.get(f"{url}/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["graphs"]["calc"] == {"ready": True}
+    assert httpx.get(f"{url}/readyz/calc").json() == {"status": "ready"}  # no key needed
+    assert httpx.get(f"{url}/readyz/nope").status_code == 404
 
 
 def test_openapi_carries_input_and_output_schemas(client: httpx.Client) -> None:

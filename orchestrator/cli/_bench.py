@@ -169,6 +169,8 @@ def print_summary(summary: BenchSummary, *, rich_table: bool) -> None:
     )
     errors = ", ".join(f"{kind}: {n}" for kind, n in sorted(summary.errors.items()))
     print(f"errors      {summary.error_count}" + (f" ({errors})" if errors else ""))
+    if summary.refused:
+        print(f"refused     {summary.refused} (503 with Retry-After; each client waited it out)")
     rows = node_rows(summary)
     if not rows:
         return

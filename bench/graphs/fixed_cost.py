@@ -18,7 +18,7 @@ class FixedCost(Runnable):
     def __init__(self, batch_ms: float = 20.0) -> None:
         self.batch_s = batch_ms / 1000.0
 
-    @method(batchable=True, batch_dim=0)
+    @method(batchable=True, batch_dim=0, stack=True)
     def predict(self, x: Any) -> Any:
         """Sleep for one batch's cost, then echo the batch."""
         time.sleep(self.batch_s)

@@ -96,7 +96,8 @@ def to_tensor(value: Any, spec: TensorSpec, *, field: str) -> np.ndarray[Any, An
     if not _shape_fits(array.shape, spec.shape):
         want = "[" + ", ".join("*" if n == -1 else str(n) for n in spec.shape) + "]"
         raise RequestError(f"expected shape {want}, got {list(array.shape)}", field=field)
-    result = array.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # a value beyond float32's range: refused below
+        result = array.astype(dtype, copy=False)
     if dtype.kind == "f" and isinstance(value, list) and not np.isfinite(result).all():
         raise RequestError(
             f"expected finite {dtype.name} values, got one out of its range", field=field

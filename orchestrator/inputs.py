@@ -61,7 +61,7 @@ def _check_schema(spec: InputPlan, value: Any) -> None:
 
 def _short_message(error: jsonschema.ValidationError) -> str:
     """jsonschema's message, with the value it quotes (maybe megabytes) abbreviated."""
-    message = error.message
+    message = str(error.message)
     if len(message) <= 2 * QUOTE_LIMIT:
         return message
     quoted = repr(error.instance)

@@ -5,8 +5,9 @@
 the value later would too). ``loads`` first measures the nesting depth of the
 raw bytes: bodies with fewer brackets than the limit (most requests) cost two
 ``bytes.count`` calls; larger ones are reduced (in C: ``translate``, ``split``)
-to their brackets outside strings, whose running depth numpy sums. ``NaN`` and ``Infinity``, which Python's
-parser accepts but JSON does not have, are refused as the parser meets them.
+to their brackets outside strings, whose running depth numpy sums. ``NaN`` and
+``Infinity``, which Python's parser accepts but JSON does not have, are refused
+as the parser meets them.
 """
 
 from __future__ import annotations

@@ -207,8 +207,8 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], 
             size = -1
         if not 0 <= size <= len(body):
             raise RequestError(
-                f"Inference-Header-Content-Length {abbreviate(header_length)!r} does not fit a body of "
-                f"{len(body)} bytes"
+                f"Inference-Header-Content-Length {abbreviate(header_length)!r} does not fit "
+                f"a body of {len(body)} bytes"
             )
     header = loads(body[:size])
     if not isinstance(header, dict):

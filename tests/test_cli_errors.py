@@ -50,7 +50,10 @@ def test_a_nul_byte_in_a_graph_file_is_a_diagnostic(tmp_path: Path) -> None:
         result = _graphctl(command, str(graph))
         assert result.returncode == 1
         first = result.stderr.splitlines()[0]
-        assert first == f"{graph}:2:8: error: invalid YAML: character U+0000 is not allowed in a YAML file"
+        assert (
+            first
+            == f"{graph}:2:8: error: invalid YAML: character U+0000 is not allowed in a YAML file"
+        )
         assert "internal error" not in result.stderr
 
 

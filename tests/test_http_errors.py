@@ -116,9 +116,7 @@ def test_every_answered_request_is_counted(client: httpx.Client) -> None:
         assert _count(client, *key) == count + 1, key
 
 
-@pytest.mark.parametrize(
-    "x", ["[1.0, true]", "[NaN]", "[1e400]", "[1e39]", "[Infinity]"], ids=str
-)
+@pytest.mark.parametrize("x", ["[1.0, true]", "[NaN]", "[1e400]", "[1e39]", "[Infinity]"], ids=str)
 def test_float_tensors_refuse_booleans_and_non_finite_numbers(client: httpx.Client, x: str) -> None:
     response = client.post("/calc", content=f'{{"x": {x}, "label": "a"}}'.encode())
     assert response.status_code == 422, response.text

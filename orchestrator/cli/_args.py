@@ -44,7 +44,9 @@ def graph_file(text: str) -> Path:
     """An argparse ``type`` for a graph file: a folder is a usage mistake."""
     path = Path(text)
     if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{path} is a folder: name its graph files ({path}/*.yaml)")
+        raise argparse.ArgumentTypeError(
+            f"{path} is a folder: name its graph files ({path}/*.yaml)"
+        )
     return path
 
 

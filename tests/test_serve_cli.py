@@ -56,7 +56,7 @@ def test_serving_a_folder_prints_the_ready_url(tmp_path: Path) -> None:
     with ServeProcess([str(SERVE_GRAPHS)]) as server:
         server.wait_ready()
         names = [graph["name"] for graph in httpx.get(f"{server.url}/").json()["graphs"]]
-        assert names == ["broken", "calc", "deadline", "held"]
+        assert names == ["broken", "calc", "deadline", "faulty", "held"]
         assert server.process.stdout is not None
         line = server.process.stdout.readline()
         assert server.url in line and "ready" in line

@@ -56,7 +56,16 @@ def test_serving_a_folder_prints_the_ready_url(tmp_path: Path) -> None:
     with ServeProcess([str(SERVE_GRAPHS)]) as server:
         server.wait_ready()
         names = [graph["name"] for graph in httpx.get(f"{server.url}/").json()["graphs"]]
-        assert names == ["broken", "calc", "deadline", "faulty", "held"]
+        assert names == [
+            "broken",
+            "calc",
+            "deadline",
+            "faulty",
+            "gated",
+            "gated_deadline",
+            "held",
+            "rows",
+        ]
         assert server.process.stdout is not None
         line = server.process.stdout.readline()
         assert server.url in line and "ready" in line

@@ -16,10 +16,13 @@
                                      PoisonCall, Overloaded, CallTimeout, MethodError, ...
 
 Catch ``GraphctlError`` or ``RunnerError`` for all of them, or one precise class.
+A message that quotes a value a caller sent quotes ``abbreviate(value)``: a short
+prefix, so an error never echoes a large input back.
 """
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -58,6 +61,23 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warning"]
+
+QUOTE_LIMIT = 60  # characters of a value an error message quotes at most
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = QUOTE_LIMIT
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+def abbreviate(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` as an error message quotes it: text as it is, anything else as a
+    ``repr``, cut to ``limit`` characters (never building the full ``repr`` of a
+    large value)."""
+    text = value if isinstance(value, str) else _SHORT.repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[:limit]}...{size}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,7 @@ class NodeFailed(GraphctlError):
     def __init__(self, node: str, cause: BaseException, *, runner: str | None = None):
         where = f"node {node!r}" + (f" (runner {runner!r})" if runner else "")
         super().__init__(f"{where} failed: {cause}")
+        self.where = where
         self.node = node
         self.runner = runner
         self.cause = cause

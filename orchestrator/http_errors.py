@@ -5,6 +5,12 @@ routes agree: a bad request is the caller's fault (4xx), overload and start-up
 are temporary (503 with ``Retry-After``), a deadline is 504, and a node failure
 is 500 with the node named, never a traceback. A node that failed because its
 worker crashed or its queue was full is temporary too: 503, so callers retry.
+
+The text of an exception raised by a user's method or function may hold
+anything (paths, keys, data), so a client is told only its type unless the
+operator passes ``expose_errors``; ``HttpError.log_text`` keeps the full text
+for the server log. graphctl's own messages (validation, timeouts, overload)
+are always given in full.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
 
 from orchestrator.errors import (
     DeadlineExceeded,
@@ -24,8 +33,9 @@ from orchestrator.errors import (
     NodeFailed,
     RequestError,
     SkippedOutput,
+    abbreviate,
 )
-from runners.errors import Overloaded, PoolClosed, RunnerError
+from runners.errors import MethodError, Overloaded, PoolClosed, RunnerError
 
 DEFAULT_RETRY_AFTER_S = 1.0
 
@@ -38,6 +48,7 @@ class HttpError:
     message: str
     field: str | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    log_text: str | None = None  # the full text when ``message`` is redacted
 
 
 def _retry_after(seconds: float) -> dict[str, str]:
@@ -55,8 +66,38 @@ def _temporary(error: BaseException) -> HttpError | None:
     return None
 
 
-def classify(error: BaseException, *, bad_request_status: int = 422) -> HttpError:
-    """The HTTP answer to ``error``; ``bad_request_status`` is 422 or 400 (OIP)."""
+def is_users_error(error: BaseException) -> bool:
+    """True for an exception raised by a user's method or function (not by graphctl)."""
+    return isinstance(error, MethodError) or not isinstance(error, GraphctlError | RunnerError)
+
+
+def public_text(error: BaseException, *, expose: bool = False) -> str:
+    """What a client is told of ``error``: a user's exception only by its type."""
+    if isinstance(error, NodeFailed) and is_users_error(error.cause) and not expose:
+        return f"{error.where} failed: {public_text(error.cause)}"
+    if expose or not is_users_error(error):
+        return str(error)
+    if isinstance(error, MethodError):
+        where = ".".join(part for part in (error.runner, error.method) if part)
+        raised = f"runner {where!r} raised" if where else "the method raised"
+        return f"{raised} {error.error_type} (details in the server log)"
+    return f"{type(error).__name__} (details in the server log)"
+
+
+def classify(
+    error: BaseException, *, bad_request_status: int = 422, expose: bool = False
+) -> HttpError:
+    """The HTTP answer to ``error``; ``bad_request_status`` is 422 or 400 (OIP);
+    ``expose`` gives clients the full text of users' exceptions."""
+    answer = _classify(error, bad_request_status)
+    if answer.status != 500:
+        return answer
+    text = str(error) or type(error).__name__
+    message = public_text(error, expose=expose) if answer.message == str(error) else answer.message
+    return dataclasses.replace(answer, message=message, log_text=text)
+
+
+def _classify(error: BaseException, bad_request_status: int) -> HttpError:
     if isinstance(error, RequestError):
         return HttpError(bad_request_status, error.message, field=error.field)
     temporary = _temporary(error)
@@ -85,3 +126,29 @@ def error_response(error: HttpError, *, detail: bool = False) -> JSONResponse:
         loc: list[str] = ["body", *(error.field.split(".") if error.field else [])]
         body["detail"] = [{"loc": loc, "msg": error.message, "type": "value_error"}]
     return JSONResponse(body, status_code=error.status, headers=dict(error.headers))
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error of ``app`` as ``{"error": ...}``: unknown paths (404), methods
+    (405), FastAPI's own validation, and exceptions of graphctl's code (500,
+    logged with their traceback by uvicorn, as they are bugs)."""
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        headers = dict(error.headers or {})
+        return error_response(HttpError(error.status_code, str(error.detail), headers=headers))
+
+    async def validation_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        problems = error.errors()
+        first = problems[0] if problems else {}
+        field = ".".join(str(step) for step in first.get("loc", ())[1:]) or None
+        message = str(first.get("msg", "invalid request"))
+        return error_response(HttpError(422, message, field=abbreviate(field) if field else None))
+
+    async def internal_error(request: Request, error: Exception) -> Response:
+        return error_response(HttpError(500, f"internal error: {type(error).__name__}"))
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)

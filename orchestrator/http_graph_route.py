@@ -28,7 +28,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orchestrator.deadlines import header_timeout_ms
 from orchestrator.errors import RequestError
 from orchestrator.http_errors import HttpError, error_response
-from orchestrator.inputs import to_jsonable
+from orchestrator.inputs import reject_booleans, to_jsonable
+from orchestrator.json_body import loads
+from orchestrator.plan import Plan
 from orchestrator.serving import Served
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -62,14 +64,14 @@ class GraphRoutes:
                 scope, receive, send
             )
             return
-        body = parse_json_object(raw)
+        body = parse_json_object(raw, self.served.slots[name].graph.plan)
         if isinstance(body, HttpError):
             await error_response(body, detail=True)(scope, receive, send)
             return
         with ClientWatch(receive) as watch:
             result = await self.served.call(name, "json", body, timeout_ms=timeout_ms)
         if watch.disconnected:
-            return  # nobody to answer; Served counted it as 499
+            return  # nobody to answer; RequestMetrics counts it as 499
         if isinstance(result, HttpError):
             await error_response(result, detail=True)(scope, receive, send)
             return
@@ -142,14 +144,19 @@ async def _read_body(receive: Receive) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def parse_json_object(raw: bytes) -> dict[str, Any] | HttpError:
+def parse_json_object(raw: bytes, plan: Plan) -> dict[str, Any] | HttpError:
     """The request body as a JSON object, or a 422 saying what is wrong with it."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        return HttpError(422, f"the body is not valid JSON: {error}")
+        body = loads(raw)
+    except RequestError as error:
+        return HttpError(422, f"the body: {error.message}")
     if not isinstance(body, dict):
         return HttpError(422, f"the body must be a JSON object, got {type(body).__name__}")
+    if b"true" in raw or b"false" in raw:
+        try:
+            reject_booleans(plan, body)
+        except RequestError as error:
+            return HttpError(422, error.message, field=error.field)
     return body
 
 

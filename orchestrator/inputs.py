@@ -3,7 +3,13 @@
 ``validate_inputs`` turns what a caller sent (JSON data, or numpy arrays from
 Python) into what nodes receive: tensor inputs become numpy arrays of the
 declared dtype and shape, JSON inputs are checked against their JSON Schema.
-Every problem is a ``RequestError`` whose ``field`` names the input at fault.
+Every problem is a ``RequestError`` whose ``field`` names the input at fault,
+and quotes at most a short prefix of the value at fault.
+
+A float tensor given as JSON must hold finite numbers of its dtype's range
+(``1e400`` or ``1e39`` for float32 would become infinity). JSON booleans in a
+numeric tensor are refused over HTTP (``reject_booleans``): numpy would read
+them as 1 and 0.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from orchestrator.errors import RequestError
+from orchestrator.errors import QUOTE_LIMIT, RequestError, abbreviate
 from orchestrator.plan import InputPlan, Plan, TensorSpec
 
 
@@ -27,7 +33,7 @@ def validate_inputs(plan: Plan, inputs: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(inputs) - set(plan.inputs))
     if unknown:
         expected = ", ".join(plan.inputs) or "none"
-        raise RequestError(f"unknown input (expected: {expected})", field=unknown[0])
+        raise RequestError(f"unknown input (expected: {expected})", field=abbreviate(unknown[0]))
     return {name: _one_input(spec, inputs) for name, spec in plan.inputs.items()}
 
 
@@ -50,7 +56,18 @@ def _check_schema(spec: InputPlan, value: Any) -> None:
         where = "".join(
             f"[{step}]" if isinstance(step, int) else f".{step}" for step in error.absolute_path
         )
-        raise RequestError(error.message, field=spec.name + where)
+        raise RequestError(_short_message(error), field=spec.name + abbreviate(where))
+
+
+def _short_message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, with the value it quotes (maybe megabytes) abbreviated."""
+    message = str(error.message)
+    if len(message) <= 2 * QUOTE_LIMIT:
+        return message
+    quoted = repr(error.instance)
+    if quoted in message:
+        return message.replace(quoted, abbreviate(error.instance))
+    return abbreviate(message, 2 * QUOTE_LIMIT)
 
 
 @functools.lru_cache(maxsize=256)
@@ -79,7 +96,30 @@ def to_tensor(value: Any, spec: TensorSpec, *, field: str) -> np.ndarray[Any, An
     if not _shape_fits(array.shape, spec.shape):
         want = "[" + ", ".join("*" if n == -1 else str(n) for n in spec.shape) + "]"
         raise RequestError(f"expected shape {want}, got {list(array.shape)}", field=field)
-    return array.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # a value beyond float32's range: refused below
+        result = array.astype(dtype, copy=False)
+    if dtype.kind == "f" and isinstance(value, list) and not np.isfinite(result).all():
+        raise RequestError(
+            f"expected finite {dtype.name} values, got one out of its range", field=field
+        )
+    return result
+
+
+def reject_booleans(plan: Plan, body: Mapping[str, Any]) -> None:
+    """``RequestError`` if a numeric tensor input holds a JSON boolean.
+
+    Call it only for a body whose text has ``true`` or ``false``: the scan walks
+    every element in Python, as costly as the conversion itself."""
+    for name, spec in plan.inputs.items():
+        value = body.get(name)
+        if spec.tensor is not None and spec.tensor.dtype != "bool" and _holds_bool(value):
+            raise RequestError(f"expected {spec.tensor.dtype} values, got a boolean", field=name)
+
+
+def _holds_bool(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(map(_holds_bool, value))
+    return isinstance(value, bool)
 
 
 def _shape_fits(shape: tuple[int, ...], declared: tuple[int, ...]) -> bool:

@@ -139,7 +139,11 @@ class HTTPTarget(AsyncLifecycle):
         return ()
 
     async def snapshot(self) -> Snapshot:
-        response = await self._client.get(f"{self._url}/metrics")
+        try:
+            response = await self._client.get(f"{self._url}/metrics")
+        except httpx.TransportError as error:
+            reason = str(error) or type(error).__name__
+            raise BenchError(f"cannot reach a server at {self._url}: {reason}") from None
         if not response.is_success:
             raise BenchError(f"GET {self._url}/metrics answered HTTP {response.status_code}")
         return parse_metrics(response.text)

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from orchestrator.deadlines import OIP_TIMEOUT_PARAMETER, parse_timeout_ms
-from orchestrator.errors import RequestError
+from orchestrator.errors import RequestError, abbreviate
 from orchestrator.http_errors import HttpError, error_response
 from orchestrator.http_graph_route import ClientWatch
 from orchestrator.oip_codec import (
@@ -76,9 +76,18 @@ def model_metadata(slot: Slot) -> dict[str, Any]:
 
 
 def input_value(tensor: Tensor, spec: InputPlan) -> Any:
-    """A graph input from an OIP tensor: the array itself for tensor inputs, else JSON data."""
+    """A graph input from an OIP tensor: the array itself for tensor inputs, else JSON data.
+
+    A tensor input takes only its own datatype: the protocol names the datatype
+    sent, so another one (``INT64`` for an ``FP32`` input) is a mistake, not a cast."""
     array = tensor.array
     if spec.tensor is not None:
+        declared = datatype_of(np.dtype(spec.tensor.dtype))
+        if tensor.datatype != declared:
+            raise RequestError(
+                f"input {spec.name!r} is {declared}, got {abbreviate(tensor.datatype)}",
+                field="inputs",
+            )
         return array
     kind = spec.schema.get("type")
     texts = [
@@ -136,7 +145,9 @@ def _requested_outputs(
     for index, item in enumerate(wanted):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str) or name not in plan_outputs:
-            raise RequestError(f"unknown output {name!r}", field=f"outputs[{index}].name")
+            raise RequestError(
+                f"unknown output {abbreviate(name)!r}", field=f"outputs[{index}].name"
+            )
         item_params = item.get("parameters") or {}
         chosen[name] = bool(item_params.get("binary_data", default_binary))
     return chosen
@@ -159,9 +170,15 @@ def oip_router(served: Served) -> APIRouter:
     """The ``/v2`` routes over the graphs of ``served``."""
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
 
-    def find(name: str) -> Slot | JSONResponse:
+    def find(name: str, model_version: str = MODEL_VERSION) -> Slot | JSONResponse:
         slot = served.slots.get(name)
-        return slot if slot is not None else _error(404, f"unknown model {name!r}")
+        if slot is None:
+            return _error(404, f"unknown model {abbreviate(name)!r}")
+        if model_version != MODEL_VERSION:
+            return _error(
+                404, f"model {name!r} has no version {abbreviate(model_version)!r} (only 1)"
+            )
+        return slot
 
     @router.get("", summary="Server metadata")
     async def server_metadata() -> dict[str, Any]:
@@ -181,8 +198,10 @@ def oip_router(served: Served) -> APIRouter:
     @router.get(
         "/models/{graph}/versions/{model_version}", include_in_schema=False, response_model=None
     )
-    async def metadata(graph: str) -> dict[str, Any] | JSONResponse:
-        slot = find(graph)
+    async def metadata(
+        graph: str, model_version: str = MODEL_VERSION
+    ) -> dict[str, Any] | JSONResponse:
+        slot = find(graph, model_version)
         return slot if isinstance(slot, JSONResponse) else model_metadata(slot)
 
     @router.get("/models/{graph}/ready", summary="Model readiness", response_model=None)
@@ -191,8 +210,10 @@ def oip_router(served: Served) -> APIRouter:
         include_in_schema=False,
         response_model=None,
     )
-    async def model_ready(graph: str) -> dict[str, Any] | JSONResponse:
-        slot = find(graph)
+    async def model_ready(
+        graph: str, model_version: str = MODEL_VERSION
+    ) -> dict[str, Any] | JSONResponse:
+        slot = find(graph, model_version)
         if isinstance(slot, JSONResponse):
             return slot
         if slot.not_ready():
@@ -205,8 +226,8 @@ def oip_router(served: Served) -> APIRouter:
         include_in_schema=False,
         response_model=None,
     )
-    async def infer(graph: str, request: Request) -> Response:
-        slot = find(graph)
+    async def infer(graph: str, request: Request, model_version: str = MODEL_VERSION) -> Response:
+        slot = find(graph, model_version)
         if isinstance(slot, JSONResponse):
             return slot
         return await _infer(served, slot, request)
@@ -222,7 +243,7 @@ async def _infer(served: Served, slot: Slot, request: Request) -> Response:
         inputs = {}
         for tensor in tensors:
             if tensor.name not in plan.inputs:
-                raise RequestError(f"unknown input {tensor.name!r}", field="inputs")
+                raise RequestError(f"unknown input {abbreviate(tensor.name)!r}", field="inputs")
             inputs[tensor.name] = input_value(tensor, plan.inputs[tensor.name])
         wanted = _requested_outputs(header, plan.outputs)
         timeout_ms = _requested_timeout_ms(header)

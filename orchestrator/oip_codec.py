@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import RequestError
+from orchestrator.errors import RequestError, abbreviate
+from orchestrator.json_body import loads
 
 HEADER_LENGTH = "inference-header-content-length"
 
@@ -69,7 +70,7 @@ def numpy_dtype(datatype: str, *, field: str = "datatype") -> np.dtype[Any]:
     except (KeyError, AttributeError):
         expected = ", ".join(DATATYPES)
         raise RequestError(
-            f"unknown datatype {datatype!r}, expected one of {expected}", field=field
+            f"unknown datatype {abbreviate(datatype)!r}, expected one of {expected}", field=field
         ) from None
 
 
@@ -125,11 +126,17 @@ def decode_json_data(
     if not all(_fits_kind(v, dtype.kind) for v in flat):
         raise RequestError(f"data must hold {datatype} values", field=f"{field}.data")
     try:
-        return np.asarray(flat, dtype=dtype).reshape(shape)
+        with np.errstate(over="ignore"):
+            array = np.asarray(flat, dtype=dtype).reshape(shape)
     except (ValueError, OverflowError) as error:
         raise RequestError(
             f"data does not fit {datatype}: {error}", field=f"{field}.data"
         ) from None
+    if dtype.kind == "f" and not np.isfinite(array).all():
+        raise RequestError(
+            f"data must hold finite {datatype} values within its range", field=f"{field}.data"
+        )
+    return array
 
 
 def decode_binary_data(
@@ -200,13 +207,10 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], 
             size = -1
         if not 0 <= size <= len(body):
             raise RequestError(
-                f"Inference-Header-Content-Length {header_length!r} does not fit a body of "
-                f"{len(body)} bytes"
+                f"Inference-Header-Content-Length {abbreviate(header_length)!r} does not fit "
+                f"a body of {len(body)} bytes"
             )
-    try:
-        header = json.loads(body[:size])
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RequestError(f"the request is not valid JSON: {error}") from None
+    header = loads(body[:size])
     if not isinstance(header, dict):
         raise RequestError("the request must be a JSON object")
     return header, body[size:]

@@ -18,9 +18,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
-from orchestrator.http_errors import HttpError, error_response
+from orchestrator.http_errors import HttpError, add_error_handlers, error_response
 from orchestrator.http_graph_route import GraphRoutes, dumps, parse_json_object
 from orchestrator.http_limits import ApiKey, BodySizeLimit
+from orchestrator.http_metrics import RequestMetrics
 from orchestrator.http_schemas import operation_extra
 from orchestrator.inputs import to_jsonable
 from orchestrator.metrics import CONTENT_TYPE
@@ -37,13 +38,16 @@ def create_app(
     max_inflight: int = DEFAULT_MAX_INFLIGHT,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     on_ready: Callable[[], None] | None = None,
+    expose_errors: bool = False,
 ) -> FastAPI:
     """A FastAPI app serving ``graphs`` (not yet started: the lifespan starts them).
 
     ``max_inflight`` bounds concurrent requests per graph (past it: 503 at once);
-    ``on_ready`` is called once every graph's pools are ready.
+    ``on_ready`` is called once every graph's pools are ready; ``expose_errors``
+    gives clients the full text of exceptions raised by users' methods (by
+    default they get its type; the text is in the server log).
     """
-    served = Served(graphs, max_inflight=max_inflight)
+    served = Served(graphs, max_inflight=max_inflight, expose_errors=expose_errors)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +60,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.served = served
+    add_error_handlers(app)
     _add_health(app, served)
     _add_index(app, served)
     app.include_router(oip_router(served))
@@ -65,6 +70,7 @@ def create_app(
     if api_key:
         app.add_middleware(ApiKey, key=api_key)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=served.metrics, graphs=served.slots)
     return app
 
 
@@ -136,7 +142,7 @@ def _add_graph_route(app: FastAPI, served: Served, name: str) -> None:
     async def run_graph(request: Request) -> Response:
         # Served by GraphRoutes in front of the router; kept for the OpenAPI document
         # and as the same behaviour should the middleware be bypassed.
-        body = parse_json_object(await request.body())
+        body = parse_json_object(await request.body(), plan)
         if isinstance(body, HttpError):
             return error_response(body, detail=True)
         result = await served.call(name, "json", body)

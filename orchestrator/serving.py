@@ -31,7 +31,7 @@ from orchestrator.http_errors import HttpError, classify
 from orchestrator.metrics import Metrics, NodeTimer
 from orchestrator.plan import Plan
 from orchestrator.trace import Tracer
-from runners.errors import Overloaded
+from runners.errors import Overloaded, RunnerError
 from runners.types import PoolStats
 
 log = logging.getLogger("graphctl.serve")
@@ -135,7 +135,9 @@ def runner_not_ready(pool: PoolStats) -> str:
 class Served:
     """Every graph of one app, by name, with the app's metrics."""
 
-    def __init__(self, graphs: Sequence[ServedGraph], *, max_inflight: int) -> None:
+    def __init__(
+        self, graphs: Sequence[ServedGraph], *, max_inflight: int, expose_errors: bool = False
+    ) -> None:
         if max_inflight < 1:
             raise GraphctlError(f"max_inflight must be >= 1, got {max_inflight}")
         self.slots: dict[str, Slot] = {}
@@ -146,6 +148,7 @@ class Served:
                 raise GraphctlError(f"graph name {graph.name!r} is reserved by the server")
             self.slots[graph.name] = Slot(graph, max_inflight)
         self.metrics = Metrics(self.pool_stats)
+        self.expose_errors = expose_errors
 
     def pool_stats(self) -> dict[str, Mapping[str, PoolStats]]:
         """Every started graph's pool stats, for the metrics collector."""
@@ -176,32 +179,29 @@ class Served:
     ) -> dict[str, Any] | HttpError:
         """Run one request through graph ``name``: its outputs, or the HTTP error to answer.
 
-        ``timeout_ms`` is the caller's deadline: it can only shorten the graph's. A
-        request cancelled while it runs (its client disconnected) counts as 499.
+        ``timeout_ms`` is the caller's deadline: it can only shorten the graph's.
+        ``RequestMetrics`` counts the request as it is answered (499 when its client
+        disconnected while it ran).
         """
         slot = self.slots[name]
         start = time.perf_counter()
-        result: dict[str, Any] | HttpError
         try:
-            result = await self._run(slot, inputs, self.metrics.node_timer(name), timeout_ms)
-            status = 200
+            return await self._run(slot, inputs, self.metrics.node_timer(name), timeout_ms)
         except Exception as error:  # every failure becomes an HTTP answer, never a traceback
-            failure = classify(error, bad_request_status=bad_request_status)
+            failure = classify(
+                error, bad_request_status=bad_request_status, expose=self.expose_errors
+            )
             if failure.status >= 500 and failure.status != 503:
-                log.warning("graph %r: %s", name, failure.message)
-            status, result = failure.status, failure
+                _log_failure(name, route, error, failure)
+            return failure
         except asyncio.CancelledError:
-            elapsed = time.perf_counter() - start
-            self.metrics.observe_request(name, route, CLIENT_CLOSED_REQUEST, elapsed)
             log.info(
                 "graph %r: request cancelled after %.0f ms, before its answer "
                 "(its client disconnected)",
                 name,
-                elapsed * 1000,
+                (time.perf_counter() - start) * 1000,
             )
             raise
-        self.metrics.observe_request(name, route, status, time.perf_counter() - start)
-        return result
 
     async def _run(
         self, slot: Slot, inputs: Mapping[str, Any], trace: NodeTimer, timeout_ms: float | None
@@ -234,6 +234,20 @@ class Served:
                 for slot, task in zip(self.slots.values(), holders, strict=True):
                     if not slot.started:
                         task.cancel()  # still starting: cancelling stops what started
+
+
+def _log_failure(graph: str, route: str, error: Exception, failure: HttpError) -> None:
+    """One log line with the full text of a failed request; a traceback only for
+    an error of graphctl's own code (a user's error is logged by its message)."""
+    unexpected = not isinstance(error, GraphctlError | RunnerError)
+    log.warning(
+        "graph %r (%s request) answered %d: %s",
+        graph,
+        route,
+        failure.status,
+        failure.log_text or failure.message,
+        exc_info=error if unexpected else None,
+    )
 
 
 async def _hold(slot: Slot, stop: asyncio.Event) -> None:

@@ -227,7 +227,14 @@ def parse_document(text: str, file: str, path: Path | None = None) -> SpecDocume
 
     Problems that still leave usable data (duplicate keys) go in ``problems``, so
     they are reported together with everything found later."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as error:  # a character YAML refuses, such as NUL
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - (text.rfind("\n", 0, error.position) + 1) + 1
+        code = error.character if isinstance(error.character, int) else ord(error.character)
+        message = f"invalid YAML: character U+{code:04X} is not allowed in a YAML file"
+        raise GraphFileError([Diagnostic(file, line, column, message)]) from None
     try:
         root = loader.get_single_node()
         if root is None:

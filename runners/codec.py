@@ -29,7 +29,9 @@ _ARRAY_META = struct.Struct("<IB")  # buffer index, ndim; then ndim u64 sizes, t
 ARRAY_EXT = 1
 _INLINE_LIMIT = 1 << 16  # headers below this are joined with the prefix: one write
 _STAGE_SIZE = 1 << 16
-_ARRAY_KINDS = frozenset("biufcSUmM")
+# No complex dtypes: neither JSON nor the Open Inference Protocol carries them,
+# so a method returning one is told so where it happened (runner and method).
+_ARRAY_KINDS = frozenset("biufSUmM")
 _SUPPORTED = "None, bool, int, float, str, bytes, lists, tuples, dicts and numpy arrays"
 
 Buffer = np.ndarray[Any, np.dtype[np.uint8]]
@@ -48,8 +50,8 @@ def encode(message: Any, *, runner: str | None = None, method: str | None = None
             return _array_ext(obj, buffers, runner, method)
         if isinstance(obj, np.generic):
             value = obj.item()
-            if value is None or isinstance(value, bool | int | float | complex | str | bytes):
-                return value if not isinstance(value, complex) else [value.real, value.imag]
+            if value is None or isinstance(value, bool | int | float | str | bytes):
+                return value
         raise UnsupportedValue(
             f"cannot send a value of type {type(obj).__name__} to or from a worker; "
             f"supported: {_SUPPORTED}",
@@ -87,7 +89,7 @@ def _array_ext(
     dtype = array.dtype
     if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None:
         raise UnsupportedValue(
-            f"cannot send a numpy array of dtype {dtype}: only numeric, bool, "
+            f"cannot send a numpy array of dtype {dtype}: only real numeric, bool, "
             "string and datetime dtypes cross to a worker",
             runner=runner,
             method=method,

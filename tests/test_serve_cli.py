@@ -193,7 +193,8 @@ def test_worker_output_and_tracebacks_reach_the_server_log_not_the_client() -> N
         stderr = server.process.communicate()[1]
     assert said.json() == {"said": "HI"}
     assert failed.status_code == 500
-    assert "cannot talk about fail (raised ValueError)" in failed.json()["error"]
+    assert "'talker.talk' raised ValueError" in failed.json()["error"]
+    assert "cannot talk about fail" not in failed.text  # the text is for the server log
     assert "Traceback" not in failed.text and "talker.py" not in failed.text
     worker = r"runners\.worker: \[talker/worker-0\]"
     for level, line in [

@@ -66,20 +66,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except (GraphctlError, RunnerError) as error:
+    except Exception as raised:
         if args.debug:
             traceback.print_exc()
-        print(f"graphctl: error: {error}", file=sys.stderr)
+        error = _sole_error(raised)
+        if isinstance(error, GraphctlError | RunnerError):
+            print(f"graphctl: error: {error}", file=sys.stderr)
+        else:  # a bug of ours: say so, keep the traceback behind --debug
+            print(
+                f"graphctl: internal error: {type(error).__name__}: {error}"
+                " (run again with --debug for details)",
+                file=sys.stderr,
+            )
         return EXIT_ERROR
-    except Exception as error:  # a bug of ours: say so, keep the traceback behind --debug
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"graphctl: internal error: {type(error).__name__}: {error}"
-            " (run again with --debug for details)",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+
+
+def _sole_error(error: Exception) -> Exception:
+    """The one error inside (nested) task-group errors of one error, else ``error``."""
+    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 if __name__ == "__main__":

@@ -24,6 +24,32 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """An argparse ``type`` for ``--port``: 0 (any free port) to 65535."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type`` for sizes and limits: a finite number above 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def graph_file(text: str) -> Path:
+    """An argparse ``type`` for a graph file: a folder is a usage mistake."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{path} is a folder: name its graph files ({path}/*.yaml)"
+        )
+    return path
+
+
 def input_object(text: str) -> dict[str, Any]:
     """``--input``'s value: inline JSON, or ``@path`` to a JSON file, holding one
     object (a request's inputs); a ``RequestError`` names the option or the file."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from orchestrator.cli._args import graph_file
 from orchestrator.cli._validate import print_diagnostics
 from orchestrator.errors import GraphFileError
 
@@ -14,7 +14,7 @@ def register(subparsers: Any) -> None:
     from orchestrator.render import FORMATS
 
     parser = subparsers.add_parser("graph", help="draw a graph as Mermaid or Graphviz DOT")
-    parser.add_argument("file", type=Path, metavar="FILE", help="the graph file")
+    parser.add_argument("file", type=graph_file, metavar="FILE", help="the graph file")
     parser.add_argument(
         "-f", "--format", choices=FORMATS, default="mermaid", help="diagram language"
     )

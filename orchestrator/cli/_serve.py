@@ -21,7 +21,13 @@ from types import FrameType
 
 import uvicorn
 
-from orchestrator.cli._args import add_log_level_argument, configure_logging, positive_int
+from orchestrator.cli._args import (
+    add_log_level_argument,
+    configure_logging,
+    port_number,
+    positive_float,
+    positive_int,
+)
 from orchestrator.cli._config import add_override_arguments
 from orchestrator.errors import GraphctlError, GraphFileError
 from orchestrator.graph import Graph
@@ -47,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="graph files, or folders whose *.yaml graphs are all served",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
     parser.add_argument(
         "--api-key-env",
         metavar="VAR",
@@ -61,9 +67,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--max-body-mb",
-        type=float,
+        type=positive_float,
         default=DEFAULT_MAX_BODY_BYTES / 2**20,
         help="largest request body in MiB before 413 (default %(default)g)",
+    )
+    parser.add_argument(
+        "--expose-errors",
+        action="store_true",
+        help="send clients the full text of exceptions raised by methods and functions "
+        "(by default: only their type; the text is in the server log)",
     )
     add_override_arguments(parser)
     add_log_level_argument(parser, "info")
@@ -150,6 +162,7 @@ def handle(args: argparse.Namespace) -> int:
         max_inflight=args.max_inflight,
         max_body_bytes=int(args.max_body_mb * 2**20),
         on_ready=announce,
+        expose_errors=args.expose_errors,
     )
     config = uvicorn.Config(
         app, host=args.host, port=args.port, loop=args.loop, log_level="warning", lifespan="on"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli._args import graph_file
 from orchestrator.cli._config import add_override_arguments
 from orchestrator.errors import Diagnostic, GraphFileError
 
@@ -20,7 +21,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "validate", help="check graph files and print every error at once (nothing runs)"
     )
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="graph files")
+    parser.add_argument("files", nargs="+", type=graph_file, metavar="FILE", help="graph files")
     add_override_arguments(parser)
     parser.set_defaults(handler=_handle)
 

@@ -49,6 +49,16 @@ class Scale(Runnable):
         return np.asarray(x, dtype=np.float32) * self.factor
 
     @method
+    def leak(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Fails with a text an operator would not show to clients."""
+        raise PermissionError("cannot open secret=/etc/app/key")
+
+    @method
+    def rotate(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]:
+        """Returns complex numbers, which neither JSON nor the OIP carries."""
+        return np.asarray(x, dtype=np.complex64) * 1j
+
+    @method
     def hold(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         _wait_for_file(self.release_env)
         return np.asarray(x, dtype=np.float32)

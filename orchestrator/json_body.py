@@ -1,0 +1,54 @@
+"""Request bodies parsed as JSON, with the limits a server needs before parsing.
+
+``json.loads`` recurses once per nesting level, so a body of a few thousand
+``[`` raises ``RecursionError`` deep inside the parser (and anything that walks
+the value later would too). ``loads`` first measures the nesting depth of the
+raw bytes: bodies with fewer brackets than the limit (most requests) cost two
+``bytes.count`` calls; larger ones are reduced (in C: ``translate``, ``split``)
+to their brackets outside strings, whose running depth numpy sums. ``NaN`` and
+``Infinity``, which Python's parser accepts but JSON does not have, are refused
+as the parser meets them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from orchestrator.errors import RequestError
+
+MAX_JSON_DEPTH = 100  # arrays and objects inside each other; a tensor needs one per dimension
+
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEP = np.zeros(256, dtype=np.int8)
+_STEP[list(b"[{")] = 1
+_STEP[list(b"]}")] = -1
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in the JSON text ``raw`` (0 for a scalar)."""
+    if b"\\" in raw:  # escaped backslashes and quotes do not open or close strings
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Every quote left toggles "inside a string": the even parts are outside.
+    brackets = b"".join(raw.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
+    if not brackets:
+        return 0
+    steps = _STEP[np.frombuffer(brackets, dtype=np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int32).max())
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def loads(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``raw`` parsed; ``RequestError`` if it is not JSON or nests deeper than ``max_depth``."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") > max_depth and nesting_depth(data) > max_depth:
+        raise RequestError(f"the JSON nests deeper than {max_depth} levels")
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RequestError(f"not valid JSON: {error}") from None

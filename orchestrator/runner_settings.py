@@ -13,22 +13,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from runners.config import BatchingConfig, Resources, RunnerConfig, SupervisionConfig
 
 SETTINGS_KEYS = ("workers", "batching", "methods", "max_queue", "resources", "env", "supervision")
-BATCHING_KEYS = (
-    "max_batch_size",
-    "max_latency_ms",
-    "batchable",
-    "batch_dim",
-    "stack",
-    "adaptive_wait",
-)
 RESOURCES_KEYS = ("cpu", "gpu", "devices")
 
 Path = tuple[str | int, ...]
+ConfigT = TypeVar("ConfigT", BatchingConfig, SupervisionConfig)
 
 
 @dataclass(frozen=True)
@@ -64,22 +57,40 @@ def _mapping(raw: Any, path: Path, problems: list[Problem]) -> Mapping[str, Any]
     return None
 
 
-def merge_batching(
-    base: BatchingConfig, raw: Any, path: Path, problems: list[Problem]
-) -> BatchingConfig:
-    """``base`` with the fields of ``raw`` replaced; invalid fields become problems."""
+Check = tuple[Callable[[Any], bool], str]  # a predicate and what it expects, for messages
+
+_BATCHING_CHECKS: dict[str, Check] = {
+    "max_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "max_latency_ms": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "batchable": (lambda v: isinstance(v, bool), "true or false"),
+    "batch_dim": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "stack": (lambda v: isinstance(v, bool), "true or false"),
+    "adaptive_wait": (lambda v: isinstance(v, bool), "true or false"),
+}
+_POSITIVE: Check = (lambda v: _is_number(v) and v > 0, "a number > 0")
+_SUPERVISION_CHECKS: dict[str, Check] = {
+    "ping_interval_s": _POSITIVE,
+    "ping_timeout_s": _POSITIVE,
+    "hang_timeout_s": (lambda v: v is None or (_is_number(v) and v > 0), "a number > 0 or null"),
+    "hang_floor_s": _POSITIVE,
+    "hang_factor": (lambda v: _is_number(v) and v >= 1, "a number >= 1"),
+    "hang_warmup_s": _POSITIVE,
+    "hang_warmup_batches": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "restart_backoff_s": _POSITIVE,
+    "restart_backoff_cap_s": _POSITIVE,
+    "max_start_failures": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+}
+
+
+def _merge_checked(
+    base: ConfigT, raw: Any, checks: Mapping[str, Check], path: Path, problems: list[Problem]
+) -> ConfigT:
+    """``base`` with the fields of ``raw`` replaced; unknown keys and values that fail
+    their check become problems."""
     mapping = _mapping(raw, path, problems)
     if mapping is None:
         return base
-    problems.extend(_unknown(mapping, BATCHING_KEYS, path))
-    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
-        "max_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-        "max_latency_ms": (lambda v: _is_number(v) and v > 0, "a number > 0"),
-        "batchable": (lambda v: isinstance(v, bool), "true or false"),
-        "batch_dim": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-        "stack": (lambda v: isinstance(v, bool), "true or false"),
-        "adaptive_wait": (lambda v: isinstance(v, bool), "true or false"),
-    }
+    problems.extend(_unknown(mapping, checks, path))
     changes: dict[str, Any] = {}
     for key, (ok, expected) in checks.items():
         if key in mapping:
@@ -88,6 +99,13 @@ def merge_batching(
             else:
                 problems.append(Problem((*path, key), f"must be {expected}, got {mapping[key]!r}"))
     return dataclasses.replace(base, **changes)
+
+
+def merge_batching(
+    base: BatchingConfig, raw: Any, path: Path, problems: list[Problem]
+) -> BatchingConfig:
+    """``base`` with the fields of ``raw`` replaced; invalid fields become problems."""
+    return _merge_checked(base, raw, _BATCHING_CHECKS, path, problems)
 
 
 def _merge_resources(base: Resources, raw: Any, path: Path, problems: list[Problem]) -> Resources:
@@ -130,30 +148,7 @@ def _merge_supervision(
     base: SupervisionConfig, raw: Any, path: Path, problems: list[Problem]
 ) -> SupervisionConfig:
     """``base`` with the timings of ``raw`` replaced (``hang_timeout_s: null``: adaptive)."""
-    mapping = _mapping(raw, path, problems)
-    if mapping is None:
-        return base
-    fields = [f.name for f in dataclasses.fields(SupervisionConfig)]
-    problems.extend(_unknown(mapping, fields, path))
-    changes: dict[str, Any] = {}
-    for key in fields:
-        if key not in mapping:
-            continue
-        value = mapping[key]
-        if key in ("hang_warmup_batches", "max_start_failures"):
-            ok, expected = _is_int(value) and value >= 1, "an integer >= 1"
-        elif key == "hang_factor":
-            ok, expected = _is_number(value) and value >= 1, "a number >= 1"
-        elif key == "hang_timeout_s":
-            ok = value is None or (_is_number(value) and value > 0)
-            expected = "a number > 0 or null"
-        else:
-            ok, expected = _is_number(value) and value > 0, "a number > 0"
-        if ok:
-            changes[key] = value
-        else:
-            problems.append(Problem((*path, key), f"must be {expected}, got {value!r}"))
-    return dataclasses.replace(base, **changes)
+    return _merge_checked(base, raw, _SUPERVISION_CHECKS, path, problems)
 
 
 def _merge_env(

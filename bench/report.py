@@ -1,6 +1,6 @@
 """Regenerate ``bench/RESULTS.md`` and ``bench/plots/*.png`` from the result
 files of the last run (``bench/results/``): the figures, the command behind
-each, the machine, and the DESIGN.md targets they are held against.
+each, the machine, and the performance targets they are held against.
 
     python -m bench.report
 """
@@ -99,7 +99,7 @@ def _row_where(result: Mapping[str, Any], **match: Any) -> dict[str, Any] | None
 
 
 def targets(results: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
-    """DESIGN.md section 4, as far as this run measured it."""
+    """The performance targets, as far as this run measured it."""
     found: list[list[Any]] = []
     batching = results.get("batching", {})
     for mode, goal in (("in-process", 90.0), ("http", 75.0)):
@@ -162,7 +162,7 @@ def render(results: Mapping[str, Mapping[str, Any]], plots: Sequence[Path]) -> s
     ]
     goal_rows = targets(results)
     if goal_rows:
-        lines += ["## Targets (DESIGN.md section 4)", ""]
+        lines += ["## Targets", ""]
         lines += [*markdown_table(["target", "measured", "verdict"], goal_rows), ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]

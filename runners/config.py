@@ -16,8 +16,8 @@ from runners.runnable import MethodSpec
 
 DEFAULT_MAX_BATCH_SIZE = 32
 # Generous on purpose: a latency budget shorter than one batch's run time sheds
-# healthy load (see DESIGN.md, "Batching"). Deadlines per call are the tool for
-# tight latency, not this.
+# healthy load (nearly every call times out under load). Deadlines per call are
+# the tool for tight latency, not this.
 DEFAULT_MAX_LATENCY_MS = 60_000.0
 DEFAULT_MAX_QUEUE = 4096
 DEFAULT_STARTUP_TIMEOUT_S = 60.0

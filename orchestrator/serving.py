@@ -165,8 +165,7 @@ class Served:
         slot = self.slots[name]
         if slot.inflight < slot.max_inflight:
             return None
-        self.metrics.observe_request(name, "json", 503, 0.0)
-        return slot.busy_response()
+        return slot.busy_response()  # counted by RequestMetrics, as every answer
 
     async def call(
         self,

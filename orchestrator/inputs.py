@@ -99,13 +99,18 @@ def to_tensor(value: Any, spec: TensorSpec, *, field: str) -> np.ndarray[Any, An
     if not _shape_fits(array.shape, spec.shape):
         want = "[" + ", ".join("*" if n == -1 else str(n) for n in spec.shape) + "]"
         raise RequestError(f"expected shape {want}, got {list(array.shape)}", field=field)
-    if dtype.kind == "f" and array.dtype.kind == "f" and isinstance(value, list):
-        # JSON's 1e400 parses as infinity, and 1e39 overflows float32: one reduction
-        # before the cast refuses both (NaN compares false too).
-        if array.size and not float(np.abs(array).max()) <= _FLOAT_MAX[dtype.itemsize]:
-            raise RequestError(
-                f"expected finite {dtype.name} values, got one out of its range", field=field
-            )
+    # JSON's 1e400 parses as infinity, and 1e39 overflows float32: one reduction before
+    # the cast refuses both (NaN compares false too).
+    if (
+        dtype.kind == "f"
+        and array.dtype.kind == "f"
+        and isinstance(value, list)
+        and array.size
+        and not float(np.abs(array).max()) <= _FLOAT_MAX[dtype.itemsize]
+    ):
+        raise RequestError(
+            f"expected finite {dtype.name} values, got one out of its range", field=field
+        )
     return array.astype(dtype, copy=False)
 
 

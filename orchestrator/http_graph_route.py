@@ -9,7 +9,8 @@ graph, write the JSON bytes. Everything else (other methods and paths, the
 OpenAPI documents that still describe these routes) falls through to FastAPI.
 
 A request may shorten its deadline with the ``X-Request-Timeout-Ms`` header, and
-a client that disconnects cancels its request (``ClientWatch``): its calls still
+a client that disconnects cancels its request if it is still running after
+20 ms (``ClientWatch``): its calls still
 queued leave their queues instead of costing a worker's time.
 
     app.add_middleware(GraphRoutes, served=served)
@@ -34,6 +35,8 @@ from orchestrator.plan import Plan
 from orchestrator.serving import Served
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+# A request still running this long is watched for its client's disconnect.
+WATCH_AFTER_S = 0.02
 
 
 class GraphRoutes:
@@ -89,15 +92,17 @@ class GraphRoutes:
 class ClientWatch:
     """Cancels the task running a request when its client disconnects.
 
-    Used once the body is read, around the graph run: an owned task awaits
-    ``receive()``; on ``http.disconnect`` it cancels the request's task (the
-    executor then cancels every node, and the pools drop their queued calls) and
-    the block ends with ``disconnected`` set instead of the ``CancelledError``.
-    Leaving the block cancels the watcher, before any answer is sent: once an
-    answer is complete, the server reports a disconnect too.
+    Used once the body is read, around the graph run. A request still running
+    after ``WATCH_AFTER_S`` gets an owned task that awaits ``receive()``; on
+    ``http.disconnect`` it cancels the request's task (the executor then cancels
+    every node, and the pools drop their queued calls) and the block ends with
+    ``disconnected`` set instead of the ``CancelledError``. A quicker request costs
+    one timer, not a task: abandoning it would save little work. Leaving the block
+    cancels the timer and the watcher, before any answer is sent: once an answer is
+    complete, the server reports a disconnect too.
     """
 
-    __slots__ = ("_owner", "_receive", "_watcher", "disconnected")
+    __slots__ = ("_owner", "_receive", "_timer", "_watcher", "disconnected")
 
     def __init__(self, receive: Receive) -> None:
         owner = asyncio.current_task()
@@ -105,11 +110,15 @@ class ClientWatch:
             raise RuntimeError("ClientWatch must be used inside a task")
         self._owner = owner
         self._receive = receive
+        self._watcher: asyncio.Task[None] | None = None
         self.disconnected = False
 
     def __enter__(self) -> ClientWatch:
-        self._watcher = asyncio.create_task(self._watch())
+        self._timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._start)
         return self
+
+    def _start(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     def __exit__(
         self,
@@ -117,8 +126,10 @@ class ClientWatch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        self._timer.cancel()
         if not self.disconnected:
-            self._watcher.cancel()
+            if self._watcher is not None:
+                self._watcher.cancel()
             return False
         # The watcher cancelled the owner: take that cancellation back, and swallow
         # the CancelledError it raised unless someone else cancelled the owner too.

@@ -29,7 +29,7 @@ from orchestrator.errors import DeadlineExceeded, GraphctlError, NodeFailed, Ski
 from orchestrator.plan import INPUTS, ITEM, SWITCH_DEFAULT, NodePlan, Plan
 from orchestrator.resolve import SKIPPED, SkippedInput, Values, lookup, render, render_kwargs
 from orchestrator.trace import SpanSink
-from runners.errors import CallTimeout, Overloaded, RunnerError
+from runners.errors import CallTimeout, Overloaded, PoolClosed, Unavailable
 from runners.types import CallResult, RunnerClient
 
 Outcome = tuple[Any, Sequence[CallResult]]  # a node's value and the runner calls behind it
@@ -287,7 +287,7 @@ async def _attempt(
 
 
 def _retryable(error: Exception) -> bool:
-    return isinstance(error, RunnerError) and error.retryable
+    return isinstance(error, Unavailable) and not isinstance(error, PoolClosed)
 
 
 def _function(node: NodePlan) -> Callable[..., Any]:

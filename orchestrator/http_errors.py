@@ -35,7 +35,7 @@ from orchestrator.errors import (
     SkippedOutput,
     abbreviate,
 )
-from runners.errors import MethodError, Overloaded, PoolClosed, RunnerError
+from runners.errors import MethodError, Overloaded, RunnerError, Unavailable
 
 DEFAULT_RETRY_AFTER_S = 1.0
 
@@ -59,7 +59,7 @@ def _temporary(error: BaseException) -> HttpError | None:
     """503 for failures that retrying later fixes: overload, restarts, start-up."""
     if isinstance(error, Overloaded):
         return HttpError(503, str(error), headers=_retry_after(error.retry_after_s))
-    if isinstance(error, RunnerError) and (error.retryable or isinstance(error, PoolClosed)):
+    if isinstance(error, Unavailable):
         return HttpError(503, str(error), headers=_retry_after(DEFAULT_RETRY_AFTER_S))
     if isinstance(error, GraphClosed):
         return HttpError(503, str(error), headers=_retry_after(DEFAULT_RETRY_AFTER_S))

@@ -21,6 +21,7 @@ from runners.errors import (
     ProtocolError,
     RunnerError,
     RunnerStartupError,
+    Unavailable,
     UnsupportedValue,
     WorkerCrashed,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "RunnerError",
     "RunnerStartupError",
     "SupervisionConfig",
+    "Unavailable",
     "UnsupportedValue",
     "WorkerCrashed",
     "WorkerPool",

@@ -1,16 +1,21 @@
 """Errors raised by runners: worker pools, batchers and the worker protocol.
 
     RunnerError                 root: catch this to catch every runner failure
+     ├── Unavailable            temporary: the same call may succeed if sent again
+     │    │                     later (HTTP answers 503 with ``Retry-After``)
+     │    ├── WorkerCrashed     no worker is left to run a call (they keep failing
+     │    │                     to start, or the last one died holding the call)
+     │    ├── Overloaded        the queue is full or its predicted wait is already
+     │    │                     past the call's deadline (carries ``retry_after_s``)
+     │    ├── CallTimeout       the call waited longer than its deadline or
+     │    │                     ``max_latency_ms``; it never reached a worker
+     │    └── PoolClosed        the pool is not started yet, or stopping: another
+     │                          replica (or this one, restarted) can serve the call,
+     │                          but a retry within the same graph run cannot
      ├── RunnerStartupError     a worker could not import or construct its Runnable,
      │                          or did not answer READY in time
-     ├── WorkerCrashed          no worker is left to run a call (they keep failing
-     │                          to start)
      ├── PoisonCall             a call crashed (or hung) the worker running it twice;
-     │                          it is not retried: retrying would crash another
-     ├── Overloaded             the queue is full or its predicted wait is already
-     │                          past the call's deadline (carries ``retry_after_s``)
-     ├── CallTimeout            the call waited longer than its deadline or
-     │                          ``max_latency_ms``; it never reached a worker
+     │                          not retryable: retrying would crash another
      ├── MethodError            the user's method raised; carries its type and message
      ├── UnsupportedValue       a value cannot cross the data-only IPC protocol
      ├── ProtocolError          a malformed frame: the worker sending it is killed
@@ -20,8 +25,9 @@
           └── ModelCorrupt      metadata unreadable, a file missing, or a file whose
                                 hash no longer matches its metadata (never loaded)
 
-Retryable failures (``retryable = True``) are the ones a caller may try again:
-crashed workers, overload and timeouts. A user's exception is not retryable.
+Only ``Unavailable`` is worth retrying, and a graph's node retries retry it except
+``PoolClosed`` (the graph is stopping). Everything else fails the same way when
+sent again: a user's exception, a poison call, a value the protocol cannot carry.
 """
 
 from __future__ import annotations
@@ -29,8 +35,6 @@ from __future__ import annotations
 
 class RunnerError(Exception):
     """Root of every runner error; ``runner`` and ``method`` say where it happened."""
-
-    retryable: bool = False
 
     def __init__(self, message: str, *, runner: str | None = None, method: str | None = None):
         super().__init__(message)
@@ -47,21 +51,21 @@ class RunnerStartupError(RunnerError):
     """A worker failed to start: import error, constructor raised, or READY timeout."""
 
 
-class WorkerCrashed(RunnerError):
-    """A worker died or stopped answering while it held this call."""
+class Unavailable(RunnerError):
+    """A temporary failure: the runner could not take or finish the call now."""
 
-    retryable = True
+
+class WorkerCrashed(Unavailable):
+    """Raised when no worker is left to run a call: the workers keep failing to start."""
 
 
 class PoisonCall(RunnerError):
-    """This call was running when two workers died or hung: it is failed for good
-    (not retryable) so that it cannot take down worker after worker."""
+    """Raised when two workers died or hung while running this call: it is failed for
+    good (not retryable) so that it cannot take down worker after worker."""
 
 
-class Overloaded(RunnerError):
-    """The call was refused at enqueue: queue full, or its wait would pass the deadline."""
-
-    retryable = True
+class Overloaded(Unavailable):
+    """Raised at enqueue: the queue is full, or the call's wait would pass its deadline."""
 
     def __init__(
         self,
@@ -75,10 +79,9 @@ class Overloaded(RunnerError):
         self.retry_after_s = retry_after_s
 
 
-class CallTimeout(RunnerError):
-    """The call's deadline passed before a worker answered it."""
-
-    retryable = True
+class CallTimeout(Unavailable):
+    """Raised when the call's deadline (or ``max_latency_ms``) passes while it is queued,
+    or a node's ``timeout_ms`` passes before its answer."""
 
 
 class MethodError(RunnerError):
@@ -107,8 +110,9 @@ class ProtocolError(RunnerError):
     """A frame that does not follow the worker protocol."""
 
 
-class PoolClosed(RunnerError):
-    """The pool was used before ``start()`` or after ``stop()``."""
+class PoolClosed(Unavailable):
+    """Raised when the pool is used before ``start()`` or once ``stop()`` began, and
+    for calls still queued when it stopped."""
 
 
 class ModelError(RunnerError):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from runners.batcher import MethodQueue, PendingCall, predicted_wait_s
 from runners.config import RunnerConfig
@@ -113,10 +112,11 @@ def fail_queued(queues: Mapping[str, MethodQueue], error: RunnerError) -> None:
                 call.future.set_exception(error)
 
 
-def build_queues(declared: Mapping[str, list[Any]], config: RunnerConfig) -> dict[str, MethodQueue]:
+def build_queues(
+    declared: Mapping[str, MethodSpec], config: RunnerConfig
+) -> dict[str, MethodQueue]:
     """One queue per method the worker declared, with the runner's batching overrides."""
-    queues = {}
-    for name, (batchable, batch_dim, stack) in declared.items():
-        spec = config.method_spec(MethodSpec(name, batchable, batch_dim, stack))
-        queues[name] = MethodQueue(spec, config.batching_for(name), config.max_queue)
-    return queues
+    return {
+        name: MethodQueue(config.method_spec(spec), config.batching_for(name), config.max_queue)
+        for name, spec in declared.items()
+    }

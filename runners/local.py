@@ -1,319 +1,171 @@
-"""Run a runner inside the calling process: ``graphctl run --local`` and
+"""A runner whose one worker is the calling process: ``graphctl run --local`` and
 ``orchestrator.load(..., local=True)``, so a breakpoint in a Runnable works.
 
     async with LocalClient(config) as client:
         result = await client.submit("predict", (x,), {})
 
-Same semantics as a worker pool with one worker: a bounded queue per method,
-work-conserving batches of up to ``max_batch_size`` rows merged as
-``runners.merging`` says (the pure functions of ``runners.batcher``), deadlines and
-``max_latency_ms`` drop queued calls, a failing batch is retried item by item,
-and arguments and results cross the same data-only codec, so values look
-exactly as they would coming back from a worker. Sync methods run in one
-dedicated thread (the event loop stays free); async methods run on the loop.
-The runner's ``env`` is not applied: this process's environment is shared.
+``LocalClient`` is a ``WorkerPool`` (the same queues, admission, messages, batching,
+retry of a failing batch item by item, dispatch order and stats) whose worker is
+an ``InProcessWorker``: sync methods run in one dedicated thread (the event loop
+stays free), async methods on the loop, and every batch and answer crosses the
+data-only codec, so values look exactly as they would coming from a worker
+process. It cannot crash apart from this process, so it is never restarted, and
+a batch past its hang limit is only reported (a thread cannot be stopped). The
+runner's ``env`` is not applied: this process's environment is shared.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
+import functools
 import inspect
 import logging
-import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from runners import codec
-from runners.batcher import (
-    MethodQueue,
-    PendingCall,
-    batch_rows,
-    predicted_wait_s,
-    take_batch,
-)
 from runners.config import RunnerConfig
-from runners.errors import (
-    CallTimeout,
-    MethodError,
-    Overloaded,
-    PoolClosed,
-    RunnerError,
-    RunnerStartupError,
-)
-from runners.lifecycle import AsyncLifecycle
-from runners.merging import merge_inputs, split_outputs
+from runners.errors import RunnerStartupError, UnsupportedValue
+from runners.pool import WorkerPool
 from runners.runnable import MethodSpec, runnable_methods
-from runners.types import Args, CallResult, Kwargs, PoolStats
+from runners.transport import WorkerEvents
+from runners.worker import error_reply, load_runnable, method_table, no_method_reply, value_reply
 
 logger = logging.getLogger("runners.local")
 
-
-def _through_codec(value: Any, runner: str, method: str) -> Any:
-    """``value`` as a worker would see it (or send it back): data only, tuples as lists."""
-    chunks = codec.encode(value, runner=runner, method=method)
-    data = memoryview(b"".join(bytes(memoryview(c)) for c in chunks))
-    assembler, frames = codec.FrameAssembler(), []
-    while data:
-        target = assembler.get_buffer()
-        n = min(len(target), len(data))
-        target[:n] = data[:n]
-        data = data[n:]
-        frames += assembler.advance(n)
-    header, buffers = frames[0]
-    return codec.decode(header, buffers)
+Call = tuple[int, str, list[Any], dict[str, Any]]  # batch id, method, args, kwargs
 
 
-def effective_methods(cls: type, config: RunnerConfig) -> dict[str, MethodSpec]:
-    """The class's ``@method``s with the config's batching overrides."""
-    return {name: config.method_spec(spec) for name, spec in runnable_methods(cls).items()}
-
-
-class LocalClient(AsyncLifecycle):
+class LocalClient(WorkerPool):
     """A ``RunnerClient`` whose single worker is this process."""
 
-    def __init__(self, config: RunnerConfig) -> None:
-        self._config = config
-        self._queues: dict[str, MethodQueue] = {}
-        self._instance: Any = None
-        self._thread: ThreadPoolExecutor | None = None
-        self._dispatcher: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
-        self._closed = False
-        self._next_batch = 0
-
-    @property
-    def name(self) -> str:
-        return self._config.name
-
-    @property
-    def ready(self) -> bool:
-        return self._dispatcher is not None and not self._closed
-
-    @property
-    def methods(self) -> Mapping[str, MethodSpec]:
-        return {name: q.spec for name, q in self._queues.items()}
-
-    async def start(self) -> None:
-        """Import and construct the Runnable (in the method thread), then serve."""
-        if self._dispatcher is not None or self._closed:
-            raise PoolClosed("a local runner starts once", runner=self.name)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"graphctl-{self.name}")
-        loop = asyncio.get_running_loop()
-        cls = self._import_class()
-        try:
-            self._instance = await loop.run_in_executor(
-                self._thread, lambda: cls(**dict(self._config.init))
-            )
-        except Exception as error:
-            self._thread.shutdown(wait=False)
-            raise RunnerStartupError(
-                f"{self._config.runnable}({', '.join(self._config.init)}) raised"
-                f" {type(error).__name__}: {error}",
-                runner=self.name,
-            ) from error
-        self._queues = {
-            name: MethodQueue(spec, self._config.batching_for(name), self._config.max_queue)
-            for name, spec in effective_methods(cls, self._config).items()
-        }
-        self._dispatcher = asyncio.create_task(self._dispatch(), name=f"local-{self.name}")
-
-    def _import_class(self) -> type:
-        module_name, _, class_name = self._config.runnable.partition(":")
-        search = str(self._config.search_path) if self._config.search_path else None
-        if search and search not in sys.path:
-            sys.path.insert(0, search)
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as error:
-            raise RunnerStartupError(
-                f"cannot import {self._config.runnable}: {error}", runner=self.name
-            ) from None
-        if not isinstance(cls, type):
-            raise RunnerStartupError(f"{self._config.runnable} is not a class", runner=self.name)
-        return cls
-
-    async def stop(self) -> None:
-        """Refuse new calls, fail the queued ones, finish the running batch."""
-        self._closed = True
-        for name, queue in self._queues.items():
-            while queue.queue:
-                call = queue.queue[0]
-                queue.discard(call)
-                if not call.future.done():
-                    call.future.set_exception(
-                        PoolClosed("the runner stopped", runner=self.name, method=name)
-                    )
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-        if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
-
-    def stats(self) -> PoolStats:
-        return PoolStats(
-            runner=self.name,
-            workers=1,
-            ready_workers=1 if self.ready else 0,
-            restarts=0,
-            healthy=not self._closed,
-            methods={name: q.snapshot() for name, q in self._queues.items()},
+    def __init__(self, config: RunnerConfig, *, stop_timeout_s: float = 5.0) -> None:
+        super().__init__(
+            config,
+            stop_timeout_s=stop_timeout_s,
+            workers=functools.partial(InProcessWorkers, config, stop_timeout_s=stop_timeout_s),
         )
 
-    async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        return (await self.submit(method, args, kwargs)).value
 
-    async def submit(
-        self, method: str, args: Args, kwargs: Kwargs, *, deadline: float | None = None
-    ) -> CallResult:
-        return (await self.submit_many(method, [(args, kwargs)], deadline=deadline))[0]
+class InProcessWorker:
+    """A ``runners.transport.Worker`` that runs batches in this process, one at a time."""
 
-    async def submit_many(
-        self, method: str, calls: Sequence[tuple[Args, Kwargs]], *, deadline: float | None = None
-    ) -> list[CallResult]:
-        """Enqueue every call at once (a ``map`` fan-out shares batches), await all."""
-        queue = self._queue(method)
-        items = [  # converted first: an unsupported value fails the call before enqueueing
-            (
-                tuple(_through_codec(list(a), self.name, method)),
-                _through_codec(dict(k), self.name, method),
-            )
-            for a, k in calls
-        ]
-        self._admit(queue, len(items), deadline)
-        pending = [self._enqueue(queue, args, kwargs, deadline) for args, kwargs in items]
-        self._wakeup.set()
+    def __init__(
+        self,
+        runner: str,
+        instance: Any,
+        thread: ThreadPoolExecutor,
+        events: WorkerEvents,
+    ) -> None:
+        self.id = 0
+        self.label = f"{runner}/local"
+        self.methods: Mapping[str, MethodSpec] = runnable_methods(type(instance))
+        self._runner = runner
+        self._table: dict[str, Callable[..., Any]] = method_table(instance)
+        self._thread = thread
+        self._events = events
+        self._inbox: asyncio.Queue[Call | None] = asyncio.Queue()
+
+    def send_batch(self, batch_id: int, method: str, args: list[Any], kwargs: Any) -> None:
+        frame = codec.encode(["call", batch_id, method, args, kwargs], runner=self._runner)
+        _, batch_id, method, args, kwargs = codec.roundtrip(frame)
+        self._inbox.put_nowait((batch_id, method, args, kwargs))
+
+    def kill(self) -> None:
+        logger.error("[%s] a method running in this process cannot be stopped", self.label)
+
+    def close(self) -> None:
+        """Exit once the batch running now (if any) is answered."""
+        self._inbox.put_nowait(None)
+
+    async def serve(self) -> None:
+        """Run batches in arrival order until ``close()``; then the worker is lost."""
         try:
-            return list(await asyncio.gather(*(p.future for p in pending)))
-        except BaseException:
-            for call in pending:  # cancelled, or a sibling failed: drop what is still queued
-                queue.discard(call)
-                call.future.cancel()
-            raise
-
-    def _queue(self, method: str) -> MethodQueue:
-        if self._closed or self._dispatcher is None:
-            raise PoolClosed("the runner is not running", runner=self.name, method=method)
-        queue = self._queues.get(method)
-        if queue is None:
-            raise MethodError(
-                f"no method {method!r}; methods: {', '.join(sorted(self._queues))}",
-                error_type="AttributeError",
-                runner=self.name,
-                method=method,
-            )
-        return queue
-
-    def _admit(self, queue: MethodQueue, count: int, deadline: float | None) -> None:
-        name = queue.spec.name
-        if len(queue.queue) + count > queue.max_queue:
-            queue.rejected += count
-            raise Overloaded(f"queue full ({queue.max_queue} calls)", runner=self.name, method=name)
-        wait = predicted_wait_s(
-            len(queue.queue) + count - 1, queue.max_items, 1, queue.batch_time_s
-        )
-        if deadline is not None and time.monotonic() + wait > deadline:
-            queue.rejected += count
-            raise Overloaded(
-                f"predicted wait {wait:.3f}s is past the deadline",
-                runner=self.name,
-                method=name,
-                retry_after_s=max(wait, 0.001),
-            )
-
-    def _enqueue(
-        self, queue: MethodQueue, args: Args, kwargs: Kwargs, deadline: float | None
-    ) -> PendingCall:
-        loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        call = PendingCall(args, kwargs, loop.create_future(), now)
-        limit = now + queue.batching.max_latency_ms / 1000.0
-        call.timer = loop.call_at(
-            loop.time() + (min(limit, deadline or limit) - now), self._expire, queue, call
-        )
-        queue.queue.append(call)
-        queue.calls += 1
-        return call
-
-    def _expire(self, queue: MethodQueue, call: PendingCall) -> None:
-        call.timer = None
-        if call.queued:
-            queue.discard(call)
-            queue.timed_out += 1
-            if not call.future.done():
-                call.future.set_exception(
-                    CallTimeout(
-                        "the call waited past its deadline and never ran",
-                        runner=self.name,
-                        method=queue.spec.name,
-                    )
-                )
-
-    async def _dispatch(self) -> None:
-        """The one worker: whenever a queue holds calls, run the next batch now."""
-        while True:
-            queue = next((q for q in self._queues.values() if q.queue), None)
-            if queue is None:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            batch = take_batch(queue.queue, queue.max_items, queue.spec)
-            for call in batch:  # popped by take_batch: only their deadline timers remain
-                call.queued = False
-                queue.discard(call)
-            await self._run_batch(queue, batch)
-            # Round robin: the queue just served goes last among the methods.
-            self._queues[queue.spec.name] = self._queues.pop(queue.spec.name)
-
-    async def _run_batch(self, queue: MethodQueue, batch: list[PendingCall]) -> None:
-        spec, started = queue.spec, time.monotonic()
-        self._next_batch += 1
-        batch_id = self._next_batch
-        queue.in_flight += len(batch)
-        try:
-            values = await self._invoke(spec, batch)
-        except RunnerError as error:
-            self._fail_or_retry(queue, batch, error)
-            return
+            while (call := await self._inbox.get()) is not None:
+                reply = await self._answer(*call)
+                self._events.on_reply(self, codec.roundtrip(reply))
         finally:
-            queue.in_flight -= len(batch)
-        rows = batch_rows(batch, spec)
-        queue.record_batch(rows, time.monotonic() - started)
-        for call, value in zip(batch, values, strict=True):
-            wait = started - call.enqueued_at
-            queue.queue_wait_s_sum += wait
-            if not call.future.done():
-                call.future.set_result(CallResult(value, wait, batch_id, rows, 0))
+            self._thread.shutdown(wait=False, cancel_futures=True)
+            self._events.on_lost(self)
 
-    async def _invoke(self, spec: MethodSpec, batch: list[PendingCall]) -> list[Any]:
-        args, kwargs = merge_inputs(batch, spec)
-        bound = getattr(self._instance, spec.name)
+    async def _answer(
+        self, batch_id: int, method: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> list[Any]:
+        func = self._table.get(method)
+        if func is None:
+            return no_method_reply(batch_id, method)
         try:
-            if inspect.iscoroutinefunction(bound):
-                value = await bound(*args, **kwargs)
+            if inspect.iscoroutinefunction(func):
+                value = await func(*args, **kwargs)
             else:
                 loop = asyncio.get_running_loop()
-                value = await loop.run_in_executor(self._thread, lambda: bound(*args, **kwargs))
-        except Exception as error:  # logged once with its traceback, as a worker does
-            logger.error("[%s/local] %s raised", self.name, spec.name, exc_info=True)
-            raise MethodError(
-                str(error), error_type=type(error).__name__, runner=self.name, method=spec.name
-            ) from error
-        value = _through_codec(value, self.name, spec.name)
-        rows = [call.rows for call in batch] if spec.batchable else [1]
-        return split_outputs(value, rows, spec, self.name)
+                run = functools.partial(func, *args, **kwargs)
+                value = await loop.run_in_executor(self._thread, run)
+        except Exception as exc:  # logged once with its traceback, as a worker process does
+            if not isinstance(exc, UnsupportedValue):
+                logger.error("[%s] %s raised", self.label, method, exc_info=True)
+            return error_reply(batch_id, exc)
+        return value_reply(batch_id, value, self._runner, method)
 
-    def _fail_or_retry(
-        self, queue: MethodQueue, batch: list[PendingCall], error: Exception
+
+class InProcessWorkers:
+    """The ``runners.transport.Workers`` of a local runner: one ``InProcessWorker``."""
+
+    slots = 1
+    restarts = 0
+    healthy = True
+    starting = 0
+
+    def __init__(
+        self, config: RunnerConfig, events: WorkerEvents, *, stop_timeout_s: float = 5.0
     ) -> None:
-        if len(batch) > 1:  # one bad item must not fail its neighbours: retry each alone
-            for call in reversed(batch):
-                call.solo, call.queued = True, True
-                queue.queue.appendleft(call)
-            return
-        if not batch[0].future.done():
-            batch[0].future.set_exception(error)
+        self._config = config
+        self._events = events
+        self._stop_timeout_s = stop_timeout_s
+        self._worker: InProcessWorker | None = None
+        self._closing = asyncio.Event()
+
+    @property
+    def live(self) -> int:
+        return 0 if self._worker is None else 1
+
+    async def start(self) -> None:
+        """Import and construct the Runnable in the method thread, as a worker would."""
+        config = self._config
+        thread = ThreadPoolExecutor(1, thread_name_prefix=f"graphctl-{config.name}")
+        settings = {
+            "runnable": config.runnable,
+            "search_path": str(config.search_path) if config.search_path else None,
+            "init": dict(config.init),
+        }
+        try:
+            instance = await asyncio.get_running_loop().run_in_executor(
+                thread, load_runnable, settings
+            )
+        except Exception as exc:
+            thread.shutdown(wait=False)
+            raise RunnerStartupError(
+                f"could not start {config.runnable}: {type(exc).__name__}: {exc}",
+                runner=config.name,
+            ) from exc
+        self._worker = InProcessWorker(config.name, instance, thread, self._events)
+        self._events.on_ready(self._worker)
+
+    async def run(self) -> None:
+        """Serve until ``close()``; a batch still running ``stop_timeout_s`` later is
+        abandoned (its caller is cancelled)."""
+        worker = self._worker
+        assert worker is not None
+        async with asyncio.TaskGroup() as group:
+            serving = group.create_task(worker.serve(), name=worker.label)
+            await self._closing.wait()
+            worker.close()
+            done, _ = await asyncio.wait([serving], timeout=self._stop_timeout_s)
+            if not done:
+                logger.warning("[%s] a batch still running at shutdown is abandoned", worker.label)
+                serving.cancel()
+        self._worker = None
+
+    def close(self) -> None:
+        self._closing.set()

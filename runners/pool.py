@@ -1,7 +1,12 @@
-"""WorkerPool: the batched, supervised pool of worker processes of one runner.
+"""WorkerPool: the dispatcher of one runner, whatever kind its workers are.
 
     async with WorkerPool(RunnerConfig(name="mlp", runnable="models:MLP")) as pool:
         y = await pool.call("predict", x)
+
+Queues, admission (``runners.admission``), the release policy and delivery
+(``runners.batcher``), crash retry and hang limits live here and only here; a
+worker is known through ``runners.transport``: supervised processes by default
+(``runners.supervisor``), this process itself for ``--local`` (``runners.local``).
 
 The per-call path is callbacks only: ``submit`` enqueues and, if a worker is
 idle, sends the batch at once; the worker's answer arrives in the socket
@@ -22,11 +27,11 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from runners import admission, codec
+from runners import admission
 from runners.batcher import (
     Flight,
     MethodQueue,
@@ -43,12 +48,15 @@ from runners.batcher import (
 )
 from runners.config import RunnerConfig
 from runners.errors import PoisonCall, PoolClosed, RunnerError, UnsupportedValue
-from runners.health import RecentBatchTimes
+from runners.health import HangWatch, WorkerState
 from runners.merging import merge_inputs
 from runners.resources import plan_environments
 from runners.runnable import MethodSpec
-from runners.supervisor import Supervisor, Worker
+from runners.supervisor import Supervisor
+from runners.transport import Reply, Worker, WorkerEvents, Workers
 from runners.types import Args, CallResult, Kwargs, PoolStats
+
+WorkersFactory = Callable[[WorkerEvents], Workers]
 
 logger = logging.getLogger("runners.pool")
 
@@ -64,7 +72,9 @@ class PoolState(enum.Enum):
 
 
 class WorkerPool:
-    """Satisfies ``runners.types.RunnerClient``. ``gpus`` overrides GPU detection (a count or ids).
+    """Satisfies ``runners.types.RunnerClient`` and, towards its workers,
+    ``runners.transport.WorkerEvents``. ``gpus`` overrides GPU detection (a count or
+    ids); ``workers`` builds the workers (default: supervised processes).
 
     Supervision (pings, hang limits, restarts) follows ``config.supervision``: a
     worker holding one batch past its method's hang limit is killed and replaced."""
@@ -76,18 +86,20 @@ class WorkerPool:
         gpus: int | Sequence[str] | None = None,
         drain_timeout_s: float = 30.0,
         stop_timeout_s: float = 5.0,
+        workers: WorkersFactory | None = None,
     ) -> None:
         self._config = config
-        self._supervision = config.supervision
+        self._make_workers = workers or self._processes
         self._gpus = gpus
         self._drain_timeout_s = drain_timeout_s
         self._stop_timeout_s = stop_timeout_s
-        self._batch_times: dict[str, RecentBatchTimes] = {}
+        self._hangs = HangWatch(config.supervision)
         self._state = PoolState.NEW
         self._queues: dict[str, MethodQueue] = {}
-        self._idle: list[Worker] = []
-        self._supervisor: Supervisor | None = None
-        self._slots: list[asyncio.Task[None]] = []
+        self._states: dict[int, WorkerState] = {}  # live workers by id
+        self._idle: list[WorkerState] = []
+        self._workers: Workers | None = None
+        self._supervision: asyncio.Task[None] | None = None
         self._next_batch = 0
         self._dispatch_pending = False  # a dispatch is scheduled for this loop iteration
         self._wake = ReleaseTimer(self._on_wake)  # ends a batch the latency model holds
@@ -101,8 +113,8 @@ class WorkerPool:
 
     @property
     def ready(self) -> bool:
-        sup = self._supervisor
-        return self._state is PoolState.READY and sup is not None and bool(sup.workers)
+        workers = self._workers
+        return self._state is PoolState.READY and workers is not None and workers.live > 0
 
     @property
     def methods(self) -> Mapping[str, MethodSpec]:
@@ -122,30 +134,24 @@ class WorkerPool:
         if self._state is not PoolState.NEW:
             raise PoolClosed("a pool starts once", runner=self.name)
         self._state = PoolState.STARTING
-        envs = plan_environments(self._config, gpus=self._gpus)
-        self._supervisor = sup = Supervisor(
-            self._config,
-            envs,
-            on_message=self._on_reply,
-            on_lost=self._on_lost,
-            on_ready=self._on_ready,
-            on_gave_up=self._on_gave_up,
-            stop_timeout_s=self._stop_timeout_s,
-        )
-        started = await asyncio.gather(
-            *(sup.start_worker(slot) for slot in range(len(envs))), return_exceptions=True
-        )
-        failure = next((r for r in started if isinstance(r, BaseException)), None)
-        if failure is not None:
-            sup.close()
-            await asyncio.gather(
-                *(w.reap(self._stop_timeout_s) for w in started if isinstance(w, Worker))
-            )
+        self._workers = workers = self._make_workers(self)
+        try:
+            await workers.start()
+        except BaseException:
             self._state = PoolState.CLOSED
-            raise failure
-        workers = [w for w in started if isinstance(w, Worker)]
-        self._slots = [asyncio.create_task(sup.run_slot(i, w)) for i, w in enumerate(workers)]
+            raise
+        self._supervision = asyncio.create_task(workers.run(), name=f"supervise-{self.name}")
+        self._supervision.add_done_callback(self._supervision_ended)
         self._state = PoolState.READY
+
+    def _processes(self, events: WorkerEvents) -> Workers:
+        envs = plan_environments(self._config, gpus=self._gpus)
+        return Supervisor(self._config, envs, events, stop_timeout_s=self._stop_timeout_s)
+
+    def _supervision_ended(self, task: asyncio.Task[None]) -> None:
+        """Report a supervision failure when it happens (``stop()`` raises it again)."""
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("runner %r: supervision failed", self.name, exc_info=task.exception())
 
     async def stop(self) -> None:
         """Refuse new calls, finish queued and in-flight ones, stop every worker."""
@@ -163,12 +169,14 @@ class WorkerPool:
             self._queues, PoolClosed("the pool stopped before this call ran", runner=self.name)
         )
         self._wake.update(None)
-        assert self._supervisor is not None
-        for worker in self._supervisor.workers.values():
-            self._cancel_hang_timer(worker)
-        self._supervisor.close()
-        await asyncio.gather(*self._slots)
-        self._state = PoolState.CLOSED
+        for state in self._states.values():
+            self._hangs.forget(state)
+        assert self._workers is not None and self._supervision is not None
+        self._workers.close()
+        try:
+            await self._supervision
+        finally:
+            self._state = PoolState.CLOSED
 
     async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """``await pool.call("predict", x)``: the value of one call."""
@@ -202,17 +210,16 @@ class WorkerPool:
             raise
 
     def stats(self) -> PoolStats:
-        sup = self._supervisor
-        live = [w for w in sup.workers.values() if not w.closed.is_set()] if sup else []
+        workers = self._workers
         now = time.monotonic()
-        hung = sum(self._looks_hung(w, now) for w in live)
+        hung = sum(self._hangs.looks_hung(state, now) for state in self._states.values())
         return PoolStats(
             runner=self.name,
-            workers=len(sup.envs) if sup else 0,
-            ready_workers=len(live) - hung,
+            workers=workers.slots if workers else 0,
+            ready_workers=len(self._states) - hung,
             hung_workers=hung,
-            restarts=sup.restarts if sup else 0,
-            healthy=sup.healthy if sup else True,
+            restarts=workers.restarts if workers else 0,
+            healthy=workers.healthy if workers else True,
             methods={name: q.snapshot() for name, q in self._queues.items()},
         )
 
@@ -231,9 +238,9 @@ class WorkerPool:
     def _enqueue(
         self, queue: MethodQueue, calls: Sequence[tuple[Args, Kwargs]], deadline: float | None
     ) -> list[PendingCall]:
-        sup = self._supervisor
-        assert sup is not None
-        if not sup.healthy and not sup.workers and not sup.starting:
+        workers = self._workers
+        assert workers is not None
+        if not workers.healthy and not workers.live and not workers.starting:
             raise admission.no_worker_error(queue.spec.name, self.name)
         now = time.monotonic()
         limit = admission.queue_limit(queue, now, deadline, self.name)
@@ -244,7 +251,7 @@ class WorkerPool:
             limit,
             runner=self.name,
             max_queue=self._config.max_queue,
-            workers=len(sup.workers),
+            workers=workers.live,
             idle=bool(self._idle),
         )
         pending = admission.enqueue(queue, calls, now, limit)
@@ -255,14 +262,11 @@ class WorkerPool:
 
     # -- dispatch (callbacks only) -----------------------------------------------
 
-    def _next_queue(self) -> MethodQueue | None:
-        return oldest_queue(self._queues.values())
-
     def _dispatch(self, slack: float = 0.0) -> None:
         """Send batches while workers are free, unless the latency model holds a short
         batch: then one timer (re-armed only to an earlier time) sends it when due."""
         wake: float | None = None
-        workers = len(self._supervisor.workers) if self._supervisor else 0
+        workers = self._workers.live if self._workers else 0
         while self._idle:
             now = time.monotonic()
             queue, wake = next_release(self._queues.values(), now, len(self._idle), workers, slack)
@@ -281,91 +285,49 @@ class WorkerPool:
     def _on_wake(self) -> None:
         self._dispatch(slack=WAKE_SLACK_S)
 
-    def _send(self, worker: Worker, queue: MethodQueue, batch: list[PendingCall]) -> None:
+    def _send(self, state: WorkerState, queue: MethodQueue, batch: list[PendingCall]) -> None:
         method = queue.spec.name
         self._next_batch += 1
         try:
             args, kwargs = merge_inputs(batch, queue.spec)
-            chunks = codec.encode(
-                ["call", self._next_batch, method, args, kwargs], runner=self.name, method=method
-            )
+            state.worker.send_batch(self._next_batch, method, args, kwargs)
         except (UnsupportedValue, ValueError) as exc:
-            self._idle.append(worker)
+            self._idle.append(state)
             text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
             fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
             return
         now = time.monotonic()
-        worker.batch = Flight(queue, batch, self._next_batch, now, batch_rows(batch, queue.spec))
+        state.flight = Flight(queue, batch, self._next_batch, now, batch_rows(batch, queue.spec))
         queue.in_flight += len(batch)
         for call in batch:
             queue.queue_wait_s_sum += now - call.enqueued_at
-        worker.send(chunks)
-        limit = self._hang_limit_s(method)
-        timer = worker.hang_timer
-        if timer is None or timer.when() > asyncio.get_running_loop().time() + limit:
-            if timer is not None:
-                timer.cancel()
-            self._arm_hang_timer(worker, limit)
+        self._hangs.sent(state, method)
 
-    def _hang_limit_s(self, method: str) -> float:
-        """How long a batch of ``method`` may run before its worker is taken for hung."""
-        times = self._batch_times.get(method)
-        if times is None:
-            return self._supervision.hang_limit_s(0, 0.0)
-        return self._supervision.hang_limit_s(times.count, times.p99_s)
-
-    def _looks_hung(self, worker: Worker, now: float) -> bool:
-        """A worker whose batch has run past ``hang_factor`` x its method's p99 (or past
-        its hang limit): not ready, though it is only killed at the hang limit."""
-        flight: Flight | None = worker.batch
-        if flight is None:
-            return False
-        method = flight.queue.spec.name
-        times = self._batch_times.get(method)
-        suspect = self._hang_limit_s(method)
-        if times is not None and times.count >= self._supervision.hang_warmup_batches:
-            suspect = min(suspect, self._supervision.hang_factor * times.p99_s)
-        return now - flight.sent_at > suspect
-
-    def _arm_hang_timer(self, worker: Worker, delay_s: float) -> None:
-        """One timer per busy worker, left armed across batches (no timer handle per
-        batch): when it fires it checks the batch held then, see ``_on_hang``."""
-        loop = asyncio.get_running_loop()
-        worker.hang_timer = loop.call_later(delay_s, self._on_hang, worker)
-
-    @staticmethod
-    def _cancel_hang_timer(worker: Worker) -> None:
-        if worker.hang_timer is not None:
-            worker.hang_timer.cancel()
-            worker.hang_timer = None
-
-    def _take_flight(self, worker: Worker) -> Flight | None:
-        flight: Flight | None = worker.batch
-        worker.batch = None
+    def _take_flight(self, state: WorkerState) -> Flight | None:
+        flight, state.flight = state.flight, None
         if flight is not None:
             flight.queue.in_flight -= len(flight.calls)
         return flight
 
-    def _on_reply(self, worker: Worker, message: Any) -> None:
-        flight = self._take_flight(worker)
-        if flight is None or not isinstance(message, list) or message[1] != flight.batch_id:
+    # -- WorkerEvents (called by the workers, on the loop) ---------------------------
+
+    def on_reply(self, worker: Worker, reply: Reply) -> None:
+        state = self._states[worker.id]
+        flight = self._take_flight(state)
+        if flight is None or not isinstance(reply, list) or reply[1] != flight.batch_id:
             logger.error("[%s] answered a batch it was not given; stopping it", worker.label)
             worker.kill()
             return
         queue, calls, now = flight.queue, flight.calls, time.monotonic()
         queue.record_batch(flight.rows, now - flight.sent_at)
-        self._batch_times.setdefault(queue.spec.name, RecentBatchTimes()).observe(
-            now - flight.sent_at
-        )
+        self._hangs.observe(queue.spec.name, now - flight.sent_at)
         queue.warn_if_over_budget(self.name)
-        if message[0] == "ok":
-            deliver(flight, message[2], self.name, worker.id)
+        if reply[0] == "ok":
+            deliver(flight, reply[2], self.name, worker.id)
         else:
-            fail_batch(
-                queue, calls, batch_error(message[2], message[3], self.name, queue.spec.name)
-            )
-        self._idle.append(worker)
-        if len(calls) > 1 or self._next_queue() is not None:
+            fail_batch(queue, calls, batch_error(reply[2], reply[3], self.name, queue.spec.name))
+        self._idle.append(state)
+        if len(calls) > 1 or oldest_queue(self._queues.values()) is not None:
             self._schedule_dispatch()
         self._check_drained()
 
@@ -383,35 +345,16 @@ class WorkerPool:
         self._dispatch_pending = False
         self._dispatch()
 
-    def _on_hang(self, worker: Worker) -> None:
-        """Kill a worker whose batch has run past its hang limit; re-arm for a batch sent
-        later; drop the timer if the worker is idle (its next batch arms it again)."""
-        worker.hang_timer = None
-        flight: Flight | None = worker.batch
-        if flight is None:
+    def on_lost(self, worker: Worker) -> None:
+        state = self._states.pop(worker.id, None)
+        if state is None:
             return
-        limit = self._hang_limit_s(flight.queue.spec.name)
-        left = flight.sent_at + limit - time.monotonic()
-        if left > 0.0:
-            self._arm_hang_timer(worker, left)
-            return
-        logger.error(
-            "[%s] held a batch of %s longer than its hang limit of %.3g s; stopping it",
-            worker.label,
-            flight.queue.spec.name,
-            limit,
-        )
-        worker.hung = True
-        worker.kill()
-
-    def _on_lost(self, worker: Worker) -> None:
-        self._cancel_hang_timer(worker)
-        if worker in self._idle:
-            self._idle.remove(worker)
-        flight = self._take_flight(worker)
+        self._hangs.forget(state)
+        if state in self._idle:
+            self._idle.remove(state)
+        flight = self._take_flight(state)
         if flight is not None:
-            worker.died_holding_call = True
-            how = "hung and was stopped" if worker.hung else "died"
+            how = "hung and was stopped" if state.hung else "died"
             error = PoisonCall(
                 f"this call crashed two workers (the last, worker {worker.id}, {how} while "
                 "running it); it is not retried",
@@ -423,16 +366,17 @@ class WorkerPool:
         self._dispatch()
         self._check_drained()
 
-    def _on_ready(self, worker: Worker) -> None:
+    def on_ready(self, worker: Worker) -> None:
         if not self._queues:
-            self._queues = admission.build_queues(worker.ready.result()[2], self._config)
-        self._idle.append(worker)
+            self._queues = admission.build_queues(worker.methods, self._config)
+        state = self._states[worker.id] = WorkerState(worker)
+        self._idle.append(state)
         if self._state is not PoolState.STARTING:
             self._dispatch()
 
-    def _on_gave_up(self) -> None:
-        sup = self._supervisor
-        if sup is not None and not sup.workers and not sup.starting:
+    def on_gave_up(self) -> None:
+        workers = self._workers
+        if workers is not None and not workers.live and not workers.starting:
             admission.fail_queued(self._queues, admission.no_worker_error(None, self.name))
 
     def _check_drained(self) -> None:

@@ -60,15 +60,16 @@ def die_with_parent(parent_pid: int) -> None:
 
 def load_runnable(config: Mapping[str, Any]) -> Any:
     """Import ``module:Class`` with the search path first, and construct it with ``init``."""
-    if config.get("search_path"):
-        sys.path.insert(0, str(config["search_path"]))
+    search = str(config["search_path"]) if config.get("search_path") else None
+    if search and search not in sys.path:
+        sys.path.insert(0, search)
     module_name, _, class_name = str(config["runnable"]).partition(":")
     module = importlib.import_module(module_name)
     cls = getattr(module, class_name)
     return cls(**dict(config.get("init") or {}))
 
 
-def _method_table(instance: Any) -> dict[str, Callable[..., Any]]:
+def method_table(instance: Any) -> dict[str, Callable[..., Any]]:
     return {name: getattr(instance, name) for name in runnable_methods(type(instance))}
 
 
@@ -95,7 +96,7 @@ def _serve_on(
         codec.send_frame(sock, codec.encode(["failed", type(exc).__name__, str(exc)]))
         return
     specs = runnable_methods(type(instance))
-    table = _method_table(instance)
+    table = method_table(instance)
     ready = {name: [spec.batchable, spec.batch_dim, spec.stack] for name, spec in specs.items()}
     codec.send_frame(sock, codec.encode(["ready", os.getpid(), ready]))
     assembler = codec.FrameAssembler()
@@ -123,17 +124,34 @@ def _answer(
 ) -> list[Any]:
     func = table.get(method)
     if func is None:
-        return codec.encode(["error", batch_id, "LookupError", f"no method {method!r}"])
+        return no_method_reply(batch_id, method)
     try:
         value = func(*args, **kwargs)
         if inspect.iscoroutine(value):
             value = loop.run_until_complete(value)
+    except Exception as exc:  # the user's error goes to the caller; the worker lives on
+        if not isinstance(exc, UnsupportedValue):
+            logger.error("%s raised", method, exc_info=True)
+        return error_reply(batch_id, exc)
+    return value_reply(batch_id, value, runner, method)
+
+
+def value_reply(batch_id: int, value: Any, runner: str, method: str) -> list[Any]:
+    """The frame answering a batch with its value (or why the value cannot cross)."""
+    try:
         return codec.encode(["ok", batch_id, value], runner=runner, method=method)
     except UnsupportedValue as exc:
-        return codec.encode(["error", batch_id, "UnsupportedValue", exc.message])
-    except Exception as exc:  # the user's error goes to the caller; the worker lives on
-        logger.error("%s raised", method, exc_info=True)
-        return codec.encode(["error", batch_id, type(exc).__name__, str(exc)])
+        return error_reply(batch_id, exc)
+
+
+def error_reply(batch_id: int, exc: Exception) -> list[Any]:
+    """The frame answering a batch whose method raised ``exc``."""
+    text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
+    return codec.encode(["error", batch_id, type(exc).__name__, text])
+
+
+def no_method_reply(batch_id: int, method: str) -> list[Any]:
+    return codec.encode(["error", batch_id, "LookupError", f"no method {method!r}"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,13 +7,14 @@ import asyncio
 import sys
 
 from runners import WorkerPool
+from runners.supervisor import Supervisor
 from tests.conftest import runner_config
 
 
 async def main() -> None:
     async with WorkerPool(runner_config(workers=2)) as pool:
-        sup = pool._supervisor
-        assert sup is not None
+        sup = pool._workers
+        assert isinstance(sup, Supervisor)
         pids = [w.process.pid for w in sup.workers.values() if w.process is not None]
         print(" ".join(map(str, pids)), flush=True)
         await asyncio.sleep(120)

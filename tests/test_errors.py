@@ -23,9 +23,7 @@ def test_temporary_failures_are_unavailable(error: type[RunnerError]) -> None:
     assert issubclass(error, Unavailable) and issubclass(error, RunnerError)
 
 
-@pytest.mark.parametrize(
-    "error", [PoisonCall, MethodError, UnsupportedValue, RunnerStartupError]
-)
+@pytest.mark.parametrize("error", [PoisonCall, MethodError, UnsupportedValue, RunnerStartupError])
 def test_failures_that_repeat_when_resent_are_not_unavailable(error: type[RunnerError]) -> None:
     assert not issubclass(error, Unavailable)
 

@@ -30,6 +30,7 @@ from runners import (
     WorkerCrashed,
     WorkerPool,
 )
+from runners.supervisor import Supervisor
 from tests.conftest import run, runner_config, until
 
 LOOPS = pytest.mark.parametrize(
@@ -45,8 +46,8 @@ def _as_client(pool: WorkerPool) -> RunnerClient:
 
 
 def _worker_pids(pool: WorkerPool) -> list[int]:
-    sup = pool._supervisor
-    assert sup is not None
+    sup = pool._workers
+    assert isinstance(sup, Supervisor)
     return [w.process.pid for w in sup.workers.values() if w.process is not None]
 
 
@@ -269,8 +270,8 @@ def test_pings_interleaved_with_calls_disturb_nothing() -> None:
     async def main() -> None:
         supervision = SupervisionConfig(ping_interval_s=0.01, ping_timeout_s=5.0)
         async with WorkerPool(runner_config(supervision=supervision)) as pool:
-            sup = pool._supervisor
-            assert sup is not None
+            sup = pool._workers
+            assert isinstance(sup, Supervisor)
             (worker,) = sup.workers.values()
             for i in range(20):
                 pongs = worker.pongs

@@ -17,7 +17,8 @@ import pytest
 import uvloop
 
 from runners import RunnerStartupError, WorkerPool
-from runners.supervisor import Worker, spawn
+from runners.process import ProcessWorker, spawn
+from tests._worker_events import RecordedEvents
 from tests.conftest import run, runner_config
 
 LOOPS = pytest.mark.parametrize(
@@ -142,11 +143,8 @@ def test_a_slow_constructor_is_named_in_the_log_while_it_loads(
         "startup_models:Slow", search_path=models, init={"delay_s": 0.7}, startup_timeout_s=30.0
     )
 
-    def ignore(*_: object) -> None:
-        pass
-
-    async def main() -> Worker:
-        worker = await spawn(config, 3, {}, ignore, ignore, notice_every_s=0.2)
+    async def main() -> ProcessWorker:
+        worker = await spawn(config, 3, {}, RecordedEvents(), notice_every_s=0.2)
         await worker.reap(5.0)
         return worker
 

@@ -1,0 +1,113 @@
+"""What the dispatcher (``runners.pool``) knows of a worker, whatever runs it.
+
+The pool owns queues, admission, the release policy, delivery and crash retry;
+a worker only runs batches. Three kinds plug in behind these protocols: a
+process over a socketpair (``runners.process``, supervised by
+``runners.supervisor``), this process itself (``runners.local``, for
+``--local``), and later a worker on another host, whose hello, heartbeats and
+batch ids fit the same shape:
+
+    pool ── Worker.send_batch(batch id, method, args, kwargs) ──> worker
+    pool <── WorkerEvents.on_reply(worker, ["ok", batch id, value])
+                                 | ["error", batch id, error type, message]
+    pool <── on_ready(worker) / on_lost(worker) / on_gave_up()   (from Workers)
+
+Values cross the data-only codec (``runners.codec``) in every kind, so a caller
+sees the same values from each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from runners.runnable import MethodSpec
+
+Reply = Any  # a decoded reply frame, checked by the pool against the batch it sent
+
+
+class Worker(Protocol):
+    """One worker that runs one batch at a time."""
+
+    @property
+    def id(self) -> int:
+        """Unique within its runner (a restarted worker gets a new one)."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """``runner/worker-N``: how logs name it."""
+        ...
+
+    @property
+    def methods(self) -> Mapping[str, MethodSpec]:
+        """The methods its Runnable declares (before the runner's overrides)."""
+        ...
+
+    def send_batch(self, batch_id: int, method: str, args: list[Any], kwargs: Any) -> None:
+        """Start running one batch; raises ``UnsupportedValue`` if a value cannot cross."""
+        ...
+
+    def kill(self) -> None:
+        """Stop a hung or misbehaving worker now (``on_lost`` follows, if it can be lost)."""
+        ...
+
+
+class WorkerEvents(Protocol):
+    """What a worker (or its supervisor) tells the pool, synchronously on the loop."""
+
+    def on_ready(self, worker: Worker) -> None:
+        """``worker`` started and can take a batch."""
+        ...
+
+    def on_reply(self, worker: Worker, reply: Reply) -> None:
+        """``worker`` answered the batch it holds."""
+        ...
+
+    def on_lost(self, worker: Worker) -> None:
+        """``worker`` is gone (died, killed, or closed); a batch it held is lost."""
+        ...
+
+    def on_gave_up(self) -> None:
+        """A slot stopped restarting its worker: start-ups kept failing."""
+        ...
+
+
+class Workers(Protocol):
+    """The workers of one runner: starts them, keeps them alive, stops them."""
+
+    @property
+    def slots(self) -> int:
+        """How many workers are configured."""
+        ...
+
+    @property
+    def live(self) -> int:
+        """Workers started and not yet reaped."""
+        ...
+
+    @property
+    def starting(self) -> int:
+        """Slots between a worker's death and its replacement's READY."""
+        ...
+
+    @property
+    def restarts(self) -> int: ...
+
+    @property
+    def healthy(self) -> bool:
+        """False once start-up failures stopped the restarts."""
+        ...
+
+    async def start(self) -> None:
+        """Start every worker (``on_ready`` for each); raise ``RunnerStartupError``,
+        leaving none running, if one cannot start."""
+        ...
+
+    async def run(self) -> None:
+        """Supervise until ``close()``; returns once every worker is stopped."""
+        ...
+
+    def close(self) -> None:
+        """Stop restarting and tell every worker to exit once its batch is done."""
+        ...

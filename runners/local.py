@@ -28,9 +28,9 @@ from runners import codec
 from runners.config import RunnerConfig
 from runners.errors import RunnerStartupError, UnsupportedValue
 from runners.pool import WorkerPool
+from runners.replies import error_reply, load_runnable, method_table, no_method_reply, value_reply
 from runners.runnable import MethodSpec, runnable_methods
 from runners.transport import WorkerEvents
-from runners.worker import error_reply, load_runnable, method_table, no_method_reply, value_reply
 
 logger = logging.getLogger("runners.local")
 
@@ -146,7 +146,7 @@ class InProcessWorkers:
         except Exception as exc:
             thread.shutdown(wait=False)
             raise RunnerStartupError(
-                f"could not start {config.runnable}: {type(exc).__name__}: {exc}",
+                f"worker 0 could not start {config.runnable}: {type(exc).__name__}: {exc}",
                 runner=config.name,
             ) from exc
         self._worker = InProcessWorker(config.name, instance, thread, self._events)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
-import importlib
 import inspect
 import json
 import logging
@@ -42,6 +41,7 @@ from typing import Any
 
 from runners import codec, worker_log
 from runners.errors import UnsupportedValue
+from runners.replies import error_reply, load_runnable, method_table, no_method_reply, value_reply
 from runners.runnable import runnable_methods
 
 _PR_SET_PDEATHSIG = 1
@@ -56,21 +56,6 @@ def die_with_parent(parent_pid: int) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(1)
-
-
-def load_runnable(config: Mapping[str, Any]) -> Any:
-    """Import ``module:Class`` with the search path first, and construct it with ``init``."""
-    search = str(config["search_path"]) if config.get("search_path") else None
-    if search and search not in sys.path:
-        sys.path.insert(0, search)
-    module_name, _, class_name = str(config["runnable"]).partition(":")
-    module = importlib.import_module(module_name)
-    cls = getattr(module, class_name)
-    return cls(**dict(config.get("init") or {}))
-
-
-def method_table(instance: Any) -> dict[str, Callable[..., Any]]:
-    return {name: getattr(instance, name) for name in runnable_methods(type(instance))}
 
 
 def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
@@ -134,24 +119,6 @@ def _answer(
             logger.error("%s raised", method, exc_info=True)
         return error_reply(batch_id, exc)
     return value_reply(batch_id, value, runner, method)
-
-
-def value_reply(batch_id: int, value: Any, runner: str, method: str) -> list[Any]:
-    """The frame answering a batch with its value (or why the value cannot cross)."""
-    try:
-        return codec.encode(["ok", batch_id, value], runner=runner, method=method)
-    except UnsupportedValue as exc:
-        return error_reply(batch_id, exc)
-
-
-def error_reply(batch_id: int, exc: Exception) -> list[Any]:
-    """The frame answering a batch whose method raised ``exc``."""
-    text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
-    return codec.encode(["error", batch_id, type(exc).__name__, text])
-
-
-def no_method_reply(batch_id: int, method: str) -> list[Any]:
-    return codec.encode(["error", batch_id, "LookupError", f"no method {method!r}"])
 
 
 def main(argv: list[str] | None = None) -> None:

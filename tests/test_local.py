@@ -1,4 +1,5 @@
-"""The in-process runner client: pool semantics without worker processes."""
+"""The in-process worker of ``--local``: what only it does. The dispatcher's
+scenarios run against it and against worker processes alike in test_pool.py."""
 
 from __future__ import annotations
 
@@ -6,19 +7,15 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from runners import RunnerConfig
-from runners.config import BatchingConfig
+from runners.config import SupervisionConfig
 from runners.errors import (
-    CallTimeout,
-    MethodError,
-    Overloaded,
     PoolClosed,
     RunnerStartupError,
     UnsupportedValue,
@@ -28,34 +25,6 @@ from tests.conftest import run, runner_config
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHCTL = str(Path(sys.executable).parent / "graphctl")
-
-
-def test_submit_many_is_one_batch_and_each_caller_gets_its_item() -> None:
-    async def scenario() -> None:
-        async with LocalClient(runner_config(init={"delay_s": 0.0})) as client:
-            xs = [(np.full(3, i, dtype=np.float32),) for i in range(10)]
-            results = await client.submit_many("predict", [(x, {}) for x in xs])
-            assert {r.batch_size for r in results} == {10}
-            assert len({r.batch_id for r in results}) == 1
-            for i, result in enumerate(results):
-                np.testing.assert_array_equal(result.value, np.full(3, 2.0 * i))
-            assert await client.call("seen_sizes") == [10]
-
-    run(scenario())
-
-
-def test_concurrent_calls_batch_up_to_max_batch_size() -> None:
-    config = runner_config(init={"delay_s": 0.01}, batching=BatchingConfig(max_batch_size=4))
-
-    async def scenario() -> None:
-        async with LocalClient(config) as client:
-            calls = [client.call("predict", np.array([float(i)])) for i in range(12)]
-            values = await asyncio.gather(*calls)
-            assert [float(v[0]) for v in values] == [2.0 * i for i in range(12)]
-            sizes = client.stats().methods["predict"].batch_sizes
-            assert max(sizes) == 4 and sum(k * v for k, v in sizes.items()) == 12
-
-    run(scenario())
 
 
 def test_batch_dim_one_and_non_batchable_methods() -> None:
@@ -70,57 +39,12 @@ def test_batch_dim_one_and_non_batchable_methods() -> None:
     run(scenario())
 
 
-def test_a_failing_item_fails_alone() -> None:
-    async def scenario() -> None:
-        async with LocalClient(runner_config()) as client:
-            calls = [client.call("maybe_fail", v) for v in (1, -1, 2)]
-            results = await asyncio.gather(*calls, return_exceptions=True)
-            assert results[0] == 2 and results[2] == 3
-            assert isinstance(results[1], MethodError)
-            assert results[1].error_type == "ValueError"
-
-    run(scenario())
-
-
 def test_values_cross_the_same_codec_as_workers() -> None:
     async def scenario() -> None:
         async with LocalClient(runner_config()) as client:
             assert await client.call("echo", (1, "a")) == [1, "a"]  # tuples arrive as lists
             with pytest.raises(UnsupportedValue):
                 await client.call("bad_value")
-
-    run(scenario())
-
-
-def test_queue_full_deadline_and_cancellation() -> None:
-    config = runner_config(
-        init={"delay_s": 0.2}, max_queue=2, batching=BatchingConfig(max_batch_size=1)
-    )
-
-    async def until(condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(5):
-            while not condition():  # noqa: ASYNC110 - a bounded poll of the client's stats
-                await asyncio.sleep(0.001)
-
-    async def scenario() -> None:
-        async with LocalClient(config) as client:
-            stats = lambda: client.stats().methods["predict"]  # noqa: E731
-            running = asyncio.create_task(client.call("predict", np.zeros(1)))
-            await until(lambda: stats().in_flight == 1)
-            queued = asyncio.create_task(client.call("predict", np.ones(1)))
-            await until(lambda: stats().queue_length == 1)
-            with pytest.raises(CallTimeout):
-                await client.submit("predict", (np.ones(1),), {}, deadline=time.monotonic() + 0.05)
-            queued.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await queued
-            assert stats().queue_length == 0
-            waiting = [asyncio.create_task(client.call("predict", np.ones(1))) for _ in range(2)]
-            await until(lambda: stats().queue_length == 2)
-            with pytest.raises(Overloaded):
-                await client.call("predict", np.ones(1))
-            await asyncio.gather(running, *waiting)
-            assert stats().rejected == 1 and stats().timed_out == 1
 
     run(scenario())
 
@@ -166,3 +90,32 @@ def test_local_run_gives_the_worker_pool_outputs() -> None:
 def test_runner_config_is_accepted_unchanged() -> None:
     config = RunnerConfig(name="x", runnable="runner_models:Sleepy")
     assert LocalClient(config).name == "x"
+
+
+def test_a_batch_past_its_hang_limit_is_reported_and_still_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A breakpoint in a Runnable must not lose the call: the thread cannot be
+    stopped, so the worker is only reported, and its answer still counts."""
+    config = runner_config(
+        init={"delay_s": 0.3}, supervision=SupervisionConfig(hang_timeout_s=0.05)
+    )
+
+    async def scenario() -> None:
+        async with LocalClient(config) as client:
+            value = await client.call("predict", np.ones(2))
+            np.testing.assert_array_equal(value, np.full(2, 2.0))
+            assert client.stats().ready_workers == 1 and client.stats().restarts == 0
+            assert await client.call("echo", 3) == 3
+
+    run(scenario())
+    assert any("cannot be stopped" in r.getMessage() for r in caplog.records)
+
+
+def test_sync_methods_run_off_the_event_loop_in_one_thread() -> None:
+    async def scenario() -> None:
+        async with LocalClient(runner_config(init={"delay_s": 0.0})) as client:
+            names = await asyncio.gather(*(client.call("thread_name") for _ in range(4)))
+            assert len(set(names)) == 1 and names[0] != threading.current_thread().name
+
+    run(scenario())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from typing import Any
 
@@ -75,6 +76,10 @@ class Sleepy(Runnable):
     @method
     def env(self, name: str) -> str | None:
         return os.environ.get(name)
+
+    @method
+    def thread_name(self) -> str:
+        return threading.current_thread().name
 
     @method
     def crash(self) -> None:

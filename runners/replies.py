@@ -1,0 +1,47 @@
+"""What a worker does with its Runnable, in a worker process (``runners.worker``)
+or in the calling process (``runners.local``): load it, find its methods, and
+frame each batch's answer (``runners.transport`` describes the replies)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runners import codec
+from runners.errors import UnsupportedValue
+from runners.runnable import runnable_methods
+
+
+def load_runnable(config: Mapping[str, Any]) -> Any:
+    """Import ``module:Class`` with the search path first, and construct it with ``init``."""
+    search = str(config["search_path"]) if config.get("search_path") else None
+    if search and search not in sys.path:
+        sys.path.insert(0, search)
+    module_name, _, class_name = str(config["runnable"]).partition(":")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, class_name)
+    return cls(**dict(config.get("init") or {}))
+
+
+def method_table(instance: Any) -> dict[str, Callable[..., Any]]:
+    return {name: getattr(instance, name) for name in runnable_methods(type(instance))}
+
+
+def value_reply(batch_id: int, value: Any, runner: str, method: str) -> list[Any]:
+    """The frame answering a batch with its value (or why the value cannot cross)."""
+    try:
+        return codec.encode(["ok", batch_id, value], runner=runner, method=method)
+    except UnsupportedValue as exc:
+        return error_reply(batch_id, exc)
+
+
+def error_reply(batch_id: int, exc: Exception) -> list[Any]:
+    """The frame answering a batch whose method raised ``exc``."""
+    text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
+    return codec.encode(["error", batch_id, type(exc).__name__, text])
+
+
+def no_method_reply(batch_id: int, method: str) -> list[Any]:
+    return codec.encode(["error", batch_id, "LookupError", f"no method {method!r}"])

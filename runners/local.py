@@ -68,7 +68,9 @@ class InProcessWorker:
         self._inbox: asyncio.Queue[Call | None] = asyncio.Queue()
 
     def send_batch(self, batch_id: int, method: str, args: list[Any], kwargs: Any) -> None:
-        frame = codec.encode(["call", batch_id, method, args, kwargs], runner=self._runner)
+        frame = codec.encode(
+            ["call", batch_id, method, args, kwargs], runner=self._runner, method=method
+        )
         _, batch_id, method, args, kwargs = codec.roundtrip(frame)
         self._inbox.put_nowait((batch_id, method, args, kwargs))
 

@@ -9,9 +9,9 @@ worker is known through ``runners.transport``: supervised processes by default
 (``runners.supervisor``), this process itself for ``--local`` (``runners.local``).
 
 The per-call path is callbacks only: ``submit`` enqueues and, if a worker is
-idle, sends the batch at once; the worker's answer arrives in the socket
-protocol's callback, which resolves the callers' futures and sends the next
-batch. No task is created per call or per batch.
+idle, sends the batch at once; the worker's answer arrives in a callback
+(``WorkerEvents.on_reply``), which resolves the callers' futures and sends the
+next batch. No task is created per call or per batch.
 
 Failure contract: if a batch of several items raises (or cannot be sent), its
 items are retried one by one, so only the caller whose item fails gets the
@@ -312,9 +312,14 @@ class WorkerPool:
     # -- WorkerEvents (called by the workers, on the loop) ---------------------------
 
     def on_reply(self, worker: Worker, reply: Reply) -> None:
-        state = self._states[worker.id]
-        flight = self._take_flight(state)
-        if flight is None or not isinstance(reply, list) or reply[1] != flight.batch_id:
+        state = self._states.get(worker.id)
+        flight = None if state is None else self._take_flight(state)
+        if (
+            state is None
+            or flight is None
+            or not isinstance(reply, list)
+            or reply[1] != flight.batch_id
+        ):
             logger.error("[%s] answered a batch it was not given; stopping it", worker.label)
             worker.kill()
             return

@@ -9,7 +9,8 @@ import networkx as nx
 import pytest
 
 from orchestrator import GraphFileError, Plan, compile_file, compile_text
-from orchestrator.links import MAX_UNUSED_WARNINGS
+from orchestrator.compiling._links import MAX_UNUSED_WARNINGS
+from orchestrator.compiling._references import ReferenceSyntaxError, parse_ref
 from orchestrator.plan import (
     ITEM,
     SWITCH_DEFAULT,
@@ -20,7 +21,6 @@ from orchestrator.plan import (
     RetryPolicy,
     TensorSpec,
 )
-from orchestrator.references import ReferenceSyntaxError, parse_ref
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -73,8 +73,10 @@ def test_disconnected_client_cancels_its_request_and_its_queued_call_is_dropped(
             )
             assert _figure(url, "graphctl_runner_in_flight") == 1  # the other still runs
             wait_until(
-                lambda: metric_value(url, "graphctl_requests_total", status="499", route=route)
-                == cancelled_before + 1,
+                lambda: (
+                    metric_value(url, "graphctl_requests_total", status="499", route=route)
+                    == cancelled_before + 1
+                ),
                 timeout_s=10,
                 what="the request metric to count the disconnect as 499",
             )

@@ -9,8 +9,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from orchestrator._inputs import to_jsonable, validate_inputs
 from orchestrator.errors import RequestError
-from orchestrator.inputs import to_jsonable, validate_inputs
 from orchestrator.plan import InputPlan, Plan, TensorSpec
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from orchestrator.errors import NodeFailed
 from orchestrator.graph import load
-from orchestrator.loadgen import GraphTarget, run_load, samples_from_trace
-from orchestrator.loadgen_summary import (
+from orchestrator.loadgen._load import GraphTarget, run_load, samples_from_trace
+from orchestrator.loadgen._summary import (
     BenchSummary,
     NodeSample,
     NodeSummary,

@@ -31,9 +31,10 @@ def _worker_pid(runner: str) -> int:
             argv = child.cmdline()
         except psutil.NoSuchProcess:
             continue
-        if "runners.worker" in argv and json.loads(argv[argv.index("--config") + 1])[
-            "runner"
-        ] == runner:
+        if (
+            "runners.worker" in argv
+            and json.loads(argv[argv.index("--config") + 1])["runner"] == runner
+        ):
             return child.pid
     raise AssertionError(f"no worker of {runner!r}")
 
@@ -75,8 +76,10 @@ def test_a_hung_worker_shows_in_readyz_and_is_replaced_in_seconds(url: str) -> N
         )
         assert httpx.get(f"{url}/readyz/calc").status_code == 200
         wait_until(
-            lambda: not psutil.pid_exists(stopped)
-            or psutil.Process(stopped).status() == psutil.STATUS_ZOMBIE,
+            lambda: (
+                not psutil.pid_exists(stopped)
+                or psutil.Process(stopped).status() == psutil.STATUS_ZOMBIE
+            ),
             what="the hung worker to be killed",
             timeout_s=10,
         )

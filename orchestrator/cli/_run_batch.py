@@ -18,10 +18,10 @@ from typing import IO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from orchestrator._inputs import to_jsonable
 from orchestrator.errors import GraphctlError
 from orchestrator.graph import Graph
-from orchestrator.inputs import to_jsonable
-from orchestrator.trace import Trace
+from orchestrator.running import Trace
 from runners.errors import RunnerError
 
 

@@ -15,16 +15,16 @@ from typing import Any, Literal
 
 import jsonschema
 
-from orchestrator.compile_context import CompileContext, spec_path
-from orchestrator.compile_nodes import NodeDraft, compile_node
-from orchestrator.compile_runners import CompiledRunner, compile_runners
+from orchestrator._tensors import DYNAMIC, mismatch, tensor_json_schema, tensor_spec
+from orchestrator.compiling._context import CompileContext, spec_path
+from orchestrator.compiling._links import build_dag, check_refs, gate_branches
+from orchestrator.compiling._nodes import NodeDraft, compile_node
+from orchestrator.compiling._references import Collected
+from orchestrator.compiling._runners import CompiledRunner, compile_runners
+from orchestrator.compiling._spec import DataPath, SpecDocument, load_document, parse_document
+from orchestrator.compiling._validation import validate_document
 from orchestrator.errors import GraphFileError
-from orchestrator.links import build_dag, check_refs, gate_branches
 from orchestrator.plan import INPUTS, InputPlan, NodePlan, OutputPlan, Plan, Ref, TensorSpec
-from orchestrator.references import Collected
-from orchestrator.spec import DataPath, SpecDocument, load_document, parse_document
-from orchestrator.tensors import DYNAMIC, mismatch, tensor_json_schema, tensor_spec
-from orchestrator.validation import validate_document
 
 
 def _check_json_schema(ctx: CompileContext, schema: Any, path: DataPath, who: str) -> None:

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.compiling._imports import ImportFailure, import_object
+from orchestrator.compiling._spec import DataPath, SpecDocument
 from orchestrator.errors import Diagnostic, Severity
-from orchestrator.imports import ImportFailure, import_object
 from orchestrator.plan import Location
-from orchestrator.spec import DataPath, SpecDocument
 
 SPEC = "spec"
 

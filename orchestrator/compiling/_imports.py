@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.validation import did_you_mean
+from orchestrator.compiling._validation import did_you_mean
 
 
 class ImportFailure(Exception):

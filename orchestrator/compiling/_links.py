@@ -12,8 +12,10 @@ from typing import Any
 
 import networkx as nx
 
-from orchestrator.compile_context import CompileContext
-from orchestrator.compile_nodes import NodeDraft
+from orchestrator.compiling._context import CompileContext
+from orchestrator.compiling._nodes import NodeDraft
+from orchestrator.compiling._references import RefSite, is_node_ref
+from orchestrator.compiling._validation import did_you_mean, owner
 from orchestrator.plan import (
     INPUTS,
     ITEM,
@@ -26,8 +28,6 @@ from orchestrator.plan import (
     OutputPlan,
     Ref,
 )
-from orchestrator.references import RefSite, is_node_ref
-from orchestrator.validation import did_you_mean, owner
 
 MAX_UNUSED_WARNINGS = 20  # then one warning counts the rest
 

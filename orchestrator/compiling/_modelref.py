@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.compiling._runner_settings import SETTINGS_KEYS, merge_settings
 from orchestrator.errors import GraphctlError
-from orchestrator.runner_settings import SETTINGS_KEYS, merge_settings
 from runners.config import BatchingConfig, RunnerConfig
 from runners.errors import ModelError
 from runners.models import framework_for, get, store_home

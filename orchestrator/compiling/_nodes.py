@@ -12,13 +12,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from orchestrator.compile_context import CompileContext, spec_path
-from orchestrator.compile_runners import CompiledRunner
-from orchestrator.imports import ArgProblems, ImportFailure, check_arguments
+from orchestrator.compiling._context import CompileContext, spec_path
+from orchestrator.compiling._imports import ArgProblems, ImportFailure, check_arguments
+from orchestrator.compiling._references import (
+    Collected,
+    RefSite,
+    compile_condition,
+    compile_template,
+)
+from orchestrator.compiling._runners import CompiledRunner
+from orchestrator.compiling._spec import DataPath
+from orchestrator.compiling._validation import did_you_mean
 from orchestrator.plan import INPUTS, ITEM, NodeKind, NodePlan, OnError, RetryPolicy
-from orchestrator.references import Collected, RefSite, compile_condition, compile_template
-from orchestrator.spec import DataPath
-from orchestrator.validation import did_you_mean
 
 # Keys that only make sense on a node that calls something.
 _CALL_ONLY = ("args", "timeout_ms", "retries", "on_error", "map")

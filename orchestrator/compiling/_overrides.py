@@ -30,10 +30,10 @@ from typing import Any
 
 import yaml
 
+from orchestrator.compiling._runner_settings import Problem, config_to_dict, merge_settings
+from orchestrator.compiling._spec import SpecDocument, load_document
 from orchestrator.errors import Diagnostic, GraphFileError
 from orchestrator.plan import Plan
-from orchestrator.runner_settings import Problem, config_to_dict, merge_settings
-from orchestrator.spec import SpecDocument, load_document
 from runners.config import RunnerConfig
 
 SET_FILE = "--set"

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.compiling._spec import DataPath
 from orchestrator.plan import INPUTS, ITEM, AllOf, AnyOf, Compare, Condition, Not, Ref
-from orchestrator.spec import DataPath
 
 COMPARE_OPS = ("eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "exists")
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"

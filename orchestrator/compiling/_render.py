@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.compiling._references import refs_in_condition
 from orchestrator.plan import INPUTS, AllOf, Compare, NodePlan, Plan, Ref, TensorSpec
-from orchestrator.references import refs_in_condition
 
 FORMATS = ("mermaid", "dot")
 

@@ -2,7 +2,7 @@
 imported here (never instantiated) so node calls can be checked against it.
 
 A runner is written with ``runnable: module:Class``, or with ``model: NAME:VERSION``
-for a model of the model store, which ``orchestrator.modelref`` turns into a
+for a model of the model store, which ``orchestrator.compiling._modelref`` turns into a
 ``RunnerConfig``.
 """
 
@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.compile_context import CompileContext, spec_path
+from orchestrator.compiling._context import CompileContext, spec_path
+from orchestrator.compiling._imports import ImportFailure, check_arguments
+from orchestrator.compiling._modelref import model_methods, resolve_model_runner
+from orchestrator.compiling._spec import DataPath
+from orchestrator.compiling._validation import did_you_mean
 from orchestrator.errors import GraphctlError
-from orchestrator.imports import ImportFailure, check_arguments
-from orchestrator.modelref import model_methods, resolve_model_runner
-from orchestrator.spec import DataPath
-from orchestrator.validation import did_you_mean
 from runners.config import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_STARTUP_TIMEOUT_S,

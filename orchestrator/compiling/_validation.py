@@ -20,8 +20,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
+from orchestrator.compiling._spec import DataPath, SpecDocument
 from orchestrator.errors import Diagnostic
-from orchestrator.spec import DataPath, SpecDocument
 
 SCHEMA_RESOURCE = "graph.schema.json"  # package data of ``orchestrator``
 

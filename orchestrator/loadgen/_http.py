@@ -23,14 +23,14 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.errors import BenchError
-from orchestrator.http_client import ConnectionPool
-from orchestrator.loadgen_summary import NodeSample, NodeSummary
+from orchestrator.loadgen._client import ConnectionPool
+from orchestrator.loadgen._errors import BenchError
+from orchestrator.loadgen._summary import NodeSample, NodeSummary
 from runners.lifecycle import AsyncLifecycle
 
 LabelSet = tuple[tuple[str, str], ...]
 
-# The server's metric families this reads (see orchestrator/metrics.py).
+# The server's metric families this reads (see orchestrator/server/_metrics.py).
 NODE_SECONDS = "graphctl_node_seconds"  # histogram {graph, node}
 BATCH_SIZE = "graphctl_runner_batch_size"  # histogram {graph, runner, method}
 RUNNER_CALLS = "graphctl_runner_calls"  # counter {graph, runner, method}

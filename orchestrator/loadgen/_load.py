@@ -10,8 +10,8 @@ counted apart from errors.
 Only requests that complete inside the measured window count (as ``wrk``
 does), so the figures never include warm-up or drain time. Targets sit behind one small protocol
 (:class:`Target`): a graph in-process, or a server over HTTP
-(:mod:`orchestrator.loadgen_http`). The figures and their maths are
-:mod:`orchestrator.loadgen_summary`; the names a caller needs are re-exported.
+(:mod:`orchestrator.loadgen._http`). The figures and their maths are
+:mod:`orchestrator.loadgen._summary`; the names a caller needs are re-exported.
 
     async with load("graphs/diamond.yaml") as graph:
         summary = await run_load(GraphTarget(graph, inputs), concurrency=16, duration_s=10)
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.loadgen_summary import (
+from orchestrator.loadgen._summary import (
     BenchSummary,
     NodeSample,
     NodeSummary,
@@ -35,7 +35,7 @@ from orchestrator.loadgen_summary import (
     summarize,
     summarize_nodes,
 )
-from orchestrator.trace import Trace
+from orchestrator.running import Trace
 
 __all__ = [
     "DEFAULT_DRAIN_S",

@@ -24,7 +24,7 @@ from typing import IO
 
 import httpx
 
-from orchestrator.errors import BenchError
+from orchestrator.loadgen._errors import BenchError
 from runners.lifecycle import AsyncLifecycle
 
 DEFAULT_READY_TIMEOUT_S = 60.0

@@ -11,13 +11,9 @@ import operator
 from collections.abc import Callable, Container
 from typing import Any
 
-from orchestrator.errors import GraphctlError
+from orchestrator.errors import ConditionError
 from orchestrator.plan import AllOf, AnyOf, Compare, Condition, Not
-from orchestrator.resolve import SKIPPED, Values, lookup
-
-
-class ConditionError(GraphctlError):
-    """A condition compared values that cannot be compared (e.g. a string with a number)."""
+from orchestrator.running._resolve import SKIPPED, Values, lookup
 
 
 def _contains(value: Any, choices: Any) -> bool:

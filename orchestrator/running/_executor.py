@@ -23,12 +23,19 @@ from concurrent.futures import Executor as ThreadExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.backoff import retry_delay_s
-from orchestrator.conditions import evaluate
 from orchestrator.errors import DeadlineExceeded, GraphctlError, NodeFailed, SkippedOutput
 from orchestrator.plan import INPUTS, ITEM, SWITCH_DEFAULT, NodePlan, Plan
-from orchestrator.resolve import SKIPPED, SkippedInput, Values, lookup, render, render_kwargs
-from orchestrator.trace import SpanSink
+from orchestrator.running._backoff import retry_delay_s
+from orchestrator.running._conditions import evaluate
+from orchestrator.running._resolve import (
+    SKIPPED,
+    SkippedInput,
+    Values,
+    lookup,
+    render,
+    render_kwargs,
+)
+from orchestrator.running._trace import SpanSink
 from runners.errors import CallTimeout, Overloaded, RunnerError
 from runners.types import CallResult, RunnerClient
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from orchestrator.errors import GraphctlError
+from orchestrator.errors import ReferenceFailed
 from orchestrator.plan import Ref
 
 
@@ -34,10 +34,6 @@ class _Skipped:
 SKIPPED: Final = _Skipped()
 
 Values = Mapping[str, Any]  # source name ("inputs", a node, "item") -> value
-
-
-class ReferenceFailed(GraphctlError):
-    """A reference selects a key, index or attribute its value does not have."""
 
 
 class SkippedInput(Exception):

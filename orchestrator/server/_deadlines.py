@@ -34,9 +34,7 @@ def parse_timeout_ms(value: object, *, field: str) -> float:
         except ValueError:
             number = None
     if number is None or not math.isfinite(number) or number <= 0:
-        raise RequestError(
-            f"must be a positive number of milliseconds, got {value!r}", field=field
-        )
+        raise RequestError(f"must be a positive number of milliseconds, got {value!r}", field=field)
     return number
 
 

@@ -26,13 +26,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from orchestrator.deadlines import header_timeout_ms
+from orchestrator._inputs import reject_booleans, to_jsonable
 from orchestrator.errors import RequestError
-from orchestrator.http_errors import HttpError, error_response
-from orchestrator.inputs import reject_booleans, to_jsonable
-from orchestrator.json_body import loads
 from orchestrator.plan import Plan
-from orchestrator.serving import Served
+from orchestrator.server._deadlines import header_timeout_ms
+from orchestrator.server._errors import HttpError, error_response
+from orchestrator.server._json_body import loads
+from orchestrator.server._serving import Served
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 # A request still running this long is watched for its client's disconnect.

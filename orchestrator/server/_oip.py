@@ -20,11 +20,12 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from orchestrator.deadlines import OIP_TIMEOUT_PARAMETER, parse_timeout_ms
 from orchestrator.errors import RequestError, abbreviate
-from orchestrator.http_errors import HttpError, error_response
-from orchestrator.http_graph_route import ClientWatch
-from orchestrator.oip_codec import (
+from orchestrator.plan import InputPlan, OutputPlan, TensorSpec
+from orchestrator.server._deadlines import OIP_TIMEOUT_PARAMETER, parse_timeout_ms
+from orchestrator.server._errors import HttpError, error_response
+from orchestrator.server._graph_route import ClientWatch
+from orchestrator.server._oip_codec import (
     HEADER_LENGTH,
     Tensor,
     datatype_of,
@@ -32,8 +33,7 @@ from orchestrator.oip_codec import (
     encode_response,
     split_body,
 )
-from orchestrator.plan import InputPlan, OutputPlan, TensorSpec
-from orchestrator.serving import Served, Slot
+from orchestrator.server._serving import Served, Slot
 
 MODEL_VERSION = "1"
 PLATFORM = "graphctl"

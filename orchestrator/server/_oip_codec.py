@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.errors import RequestError, abbreviate
-from orchestrator.json_body import loads
+from orchestrator.server._json_body import loads
 
 HEADER_LENGTH = "inference-header-content-length"
 

@@ -16,8 +16,8 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.metrics import Metrics
-from orchestrator.serving import CLIENT_CLOSED_REQUEST
+from orchestrator.server._metrics import Metrics
+from orchestrator.server._serving import CLIENT_CLOSED_REQUEST
 
 _OIP_PREFIX = "/v2/models/"
 SERVER_ERROR = 500

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
-from orchestrator.deadlines import shorter_timeout_ms
 from orchestrator.errors import GraphClosed, GraphctlError
-from orchestrator.http_errors import HttpError, classify
-from orchestrator.metrics import Metrics, NodeTimer
 from orchestrator.plan import Plan
-from orchestrator.trace import Tracer
+from orchestrator.running import Tracer
+from orchestrator.server._deadlines import shorter_timeout_ms
+from orchestrator.server._errors import HttpError, classify
+from orchestrator.server._metrics import Metrics, NodeTimer
 from runners.errors import Overloaded, RunnerError
 from runners.types import PoolStats
 

@@ -9,6 +9,22 @@ import httpx
 import pytest
 
 from orchestrator import create_app, load
+from orchestrator.errors import (
+    CallTimeout,
+    ConditionError,
+    DeadlineExceeded,
+    GraphClosed,
+    GraphUnavailable,
+    NodeFailed,
+    Overloaded,
+    PoisonCall,
+    PoolClosed,
+    ReferenceFailed,
+    RequestError,
+    SkippedOutput,
+    WorkerCrashed,
+)
+from orchestrator.server._errors import classify
 from tests._serve_helpers import SERVE_GRAPHS, thread_server
 
 MAX_BODY = 4 * 2**20
@@ -147,3 +163,53 @@ def test_oip_unknown_version_is_404(client: httpx.Client) -> None:
     response = client.post("/v2/models/calc/versions/2/infer", json=body)
     assert response.status_code == 404 and "version" in response.json()["error"]
     assert client.get("/v2/models/calc/versions/2").status_code == 404
+
+
+# The mapping itself: one table from class to status, walked along the MRO.
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (RequestError("bad", field="x"), 422),
+        (GraphClosed("closed"), 503),
+        (DeadlineExceeded(), 504),
+        (SkippedOutput("skipped"), 500),
+        (ConditionError("cannot compare"), 500),
+        (ReferenceFailed("no key"), 500),
+        (Overloaded("full", retry_after_s=2.5), 503),
+        (WorkerCrashed("gone"), 503),
+        (CallTimeout("late"), 503),
+        (PoolClosed("stopped"), 503),
+        (PoisonCall("twice"), 500),
+        (NodeFailed("a", WorkerCrashed("gone")), 503),
+        (NodeFailed("a", ValueError("x")), 500),
+        (KeyError("x"), 500),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+)
+def test_status_follows_the_class(error: BaseException, status: int) -> None:
+    assert classify(error).status == status
+
+
+def test_a_subclass_takes_its_category_status() -> None:
+    class Draining(GraphUnavailable):
+        """A temporary state no table entry names."""
+
+    answer = classify(Draining("draining"))
+    assert (answer.status, answer.headers["Retry-After"]) == (503, "1")
+
+
+def test_retry_after_comes_from_the_error_or_its_cause() -> None:
+    overloaded = Overloaded("full", retry_after_s=2.5)
+    assert classify(overloaded).headers["Retry-After"] == "3"
+    assert classify(NodeFailed("a", overloaded)).headers["Retry-After"] == "3"
+
+
+def test_a_users_exception_is_named_by_type_only() -> None:
+    failed = NodeFailed("a", ValueError(SECRET))
+    answer = classify(failed)
+    assert SECRET not in answer.message and "ValueError" in answer.message
+    assert answer.log_text is not None and SECRET in answer.log_text
+    assert SECRET in classify(failed, expose=True).message
+    assert classify(RequestError("bad"), bad_request_status=400).status == 400

@@ -19,13 +19,14 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from orchestrator._inputs import to_jsonable
-from orchestrator.server._errors import HttpError, add_error_handlers, error_response
+from orchestrator.server._errors import HttpError
 from orchestrator.server._graph_route import GraphRoutes, dumps, parse_json_object
 from orchestrator.server._limits import ApiKey, BodySizeLimit
 from orchestrator.server._metrics import CONTENT_TYPE
 from orchestrator.server._oip import oip_router
 from orchestrator.server._openapi import operation_extra
 from orchestrator.server._request_metrics import RequestMetrics
+from orchestrator.server._responses import add_error_handlers, error_response
 from orchestrator.server._serving import DEFAULT_MAX_INFLIGHT, Served, ServedGraph
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024

@@ -1,16 +1,20 @@
 """How graphctl's exceptions become HTTP answers: status, message, headers.
 
 One table for every route, so ``POST /{graph}`` and the Open Inference Protocol
-routes agree: a bad request is the caller's fault (4xx), overload and start-up
-are temporary (503 with ``Retry-After``), a deadline is 504, and a node failure
-is 500 with the node named, never a traceback. A node that failed because its
-worker crashed or its queue was full is temporary too: 503, so callers retry.
+routes agree. ``STATUS`` maps an error class to its status and ``classify``
+walks the error's MRO to the first class listed: the caller's fault is 4xx
+(``RequestError``), temporary failures are 503 with ``Retry-After``
+(``GraphUnavailable``, overload, crashed or closed pools, call timeouts), a
+deadline is 504, and everything else is 500 with the node named, never a
+traceback. A ``NodeFailed`` answers 503 when its cause does (a worker crashed,
+a queue was full), so callers retry.
 
 The text of an exception raised by a user's method or function may hold
 anything (paths, keys, data), so a client is told only its type unless the
 operator passes ``expose_errors``; ``HttpError.log_text`` keeps the full text
 for the server log. graphctl's own messages (validation, timeouts, overload)
-are always given in full.
+are always given in full. Nothing here depends on the web framework:
+``_responses`` turns an ``HttpError`` into a Starlette response.
 """
 
 from __future__ import annotations
@@ -19,25 +23,40 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
 
 from orchestrator.errors import (
     DeadlineExceeded,
-    GraphClosed,
     GraphctlError,
+    GraphUnavailable,
     NodeFailed,
     RequestError,
-    SkippedOutput,
-    abbreviate,
 )
-from runners.errors import MethodError, Overloaded, PoolClosed, RunnerError
+from runners.errors import (
+    CallTimeout,
+    MethodError,
+    Overloaded,
+    PoolClosed,
+    RunnerError,
+    WorkerCrashed,
+)
 
 DEFAULT_RETRY_AFTER_S = 1.0
+BAD_REQUEST = 422  # ``RequestError``'s entry: the route's own 4xx (422, or 400 for OIP)
+UNAVAILABLE = 503
+
+# The status of each error class; ``classify`` takes the first class of the MRO.
+STATUS: Mapping[type[BaseException], int] = {
+    RequestError: BAD_REQUEST,
+    GraphUnavailable: UNAVAILABLE,
+    DeadlineExceeded: 504,
+    GraphctlError: 500,
+    Overloaded: UNAVAILABLE,
+    WorkerCrashed: UNAVAILABLE,
+    CallTimeout: UNAVAILABLE,
+    PoolClosed: UNAVAILABLE,
+    RunnerError: 500,
+    BaseException: 500,
+}
 
 
 @dataclass(frozen=True)
@@ -51,19 +70,19 @@ class HttpError:
     log_text: str | None = None  # the full text when ``message`` is redacted
 
 
-def _retry_after(seconds: float) -> dict[str, str]:
+def status_of(error: BaseException) -> int:
+    """The status of the first class of ``error``'s MRO in ``STATUS``; a failed
+    node answers 503 when its cause does."""
+    if isinstance(error, NodeFailed) and status_of(error.cause) == UNAVAILABLE:
+        return UNAVAILABLE
+    return next(STATUS[cls] for cls in type(error).__mro__ if cls in STATUS)
+
+
+def _retry_after(error: BaseException) -> dict[str, str]:
+    """``Retry-After`` in whole seconds: the error's own hint, else the default."""
+    cause = error.cause if isinstance(error, NodeFailed) else error
+    seconds = float(getattr(cause, "retry_after_s", DEFAULT_RETRY_AFTER_S))
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
-
-
-def _temporary(error: BaseException) -> HttpError | None:
-    """503 for failures that retrying later fixes: overload, restarts, start-up."""
-    if isinstance(error, Overloaded):
-        return HttpError(503, str(error), headers=_retry_after(error.retry_after_s))
-    if isinstance(error, RunnerError) and (error.retryable or isinstance(error, PoolClosed)):
-        return HttpError(503, str(error), headers=_retry_after(DEFAULT_RETRY_AFTER_S))
-    if isinstance(error, GraphClosed):
-        return HttpError(503, str(error), headers=_retry_after(DEFAULT_RETRY_AFTER_S))
-    return None
 
 
 def is_users_error(error: BaseException) -> bool:
@@ -85,70 +104,18 @@ def public_text(error: BaseException, *, expose: bool = False) -> str:
 
 
 def classify(
-    error: BaseException, *, bad_request_status: int = 422, expose: bool = False
+    error: BaseException, *, bad_request_status: int = BAD_REQUEST, expose: bool = False
 ) -> HttpError:
     """The HTTP answer to ``error``; ``bad_request_status`` is 422 or 400 (OIP);
     ``expose`` gives clients the full text of users' exceptions."""
-    answer = _classify(error, bad_request_status)
-    if answer.status != 500:
-        return answer
-    text = str(error) or type(error).__name__
-    message = public_text(error, expose=expose) if answer.message == str(error) else answer.message
-    return dataclasses.replace(answer, message=message, log_text=text)
-
-
-def _classify(error: BaseException, bad_request_status: int) -> HttpError:
+    status = status_of(error)
     if isinstance(error, RequestError):
         return HttpError(bad_request_status, error.message, field=error.field)
-    temporary = _temporary(error)
-    if temporary is not None:
-        return temporary
-    if isinstance(error, NodeFailed):
-        cause = _temporary(error.cause)
-        if cause is not None:
-            return HttpError(503, str(error), headers=cause.headers)
-        return HttpError(500, str(error))
-    if isinstance(error, DeadlineExceeded):
-        return HttpError(504, str(error) or "the request's deadline passed")
-    if isinstance(error, SkippedOutput):
-        return HttpError(500, str(error))
-    if isinstance(error, GraphctlError | RunnerError):
-        return HttpError(500, str(error))
-    return HttpError(500, f"internal error: {type(error).__name__}")
-
-
-def error_response(error: HttpError, *, detail: bool = False) -> JSONResponse:
-    """``{"error": ...}``; with ``detail`` also FastAPI's ``detail`` list naming the field."""
-    body: dict[str, Any] = {"error": error.message}
-    if error.field is not None:
-        body["field"] = error.field
-    if detail and error.status == 422:
-        loc: list[str] = ["body", *(error.field.split(".") if error.field else [])]
-        body["detail"] = [{"loc": loc, "msg": error.message, "type": "value_error"}]
-    return JSONResponse(body, status_code=error.status, headers=dict(error.headers))
-
-
-def add_error_handlers(app: FastAPI) -> None:
-    """Every error of ``app`` as ``{"error": ...}``: unknown paths (404), methods
-    (405), FastAPI's own validation, and exceptions of graphctl's code (500,
-    logged with their traceback by uvicorn, as they are bugs)."""
-
-    async def http_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, StarletteHTTPException)
-        headers = dict(error.headers or {})
-        return error_response(HttpError(error.status_code, str(error.detail), headers=headers))
-
-    async def validation_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, RequestValidationError)
-        problems = error.errors()
-        first = problems[0] if problems else {}
-        field = ".".join(str(step) for step in first.get("loc", ())[1:]) or None
-        message = str(first.get("msg", "invalid request"))
-        return error_response(HttpError(422, message, field=abbreviate(field) if field else None))
-
-    async def internal_error(request: Request, error: Exception) -> Response:
-        return error_response(HttpError(500, f"internal error: {type(error).__name__}"))
-
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, internal_error)
+    if status == UNAVAILABLE:
+        return HttpError(status, str(error), headers=_retry_after(error))
+    if status == 504:
+        return HttpError(status, str(error) or "the request's deadline passed")
+    text = str(error) or type(error).__name__
+    if not isinstance(error, GraphctlError | RunnerError):
+        return HttpError(500, f"internal error: {type(error).__name__}", log_text=text)
+    return HttpError(status, public_text(error, expose=expose), log_text=text)

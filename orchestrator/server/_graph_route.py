@@ -30,8 +30,9 @@ from orchestrator._inputs import reject_booleans, to_jsonable
 from orchestrator.errors import RequestError
 from orchestrator.plan import Plan
 from orchestrator.server._deadlines import header_timeout_ms
-from orchestrator.server._errors import HttpError, error_response
+from orchestrator.server._errors import HttpError
 from orchestrator.server._json_body import loads
+from orchestrator.server._responses import error_response
 from orchestrator.server._serving import Served
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]

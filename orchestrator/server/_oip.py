@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from orchestrator.errors import RequestError, abbreviate
 from orchestrator.plan import InputPlan, OutputPlan, TensorSpec
 from orchestrator.server._deadlines import OIP_TIMEOUT_PARAMETER, parse_timeout_ms
-from orchestrator.server._errors import HttpError, error_response
+from orchestrator.server._errors import HttpError
 from orchestrator.server._graph_route import ClientWatch
 from orchestrator.server._oip_codec import (
     HEADER_LENGTH,
@@ -33,6 +33,7 @@ from orchestrator.server._oip_codec import (
     encode_response,
     split_body,
 )
+from orchestrator.server._responses import error_response
 from orchestrator.server._serving import Served, Slot
 
 MODEL_VERSION = "1"

@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
+from orchestrator._tensors import FLOAT_MAX
 from orchestrator.errors import QUOTE_LIMIT, RequestError, abbreviate
 from orchestrator.plan import InputPlan, Plan, TensorSpec
 
@@ -70,9 +71,6 @@ def _short_message(error: jsonschema.ValidationError) -> str:
     return abbreviate(message, 2 * QUOTE_LIMIT)
 
 
-_FLOAT_MAX = {n: float(np.finfo(f"f{n}").max) for n in (2, 4, 8)}  # by itemsize
-
-
 @functools.lru_cache(maxsize=256)
 def _validator(frozen_schema: str) -> jsonschema.Draft7Validator:
     schema = json.loads(frozen_schema)
@@ -106,7 +104,7 @@ def to_tensor(value: Any, spec: TensorSpec, *, field: str) -> np.ndarray[Any, An
         and array.dtype.kind == "f"
         and isinstance(value, list)
         and array.size
-        and not float(np.abs(array).max()) <= _FLOAT_MAX[dtype.itemsize]
+        and not float(np.abs(array).max()) <= FLOAT_MAX[dtype.itemsize]
     ):
         raise RequestError(
             f"expected finite {dtype.name} values, got one out of its range", field=field

@@ -1,12 +1,15 @@
 """Tensor declarations: the ``{tensor: {dtype, shape}}`` shorthand of inputs and
-outputs, its JSON Schema (nested lists of numbers, for HTTP validation and docs),
-and whether two declarations can meet.
+outputs, its JSON Schema (nested lists of numbers: the compiled plan, OpenAPI and
+OIP metadata all use this one), the finite range of each float dtype, and whether
+two declarations can meet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from orchestrator.plan import TensorSpec
 
@@ -28,6 +31,10 @@ DTYPES = (
 )
 DYNAMIC = -1
 
+# The largest finite value of each float dtype, by itemsize: a JSON number beyond
+# it would become infinity when cast.
+FLOAT_MAX = {size: float(np.finfo(f"f{size}").max) for size in (2, 4, 8)}
+
 
 def tensor_spec(data: Mapping[str, Any]) -> TensorSpec:
     """A ``TensorSpec`` from schema-valid ``{dtype, shape}`` data."""
@@ -42,7 +49,8 @@ def _scalar_schema(dtype: str) -> dict[str, Any]:
         if dtype.startswith("uint"):
             schema["minimum"] = 0
         return schema
-    return {"type": "number"}
+    largest = FLOAT_MAX[np.dtype(dtype).itemsize]
+    return {"type": "number", "minimum": -largest, "maximum": largest}
 
 
 def tensor_json_schema(spec: TensorSpec) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import importlib
 import sys
 import traceback
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
+from orchestrator._about import graphctl_version
 from orchestrator.errors import GraphctlError
 from runners.errors import RunnerError
 
@@ -34,20 +34,13 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def _version() -> str:
-    try:
-        return version("graphctl")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every sub-command registered."""
     parser = argparse.ArgumentParser(
         prog="graphctl",
         description="Run declarative YAML inference graphs: validate, run, serve, bench.",
     )
-    parser.add_argument("--version", action="version", version=f"graphctl {_version()}")
+    parser.add_argument("--version", action="version", version=f"graphctl {graphctl_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator._stats import percentiles
+
 
 @dataclass(frozen=True)
 class NodeSample:
@@ -92,14 +94,6 @@ class BenchSummary:
 
 def _rounded(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
-
-
-def percentiles(values_ms: Sequence[float], qs: Sequence[float]) -> list[float | None]:
-    """Percentiles ``qs`` (0 to 100) of ``values_ms``; ``None`` for each when empty."""
-    if not values_ms:
-        return [None] * len(qs)
-    found = np.percentile(np.asarray(values_ms, dtype=np.float64), list(qs))
-    return [float(v) for v in found]
 
 
 def mean_or_none(values: Sequence[float]) -> float | None:

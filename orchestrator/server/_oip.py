@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from orchestrator._about import graphctl_version
 from orchestrator.errors import RequestError, abbreviate
 from orchestrator.plan import InputPlan, OutputPlan, TensorSpec
 from orchestrator.server._deadlines import OIP_TIMEOUT_PARAMETER, parse_timeout_ms
@@ -183,7 +183,11 @@ def oip_router(served: Served) -> APIRouter:
 
     @router.get("", summary="Server metadata")
     async def server_metadata() -> dict[str, Any]:
-        return {"name": PLATFORM, "version": _version(), "extensions": ["binary_tensor_data"]}
+        return {
+            "name": PLATFORM,
+            "version": graphctl_version(),
+            "extensions": ["binary_tensor_data"],
+        }
 
     @router.get("/health/live", summary="Server liveness")
     async def live() -> dict[str, bool]:
@@ -278,10 +282,3 @@ async def _infer(served: Served, slot: Slot, request: Request) -> Response:
 
 def _message(error: HttpError) -> str:
     return f"{error.field}: {error.message}" if error.field else error.message
-
-
-def _version() -> str:
-    try:
-        return version("graphctl")
-    except PackageNotFoundError:
-        return "unknown"

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
+from orchestrator._tensors import tensor_json_schema
 from orchestrator.plan import Plan, TensorSpec
 
 _ERROR = {
@@ -22,34 +21,9 @@ _ERROR = {
 }
 
 
-def tensor_schema(tensor: TensorSpec) -> dict[str, Any]:
-    """Nested arrays of ``tensor``'s element type, one level per dimension."""
-    kind = np.dtype(tensor.dtype).kind
-    elements: dict[str, dict[str, Any]] = {
-        "b": {"type": "boolean"},
-        "i": {"type": "integer"},
-        "u": {"type": "integer", "minimum": 0},
-    }
-    element = elements.get(kind) or _float_schema(np.dtype(tensor.dtype))
-    schema = element
-    for size in reversed(tensor.shape):
-        schema = {"type": "array", "items": schema}
-        if size >= 0:
-            schema.update(minItems=size, maxItems=size)
-    return {**schema, "description": f"{tensor.dtype} tensor of shape {list(tensor.shape)}"}
-
-
-def _float_schema(dtype: np.dtype[Any]) -> dict[str, Any]:
-    """Numbers within the dtype's finite range (a larger one would become infinity)."""
-    if dtype.kind != "f":
-        return {"type": "number"}
-    largest = float(np.finfo(dtype).max)
-    return {"type": "number", "minimum": -largest, "maximum": largest}
-
-
 def _field_schema(schema: Mapping[str, Any] | None, tensor: TensorSpec | None) -> dict[str, Any]:
     if tensor is not None:
-        return tensor_schema(tensor)
+        return tensor_json_schema(tensor)
     return dict(schema or {})
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import pytest
 
@@ -23,7 +22,6 @@ def make_plan(*inputs: InputPlan) -> Plan:
         outputs={},
         nodes={},
         runners={},
-        dag=nx.DiGraph(),
     )
 
 

@@ -170,7 +170,7 @@ def compile_document(doc: SpecDocument) -> Plan:
     for node in nodes.values():
         if node.kind == "runner":
             _check_batch_inputs(ctx, node, runners, inputs)
-    dag, order = build_dag(ctx, nodes, outputs, complete=len(nodes) == len(declared_nodes))
+    order = build_dag(ctx, nodes, outputs, complete=len(nodes) == len(declared_nodes))
     errors = [d for d in ctx.diagnostics if d.severity == "error"]
     ordered = sorted(ctx.diagnostics, key=lambda d: (d.line, d.column))
     if errors or order is None:
@@ -184,7 +184,6 @@ def compile_document(doc: SpecDocument) -> Plan:
         outputs=outputs,
         nodes={name: nodes[name] for name in order},
         runners={name: runner.config for name, runner in runners.items()},
-        dag=dag,
         timeout_ms=doc.data["spec"].get("timeout_ms"),
         warnings=tuple(ordered),
     )

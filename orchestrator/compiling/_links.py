@@ -157,8 +157,8 @@ def build_dag(
     outputs: Mapping[str, OutputPlan],
     *,
     complete: bool,
-) -> tuple[nx.DiGraph, list[str] | None]:
-    """The frozen DAG and a topological order (``None`` when there is a cycle).
+) -> list[str] | None:
+    """The nodes in a topological order (``None`` when there is a cycle, reported).
 
     ``complete``: every declared node compiled, so unused ones can be told apart
     from ones whose readers had faults.
@@ -170,7 +170,7 @@ def build_dag(
         (dep, name) for name, plan in nodes.items() for dep in plan.deps if dep in rank
     )
     if _report_cycles(ctx, dag, rank):
-        return nx.freeze(dag), None
+        return None
     order = [str(n) for n in nx.lexicographical_topological_sort(dag, key=rank.__getitem__)]
     read_by_outputs = {output.ref.source for output in outputs.values()}
     unused = [
@@ -179,7 +179,7 @@ def build_dag(
         if dag.out_degree(name) == 0 and name not in read_by_outputs
     ]
     _report_unused(ctx, nodes, unused)
-    return nx.freeze(dag), order
+    return order
 
 
 def _report_unused(ctx: CompileContext, nodes: Mapping[str, NodePlan], unused: list[str]) -> None:

@@ -10,12 +10,22 @@ literal ``$``. Conditions are data (``{ref: $r.label, in: [cat, dog]}``), never 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.compiling._spec import DataPath
-from orchestrator.plan import INPUTS, ITEM, AllOf, AnyOf, Compare, Condition, Not, Ref
+from orchestrator.plan import (
+    INPUTS,
+    ITEM,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    NodePlan,
+    Not,
+    Ref,
+)
 
 COMPARE_OPS = ("eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "exists")
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
@@ -119,6 +129,23 @@ def refs_in_condition(condition: Condition | None) -> list[Ref]:
     if isinstance(condition, Not):
         return refs_in_condition(condition.condition)
     return [ref for part in condition.conditions for ref in refs_in_condition(part)]
+
+
+def refs_in_template(value: Any) -> list[Ref]:
+    """Every reference a compiled template (a node's ``args``) reads, in order."""
+    if isinstance(value, Ref):
+        return [value]
+    if isinstance(value, Mapping):
+        return [ref for item in value.values() for ref in refs_in_template(item)]
+    if isinstance(value, list | tuple):
+        return [ref for item in value for ref in refs_in_template(item)]
+    return []
+
+
+def refs_read_by(node: NodePlan) -> list[Ref]:
+    """Every reference ``node`` reads: its arguments, its ``when`` and its ``map``."""
+    read = [*refs_in_template(node.args), *refs_in_condition(node.when)]
+    return [*read, node.map] if node.map is not None else read
 
 
 def is_node_ref(ref: Ref) -> bool:

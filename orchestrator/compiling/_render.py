@@ -9,12 +9,10 @@ which case routes to each branch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from orchestrator.compiling._references import refs_in_condition
-from orchestrator.plan import INPUTS, AllOf, Compare, NodePlan, Plan, Ref, TensorSpec
+from orchestrator.compiling._references import refs_read_by
+from orchestrator.plan import INPUTS, AllOf, Compare, NodePlan, Plan, TensorSpec
 
 FORMATS = ("mermaid", "dot")
 
@@ -31,17 +29,6 @@ class _Edge:
     source: str
     target: str
     label: str = ""
-
-
-def _refs(value: Any) -> Iterator[Ref]:
-    if isinstance(value, Ref):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _refs(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _refs(item)
 
 
 def _tensor(tensor: TensorSpec | None) -> tuple[str, ...]:
@@ -82,8 +69,7 @@ def _layout(plan: Plan) -> tuple[list[_Vertex], list[_Edge]]:
     edges: list[_Edge] = []
     for node in plan.nodes.values():
         vertices.append(_Vertex(f"node:{node.name}", _node_label(plan, node), node.kind))
-        read = [*_refs(node.args), *refs_in_condition(node.when)]
-        read += [node.map] if node.map is not None else []
+        read = refs_read_by(node)
         sources = {f"input:{r.path[0]}" for r in read if r.source == INPUTS and r.path}
         edges += [_Edge(source, f"node:{node.name}") for source in sorted(sources)]
         for dep in sorted(node.deps):

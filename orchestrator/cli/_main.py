@@ -1,9 +1,4 @@
-"""The ``graphctl`` command: a thin layer over the library, one module per sub-command.
-
-Each command module has ``register(subparsers)`` (adds its parser, sets
-``handler``) and its handler returns the exit code. Errors the user can act on
-are printed as one clear message; a traceback only with ``--debug``.
-"""
+"""The ``graphctl`` entry point: the argument parser and how errors are shown."""
 
 from __future__ import annotations
 
@@ -80,6 +75,3 @@ def _sole_error(error: Exception) -> Exception:
         error = error.exceptions[0]
     return error
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,11 +3,13 @@ worker processes are killed and stopped for real."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -105,3 +107,23 @@ def _calls(url: str, runner: str) -> float:
         for line in httpx.get(f"{url}/metrics").text.splitlines()
         if line.startswith("graphctl_runner_calls") and f'runner="{runner}"' in line
     )
+
+
+def test_the_serving_lifecycle_does_not_depend_on_the_web_framework() -> None:
+    """``_serving`` and every orchestrator module it imports stay free of Starlette
+    and FastAPI (they are the routes' business, in ``_app`` and ``_responses``)."""
+    root = Path(__file__).resolve().parent.parent
+    seen: set[str] = set()
+    todo = ["orchestrator.server._serving"]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        tree = ast.parse((root / (module.replace(".", "/") + ".py")).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("starlette", "fastapi")), (module, node.module)
+                if node.module.startswith("orchestrator.") and node.module.count(".") > 1:
+                    todo.append(node.module)
+    assert "orchestrator.server._errors" in seen

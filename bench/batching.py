@@ -21,11 +21,16 @@ from typing import Any
 import yaml
 
 from bench._common import GRAPHS_DIR, duration_s, ratio, warmup_s, write_result
-from orchestrator.compiler import compile_file
+from orchestrator.compiling import compile_file
 from orchestrator.graph import load
-from orchestrator.loadgen import BenchSummary, GraphTarget, run_load
-from orchestrator.loadgen_http import HTTPTarget, NodeRoute
-from orchestrator.serve_process import ServeProcess
+from orchestrator.loadgen import (
+    BenchSummary,
+    GraphTarget,
+    HTTPTarget,
+    NodeRoute,
+    ServeProcess,
+    run_load,
+)
 
 BATCH_MS = 20.0
 WORKERS = 2

@@ -14,7 +14,7 @@ import statistics
 
 from bench._common import DIAMOND, ratio, write_result
 from bench._procs import BASELINE_IMPORTS, baseline_start_s
-from orchestrator.serve_process import ServeProcess
+from orchestrator.loadgen import ServeProcess
 
 REPEATS = 3
 TARGET_S = 2.0

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.compiler import compile_file
+from orchestrator.compiling import compile_file
 
 DEFAULT_SIZES = (1_000, 10_000, 20_000)
 

@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 
 from bench._common import DIAMOND, GRAPHS_DIR, REPO_DIR, duration_s, ratio, warmup_s, write_result
-from orchestrator.serve_process import ServeProcess, free_port
+from orchestrator.loadgen import ServeProcess, free_port
 
 CONCURRENCY = (1, 16, 64)
 BATCHING = GRAPHS_DIR / "batching.yaml"

@@ -19,11 +19,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench._common import DIAMOND, duration_s, ratio, warmup_s, write_result
-from orchestrator.compiler import compile_file
+from orchestrator.compiling import compile_file
 from orchestrator.graph import load
-from orchestrator.loadgen import BenchSummary, GraphTarget, Target, run_load
-from orchestrator.loadgen_http import HTTPTarget, NodeRoute
-from orchestrator.serve_process import ServeProcess
+from orchestrator.loadgen import (
+    BenchSummary,
+    GraphTarget,
+    HTTPTarget,
+    NodeRoute,
+    ServeProcess,
+    Target,
+    run_load,
+)
 
 DEFAULT_CONCURRENCY = (1, 4, 16, 64)
 RUNNER_NODES = ("a", "b")

@@ -16,10 +16,8 @@ from typing import Any
 
 from bench._common import DIAMOND, duration_s, ratio, warmup_s, write_result
 from bench._procs import ProcessMemory, baseline_memory, tree_memory
-from orchestrator.compiler import compile_file
-from orchestrator.loadgen import BenchSummary, run_load
-from orchestrator.loadgen_http import HTTPTarget, NodeRoute
-from orchestrator.serve_process import ServeProcess
+from orchestrator.compiling import compile_file
+from orchestrator.loadgen import BenchSummary, HTTPTarget, NodeRoute, ServeProcess, run_load
 
 CONCURRENCY = 16
 SAMPLE_EVERY_S = 0.25

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from bench._common import DIAMOND, GRAPHS_DIR, duration_s, ratio, warmup_s, write_result
 from bench.http import _Connection, _cpu_seconds
-from orchestrator.serve_process import ServeProcess
+from orchestrator.loadgen import ServeProcess
 
 SATURATION = 64  # the server's --max-inflight, and the concurrency that saturates it
 REPEATS = 3

@@ -1,24 +1,34 @@
 """graphctl's orchestrator: compile YAML inference graphs and run them.
 
+The folders show the parts (docs/architecture.md draws them): ``compiling``
+(graph file -> ``Plan``), ``running`` (one request through a ``Plan``),
+``server`` (HTTP), ``cli`` (``graphctl``) and ``loadgen`` (``graphctl bench``,
+not part of this API). ``__all__`` of each package is its public surface;
+modules whose names start with ``_`` are internal.
+
     async with orchestrator.load("graphs/diamond.yaml") as graph:
         out = await graph.run({"x": [...]})
 """
 
-from orchestrator.compiler import compile_file, compile_text
+from orchestrator._inputs import to_jsonable, validate_inputs
+from orchestrator.compiling import apply_overrides, compile_file, compile_text
 from orchestrator.errors import (
-    BenchError,
     CallTimeout,
+    ConditionError,
     DeadlineExceeded,
     Diagnostic,
     GraphClosed,
     GraphctlError,
     GraphFileError,
+    GraphUnavailable,
     MethodError,
     NodeFailed,
     Overloaded,
     PoisonCall,
     PoolClosed,
+    ReferenceFailed,
     RequestError,
+    RunFailed,
     RunnerError,
     RunnerStartupError,
     SkippedOutput,
@@ -26,33 +36,30 @@ from orchestrator.errors import (
     WorkerCrashed,
 )
 from orchestrator.graph import Graph, GraphState, load, run_sync
-from orchestrator.inputs import to_jsonable, validate_inputs
-from orchestrator.loadgen import BenchSummary, GraphTarget, NodeSummary, run_load
-from orchestrator.overrides import apply_overrides
 from orchestrator.plan import Plan
+from orchestrator.running import Trace
 from orchestrator.server import create_app
-from orchestrator.trace import Trace
 
 __all__ = [
-    "BenchError",
-    "BenchSummary",
     "CallTimeout",
+    "ConditionError",
     "DeadlineExceeded",
     "Diagnostic",
     "Graph",
     "GraphClosed",
     "GraphFileError",
     "GraphState",
-    "GraphTarget",
+    "GraphUnavailable",
     "GraphctlError",
     "MethodError",
     "NodeFailed",
-    "NodeSummary",
     "Overloaded",
     "Plan",
     "PoisonCall",
     "PoolClosed",
+    "ReferenceFailed",
     "RequestError",
+    "RunFailed",
     "RunnerError",
     "RunnerStartupError",
     "SkippedOutput",
@@ -64,7 +71,6 @@ __all__ = [
     "compile_text",
     "create_app",
     "load",
-    "run_load",
     "run_sync",
     "to_jsonable",
     "validate_inputs",

@@ -1,21 +1,25 @@
-"""Errors raised by graphctl's orchestrator, with the runner errors re-exported.
+"""Every error the orchestrator raises on purpose, with the runner errors re-exported.
 
     GraphctlError                    root of everything graphctl raises on purpose
      ├── GraphFileError              a graph file is invalid; ``diagnostics`` lists every
      │                               problem found, each ``FILE:LINE:COL: error: MESSAGE``
-     ├── RequestError                a request is wrong: bad or missing inputs (``field``)
-     ├── NodeFailed                  a node failed and its policy is ``fail``; names the
-     │                               node, its runner and the cause (``__cause__``)
+     ├── RequestError                the caller's fault: bad or missing inputs (``field``)
      ├── DeadlineExceeded            the request's deadline passed before it finished
-     ├── SkippedOutput               an output declared ``if_skipped: error`` was skipped
-     ├── GraphClosed                 a graph was used before it was started or after it closed
-     └── BenchError                  a benchmark cannot run as asked: a non-loopback URL,
-                                     a server that never became ready
+     ├── GraphUnavailable            temporary: retrying later can succeed
+     │    └── GraphClosed            a graph used before it was started or after it closed
+     └── RunFailed                   a request's run failed in the graph itself
+          ├── NodeFailed             a node failed and its policy is ``fail``; names the
+          │                          node, its runner and the cause (``__cause__``)
+          ├── SkippedOutput          an output declared ``if_skipped: error`` was skipped
+          ├── ReferenceFailed        ``$node.field`` selects what the value does not have
+          └── ConditionError         a ``when`` compares values that cannot be compared
 
     RunnerError (from ``runners``)   root of worker-pool failures: WorkerCrashed,
                                      PoisonCall, Overloaded, CallTimeout, MethodError, ...
 
-Catch ``GraphctlError`` or ``RunnerError`` for all of them, or one precise class.
+The categories (``RequestError``, ``GraphUnavailable``, ``RunFailed``) are what the
+HTTP layer maps to a status (4xx, 503, 500), walking each class's MRO. Catch
+``GraphctlError`` or ``RunnerError`` for all of them, or one precise class.
 A message that quotes a value a caller sent quotes ``abbreviate(value)``: a short
 prefix, so an error never echoes a large input back.
 """
@@ -40,19 +44,22 @@ from runners.errors import (
 )
 
 __all__ = [
-    "BenchError",
     "CallTimeout",
+    "ConditionError",
     "DeadlineExceeded",
     "Diagnostic",
     "GraphClosed",
     "GraphFileError",
+    "GraphUnavailable",
     "GraphctlError",
     "MethodError",
     "NodeFailed",
     "Overloaded",
     "PoisonCall",
     "PoolClosed",
+    "ReferenceFailed",
     "RequestError",
+    "RunFailed",
     "RunnerError",
     "RunnerStartupError",
     "SkippedOutput",
@@ -120,7 +127,15 @@ class RequestError(GraphctlError):
         self.field = field
 
 
-class NodeFailed(GraphctlError):
+class GraphUnavailable(GraphctlError):
+    """Temporary: the graph cannot take the request now; retrying later can succeed."""
+
+
+class RunFailed(GraphctlError):
+    """A request's run failed inside the graph (not the caller's fault, not temporary)."""
+
+
+class NodeFailed(RunFailed):
     """A node failed under the ``fail`` policy; the original error is ``__cause__``."""
 
     def __init__(self, node: str, cause: BaseException, *, runner: str | None = None):
@@ -132,18 +147,21 @@ class NodeFailed(GraphctlError):
         self.cause = cause
 
 
+class SkippedOutput(RunFailed):
+    """An output declared ``if_skipped: error`` came from a skipped node."""
+
+
+class ReferenceFailed(RunFailed):
+    """A reference selects a key, index or attribute its value does not have."""
+
+
+class ConditionError(RunFailed):
+    """A condition compared values that cannot be compared (e.g. a string with a number)."""
+
+
 class DeadlineExceeded(GraphctlError):
     """The request's deadline passed; everything still pending was cancelled."""
 
 
-class SkippedOutput(GraphctlError):
-    """An output declared ``if_skipped: error`` came from a skipped node."""
-
-
-class GraphClosed(GraphctlError):
+class GraphClosed(GraphUnavailable):
     """The graph was used outside its ``async with`` block."""
-
-
-class BenchError(GraphctlError):
-    """``graphctl bench`` cannot run as asked (its target is not loopback, or the
-    server it started never became ready)."""

@@ -17,11 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from orchestrator._inputs import validate_inputs
 from orchestrator.errors import GraphClosed, GraphctlError
-from orchestrator.executor import Executor
-from orchestrator.inputs import validate_inputs
 from orchestrator.plan import Plan
-from orchestrator.trace import Tracer
+from orchestrator.running import Executor, Tracer
 from runners.config import RunnerConfig
 from runners.lifecycle import AsyncLifecycle
 from runners.resources import spread_gpus
@@ -161,8 +160,7 @@ def load(
     ``config`` (a deploy-time YAML file) and ``sets`` (``runners.NAME.KEY=VALUE``)
     override runner settings, validated like the graph itself.
     """
-    from orchestrator.compiler import compile_file
-    from orchestrator.overrides import apply_overrides
+    from orchestrator.compiling import apply_overrides, compile_file
 
     plan = apply_overrides(compile_file(Path(path)), config, sets)
     if local and client_factory is None:

@@ -1,4 +1,4 @@
-"""The compiled form of a graph file: plain frozen data, built once by the compiler.
+"""The compiled form of a graph file: immutable data, built once by the compiler.
 
 The executor, the server and the CLI read a ``Plan`` and never the YAML. Nothing
 here runs user code; ``NodePlan.function`` is already imported by the compiler.
@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
-
-import networkx as nx
 
 from orchestrator.errors import Diagnostic
 from runners.config import RunnerConfig
@@ -155,8 +154,9 @@ class OutputPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """A compiled graph. ``nodes`` is in a topological order; ``dag`` is frozen and
-    has one vertex per node name, with an edge for each dependency."""
+    """A compiled graph. ``nodes`` is in a topological order; each node's ``deps``
+    are the graph's edges (``edges`` lists them). Its mappings are read-only views
+    of private copies, so nothing holding a ``Plan`` can change it."""
 
     name: str
     description: str
@@ -165,9 +165,18 @@ class Plan:
     outputs: Mapping[str, OutputPlan]
     nodes: Mapping[str, NodePlan]
     runners: Mapping[str, RunnerConfig]
-    dag: nx.DiGraph
     timeout_ms: float | None = None
     warnings: tuple[Diagnostic, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("inputs", "outputs", "nodes", "runners"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+
+    @property
+    def edges(self) -> tuple[tuple[str, str], ...]:
+        """``(dependency, node)`` for every dependency, in node order."""
+        return tuple((dep, node.name) for node in self.nodes.values() for dep in sorted(node.deps))
 
     @property
     def base_dir(self) -> Path:

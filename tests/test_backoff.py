@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from orchestrator.backoff import retry_delay_s
 from orchestrator.plan import RetryPolicy
+from orchestrator.running._backoff import retry_delay_s
 
 POLICY = RetryPolicy(count=8, backoff_ms=100, max_backoff_ms=1000)
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
-import networkx as nx
 import pytest
 
 from orchestrator import GraphFileError, Plan, compile_file, compile_text
-from orchestrator.links import MAX_UNUSED_WARNINGS
+from orchestrator.compiling._links import MAX_UNUSED_WARNINGS
+from orchestrator.compiling._references import ReferenceSyntaxError, parse_ref
 from orchestrator.plan import (
     ITEM,
     SWITCH_DEFAULT,
@@ -20,7 +21,6 @@ from orchestrator.plan import (
     RetryPolicy,
     TensorSpec,
 )
-from orchestrator.references import ReferenceSyntaxError, parse_ref
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,11 +66,21 @@ def problems(tmp_path: Path, spec: str) -> list[str]:
 def test_diamond_compiles_to_a_frozen_topological_plan() -> None:
     plan = compile_file(ROOT / "graphs" / "diamond.yaml")
     assert list(plan.nodes) == ["pre", "a", "b", "post"]
-    assert nx.is_frozen(plan.dag)
-    assert set(plan.dag.edges) == {("pre", "a"), ("pre", "b"), ("a", "post"), ("b", "post")}
+    assert set(plan.edges) == {("pre", "a"), ("pre", "b"), ("a", "post"), ("b", "post")}
     assert plan.nodes["post"].deps == frozenset({"a", "b"})
     assert plan.nodes["a"].args == {"x": Ref("pre", (), "$pre")}
     assert plan.nodes["pre"].args == {"x": Ref("inputs", ("x",), "$inputs.x")}
+
+
+def test_a_plan_cannot_be_changed_through_its_mappings() -> None:
+    plan = compile_file(ROOT / "graphs" / "diamond.yaml")
+    for mapping in (plan.nodes, plan.inputs, plan.outputs, plan.runners):
+        with pytest.raises(TypeError):
+            mapping["extra"] = None  # type: ignore[index]
+    source = {"only": plan.nodes["pre"]}
+    copy = dataclasses.replace(plan, nodes=source)
+    source["late"] = plan.nodes["a"]
+    assert list(copy.nodes) == ["only"]
     assert plan.nodes["pre"].func is not None and plan.nodes["pre"].func.__name__ == "normalize"
     assert plan.runners["mlp_a"].batching.max_batch_size == 32
     assert plan.runners["mlp_b"].init == {"hidden": 512, "seed": 1}
@@ -131,7 +141,7 @@ def test_switch_gates_each_branch_and_coalesce_joins(tmp_path: Path) -> None:
         )
     )
     assert plan.nodes["big"].deps == frozenset({"route"})
-    assert plan.dag.has_edge("route", "big")
+    assert ("route", "big") in plan.edges
     assert plan.nodes["out"].args == {
         "values": [Ref("small", (), "$small"), Ref("big", (), "$big")]
     }

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from orchestrator.conditions import ConditionError, evaluate
+from orchestrator.errors import ConditionError, ReferenceFailed
 from orchestrator.plan import AllOf, AnyOf, Compare, Not, Ref
-from orchestrator.resolve import SKIPPED, ReferenceFailed, SkippedInput, render, select
+from orchestrator.running._conditions import evaluate
+from orchestrator.running._resolve import SKIPPED, SkippedInput, render, select
 
 VALUES: dict[str, Any] = {
     "inputs": {"n": 3, "tags": ["a", "b"]},

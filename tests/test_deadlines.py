@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from orchestrator import RequestError, create_app, load
-from orchestrator.deadlines import (
+from orchestrator.server._deadlines import (
     REQUEST_TIMEOUT_HEADER,
     header_timeout_ms,
     parse_timeout_ms,

@@ -10,7 +10,7 @@ import pytest
 
 import orchestrator
 from orchestrator.errors import DeadlineExceeded, MethodError, NodeFailed
-from orchestrator.trace import Trace
+from orchestrator.running._trace import Trace
 from runners.errors import CallTimeout, Overloaded
 from tests._executor_helpers import EXAMPLES, TEST_GRAPHS, Probe, run, wait_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.runner_settings import merge_settings
+from orchestrator.compiling._runner_settings import merge_settings
 from runners import RunnerConfig, SupervisionConfig
 from runners.health import RecentBatchTimes
 

@@ -13,7 +13,7 @@ import pytest
 from orchestrator import GraphFileError, compile_file
 from orchestrator.graph import Graph
 
-KIT = '''
+KIT = """
 import asyncio
 
 
@@ -23,7 +23,7 @@ def where(x):
     except RuntimeError:
         return ["thread", x]
     return ["loop", x]
-'''
+"""
 
 GRAPH = """
 apiVersion: graphctl/v1

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import pytest
 
+from orchestrator._inputs import to_jsonable, validate_inputs
 from orchestrator.errors import RequestError
-from orchestrator.inputs import to_jsonable, validate_inputs
 from orchestrator.plan import InputPlan, Plan, TensorSpec
 
 
@@ -23,7 +22,6 @@ def make_plan(*inputs: InputPlan) -> Plan:
         outputs={},
         nodes={},
         runners={},
-        dag=nx.DiGraph(),
     )
 
 

@@ -13,24 +13,18 @@ import pytest
 
 from orchestrator.errors import NodeFailed
 from orchestrator.graph import load
-from orchestrator.loadgen import GraphTarget, run_load, samples_from_trace
-from orchestrator.loadgen_summary import (
+from orchestrator.loadgen._load import GraphTarget, run_load, samples_from_trace
+from orchestrator.loadgen._summary import (
     BenchSummary,
     NodeSample,
     NodeSummary,
     error_kind,
-    percentiles,
     summarize,
     summarize_nodes,
 )
 from runners.errors import Overloaded
 
 DIAMOND = Path(__file__).resolve().parent.parent / "graphs" / "diamond.yaml"
-
-
-def test_percentiles_interpolate_like_numpy_and_are_none_when_empty() -> None:
-    assert percentiles([1.0, 2.0, 3.0, 4.0], (50, 100)) == [2.5, 4.0]
-    assert percentiles([], (50, 99)) == [None, None]
 
 
 def test_summarize_counts_only_successes_in_throughput() -> None:

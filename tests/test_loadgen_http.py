@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from orchestrator import create_app, load
-from orchestrator.errors import BenchError
-from orchestrator.loadgen import run_load
-from orchestrator.loadgen_http import (
+from orchestrator.loadgen import BenchError
+from orchestrator.loadgen._http import (
     HTTPTarget,
     NodeRoute,
     diff_snapshots,
@@ -22,6 +21,7 @@ from orchestrator.loadgen_http import (
     parse_metrics,
     require_loopback,
 )
+from orchestrator.loadgen._load import run_load
 from tests._serve_helpers import SERVE_GRAPHS, thread_server, wait_until
 
 

@@ -6,7 +6,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import create_app, load
-from orchestrator.metrics import Metrics
+from orchestrator.server._metrics import Metrics
 from runners.types import MethodStats, PoolStats
 from tests._serve_helpers import SERVE_GRAPHS, thread_server
 

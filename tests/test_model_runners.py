@@ -81,8 +81,12 @@ def test_sklearn_runner_concatenates_requests_that_carry_their_batch_dimension(
     rows, clf = digits
     scaled = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
     scaled.fit(rows * 16.0, clf.predict(rows))  # a scaler needs exactly 2 dimensions
-    models.save("scaled", scaled, framework="sklearn",
-                signatures={"predict": {"batchable": True, "batch_dim": 0}})
+    models.save(
+        "scaled",
+        scaled,
+        framework="sklearn",
+        signatures={"predict": {"batchable": True, "batch_dim": 0}},
+    )
     path = tmp_path / "graph.yaml"
     path.write_text("""
 apiVersion: graphctl/v1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from orchestrator.errors import RequestError
-from orchestrator.oip_codec import (
+from orchestrator.server._oip_codec import (
     DATATYPES,
     Tensor,
     datatype_of,

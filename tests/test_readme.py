@@ -72,7 +72,7 @@ def test_graph_block_is_the_diamond_example() -> None:
     assert list(shown.nodes) == list(real.nodes)
     assert shown.runners["mlp_a"] == real.runners["mlp_a"]
     assert [n.inline for n in shown.nodes.values()] == [n.inline for n in real.nodes.values()]
-    assert set(shown.dag.edges) == set(real.dag.edges)
+    assert set(shown.edges) == set(real.edges)
 
 
 def test_validate_error_shown_is_the_real_one() -> None:

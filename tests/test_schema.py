@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 
 from orchestrator import GraphFileError, compile_file
-from orchestrator.spec import load_document
-from orchestrator.tensors import DTYPES
-from orchestrator.validation import graph_schema, validate_document
+from orchestrator._tensors import DTYPES
+from orchestrator.compiling._spec import load_document
+from orchestrator.compiling._validation import graph_schema, validate_document
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(

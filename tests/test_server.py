@@ -140,7 +140,8 @@ def _refused_before_its_body_is_sent(url: str) -> int:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
-            b"POST /held HTTP/1.1\r\nhost: x\r\nauthorization: Bearer " + API_KEY.encode()
+            b"POST /held HTTP/1.1\r\nhost: x\r\nauthorization: Bearer "
+            + API_KEY.encode()
             + b"\r\ncontent-type: application/json\r\ncontent-length: 64\r\n\r\n"
         )
         return int(sock.recv(1024).split(b" ", 2)[1])

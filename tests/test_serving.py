@@ -3,11 +3,13 @@ worker processes are killed and stopped for real."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -31,9 +33,10 @@ def _worker_pid(runner: str) -> int:
             argv = child.cmdline()
         except psutil.NoSuchProcess:
             continue
-        if "runners.worker" in argv and json.loads(argv[argv.index("--config") + 1])[
-            "runner"
-        ] == runner:
+        if (
+            "runners.worker" in argv
+            and json.loads(argv[argv.index("--config") + 1])["runner"] == runner
+        ):
             return child.pid
     raise AssertionError(f"no worker of {runner!r}")
 
@@ -75,8 +78,10 @@ def test_a_hung_worker_shows_in_readyz_and_is_replaced_in_seconds(url: str) -> N
         )
         assert httpx.get(f"{url}/readyz/calc").status_code == 200
         wait_until(
-            lambda: not psutil.pid_exists(stopped)
-            or psutil.Process(stopped).status() == psutil.STATUS_ZOMBIE,
+            lambda: (
+                not psutil.pid_exists(stopped)
+                or psutil.Process(stopped).status() == psutil.STATUS_ZOMBIE
+            ),
             what="the hung worker to be killed",
             timeout_s=10,
         )
@@ -102,3 +107,23 @@ def _calls(url: str, runner: str) -> float:
         for line in httpx.get(f"{url}/metrics").text.splitlines()
         if line.startswith("graphctl_runner_calls") and f'runner="{runner}"' in line
     )
+
+
+def test_the_serving_lifecycle_does_not_depend_on_the_web_framework() -> None:
+    """``_serving`` and every orchestrator module it imports stay free of Starlette
+    and FastAPI (they are the routes' business, in ``_app`` and ``_responses``)."""
+    root = Path(__file__).resolve().parent.parent
+    seen: set[str] = set()
+    todo = ["orchestrator.server._serving"]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        tree = ast.parse((root / (module.replace(".", "/") + ".py")).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("starlette", "fastapi")), (module, node.module)
+                if node.module.startswith("orchestrator.") and node.module.count(".") > 1:
+                    todo.append(node.module)
+    assert "orchestrator.server._errors" in seen

@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.compiling._spec import (
+    ALIAS_COPIES_MIN,
+    alias_copy_limit,
+    load_document,
+    parse_document,
+)
 from orchestrator.errors import GraphFileError
 from orchestrator.plan import Location
-from orchestrator.spec import ALIAS_COPIES_MIN, alias_copy_limit, load_document, parse_document
 
 ROOT = Path(__file__).resolve().parent.parent
 

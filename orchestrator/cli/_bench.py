@@ -21,10 +21,17 @@ from typing import Any
 from orchestrator.cli._args import input_object, positive_int
 from orchestrator.errors import RequestError
 from orchestrator.graph import load
-from orchestrator.loadgen import BenchSummary, GraphTarget, Progress, run_load
-from orchestrator.loadgen_http import HTTPTarget, NodeRoute, require_loopback
+from orchestrator.loadgen import (
+    BenchSummary,
+    GraphTarget,
+    HTTPTarget,
+    NodeRoute,
+    Progress,
+    ServeProcess,
+    require_loopback,
+    run_load,
+)
 from orchestrator.plan import Plan
-from orchestrator.serve_process import ServeProcess
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_DURATION_S = 10.0
@@ -71,7 +78,7 @@ def _seconds(text: str) -> float:
 def handle(args: argparse.Namespace) -> int:
     if args.duration <= 0:
         raise RequestError("must be more than 0 seconds", field="--duration")
-    from orchestrator.compiler import compile_file  # compiling is the slow import
+    from orchestrator.compiling import compile_file  # compiling is the slow import
 
     plan = compile_file(args.file)
     inputs = read_inputs(args.input, args.file)

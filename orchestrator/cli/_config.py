@@ -31,8 +31,7 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
 
 def compile_with_overrides(args: argparse.Namespace) -> Plan:
     """Compile ``args.file`` and apply ``args.config`` / ``args.set``."""
-    from orchestrator.compiler import compile_file
-    from orchestrator.overrides import apply_overrides
+    from orchestrator.compiling import apply_overrides, compile_file
 
     plan = compile_file(args.file)
     return apply_overrides(plan, args.config, args.set)
@@ -49,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from orchestrator.overrides import effective_runners
+    from orchestrator.compiling import effective_runners
 
     plan = compile_with_overrides(args)
     doc = {"graph": plan.name, "runners": effective_runners(plan)}

@@ -11,7 +11,7 @@ from orchestrator.errors import GraphFileError
 
 
 def register(subparsers: Any) -> None:
-    from orchestrator.render import FORMATS
+    from orchestrator.compiling import FORMATS
 
     parser = subparsers.add_parser("graph", help="draw a graph as Mermaid or Graphviz DOT")
     parser.add_argument("file", type=graph_file, metavar="FILE", help="the graph file")
@@ -22,8 +22,7 @@ def register(subparsers: Any) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from orchestrator.compiler import compile_file
-    from orchestrator.render import render
+    from orchestrator.compiling import compile_file, render
 
     try:
         plan = compile_file(args.file)

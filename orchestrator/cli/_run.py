@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from orchestrator._inputs import to_jsonable, validate_inputs
 from orchestrator.cli._args import (
     add_log_level_argument,
     configure_logging,
@@ -32,8 +33,7 @@ from orchestrator.cli._config import add_override_arguments
 from orchestrator.cli._run_batch import BatchSummary, run_lines
 from orchestrator.errors import RequestError
 from orchestrator.graph import Graph, load
-from orchestrator.inputs import to_jsonable, validate_inputs
-from orchestrator.trace import Trace
+from orchestrator.running import Trace
 
 DEFAULT_CONCURRENCY = 16
 

@@ -18,10 +18,11 @@ from typing import IO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from orchestrator._inputs import to_jsonable
+from orchestrator._stats import percentiles
 from orchestrator.errors import GraphctlError
 from orchestrator.graph import Graph
-from orchestrator.inputs import to_jsonable
-from orchestrator.trace import Trace
+from orchestrator.running import Trace
 from runners.errors import RunnerError
 
 
@@ -35,12 +36,9 @@ class BatchSummary:
     latencies_ms: list[float] = field(default_factory=list)
 
     def percentile(self, q: float) -> float:
-        """The ``q``-th percentile of request latency in ms (nearest rank), 0 if none."""
-        if not self.latencies_ms:
-            return 0.0
-        ordered = sorted(self.latencies_ms)
-        rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-        return ordered[rank]
+        """The ``q``-th percentile of request latency in ms, 0 if none."""
+        (found,) = percentiles(self.latencies_ms, (q,))
+        return found or 0.0
 
 
 class _OrderedWriter:

@@ -14,7 +14,7 @@ def register(subparsers: Any) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from orchestrator.validation import graph_schema
+    from orchestrator.compiling import graph_schema
 
     print(json.dumps(graph_schema(), indent=2))
     return 0

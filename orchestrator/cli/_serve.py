@@ -32,8 +32,7 @@ from orchestrator.cli._config import add_override_arguments
 from orchestrator.errors import GraphctlError, GraphFileError
 from orchestrator.graph import Graph
 from orchestrator.plan import Plan
-from orchestrator.server import DEFAULT_MAX_BODY_BYTES, create_app
-from orchestrator.serving import DEFAULT_MAX_INFLIGHT
+from orchestrator.server import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INFLIGHT, create_app
 
 GRAPH_SUFFIXES = (".yaml", ".yml")
 EXIT_FORCED = 130
@@ -109,8 +108,7 @@ def compile_all(
 ) -> list[Plan] | None:
     """Every file's plan with the overrides applied, or ``None`` after printing every
     file's errors."""
-    from orchestrator.compiler import compile_file
-    from orchestrator.overrides import apply_overrides
+    from orchestrator.compiling import apply_overrides, compile_file
 
     if (config is not None or sets) and len(files) > 1:
         raise GraphctlError(

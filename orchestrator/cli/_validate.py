@@ -43,8 +43,7 @@ def _summary(file: Path, diagnostics: tuple[Diagnostic, ...]) -> str:
 
 def validate_one(file: Path, args: argparse.Namespace) -> bool:
     """Compile one file (with overrides), print what was found; ``True`` if valid."""
-    from orchestrator.compiler import compile_file
-    from orchestrator.overrides import apply_overrides
+    from orchestrator.compiling import apply_overrides, compile_file
 
     try:
         plan = apply_overrides(compile_file(file), args.config, args.set)

@@ -1,0 +1,338 @@
+"""Request execution: one task group per request, each node a task that starts the
+moment its own inputs are ready (no level-by-level barriers).
+
+Runner nodes go to their runner's client (a worker pool: batched, in other
+processes); function nodes run in-process, async ones on the loop and sync ones
+in a bounded thread pool so the loop never blocks. Per node: ``when``,
+``timeout_ms``, ``retries`` (retryable errors only, exponential backoff with
+jitter, never sooner than an overloaded pool's ``retry_after_s``; a retry that
+could only start past the request deadline is not waited for) and ``on_error``.
+The first node that fails under ``fail`` cancels the rest; the request deadline
+cancels everything still pending, including calls queued in batchers (the pools
+drop a queued call whose awaiting task is cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor as ThreadExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.errors import DeadlineExceeded, GraphctlError, NodeFailed, SkippedOutput
+from orchestrator.plan import INPUTS, ITEM, SWITCH_DEFAULT, NodePlan, Plan
+from orchestrator.running._backoff import retry_delay_s
+from orchestrator.running._conditions import evaluate
+from orchestrator.running._resolve import (
+    SKIPPED,
+    SkippedInput,
+    Values,
+    lookup,
+    render,
+    render_kwargs,
+)
+from orchestrator.running._trace import SpanSink
+from runners.errors import CallTimeout, Overloaded, PoolClosed, Unavailable
+from runners.types import CallResult, RunnerClient
+
+Outcome = tuple[Any, Sequence[CallResult]]  # a node's value and the runner calls behind it
+
+
+@dataclass
+class _Request:
+    """The state of one request: node values (by reference) and completion events."""
+
+    values: dict[str, Any]
+    done: dict[str, asyncio.Event]
+    deadline: float | None  # absolute time.monotonic() seconds
+    timeout_ms: float | None
+    trace: SpanSink | None
+    first_error: BaseException | None = field(default=None)
+
+    def deadline_passed(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+class Executor:
+    """Runs requests through a compiled ``Plan`` with one client per runner.
+
+    ``threads`` runs sync functions (``None``: the loop's default executor).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        clients: Mapping[str, RunnerClient],
+        *,
+        threads: ThreadExecutor | None = None,
+    ) -> None:
+        missing = sorted(set(plan.runners) - set(clients))
+        if missing:
+            raise GraphctlError(f"graph {plan.name!r}: no client for runner(s) {missing}")
+        self.plan = plan
+        self._clients = clients
+        self._threads = threads
+        self._jitter = random.Random()  # this executor's own: no shared random state
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        timeout_ms: float | None = None,
+        trace: SpanSink | None = None,
+    ) -> dict[str, Any]:
+        """Run one request over already validated ``inputs``; returns the outputs."""
+        timeout_ms = self.plan.timeout_ms if timeout_ms is None else timeout_ms
+        timeout_s = timeout_ms / 1000 if timeout_ms is not None else None
+        request = _Request(
+            values={INPUTS: inputs},
+            done={name: asyncio.Event() for name in self.plan.nodes},
+            deadline=time.monotonic() + timeout_s if timeout_s is not None else None,
+            timeout_ms=timeout_ms,
+            trace=trace,
+        )
+        try:
+            async with asyncio.timeout(timeout_s), asyncio.TaskGroup() as group:
+                for node in self.plan.nodes.values():
+                    group.create_task(self._node(node, request), name=f"node {node.name}")
+        except TimeoutError:
+            raise DeadlineExceeded(self._deadline_message(timeout_ms)) from None
+        except BaseExceptionGroup as errors:
+            raise _first_error(errors, request) from None
+        return self._outputs(request.values)
+
+    def _deadline_message(self, timeout_ms: float | None) -> str:
+        return f"graph {self.plan.name!r}: request deadline of {timeout_ms:g} ms passed"
+
+    async def _node(self, node: NodePlan, request: _Request) -> None:
+        for dep in node.deps:
+            await request.done[dep].wait()
+        start = time.monotonic()
+        try:
+            value, calls, status = await self._evaluate(node, request)
+        except BaseException as error:
+            if request.first_error is None and not isinstance(error, asyncio.CancelledError):
+                request.first_error = error
+            if request.trace is not None:
+                status = "cancelled" if isinstance(error, asyncio.CancelledError) else "failed"
+                request.trace.span(
+                    node.name,
+                    start,
+                    time.monotonic(),
+                    kind=node.kind,
+                    status=status,
+                    error=str(error),
+                )
+            raise
+        request.values[node.name] = value
+        request.done[node.name].set()
+        if request.trace is not None:
+            request.trace.span(
+                node.name, start, time.monotonic(), kind=node.kind, status=status, calls=calls
+            )
+
+    async def _evaluate(
+        self, node: NodePlan, request: _Request
+    ) -> tuple[Any, Sequence[CallResult], str]:
+        """The node's value (or ``SKIPPED``), its runner calls, and a status word."""
+        try:
+            if node.when is not None and not evaluate(node.when, request.values):
+                return SKIPPED, (), "skipped"
+            if node.kind == "switch":
+                return _switch(node, request.values), (), "ok"
+            if node.kind == "coalesce":
+                return _coalesce(node, request.values), (), "ok"
+            call = self._prepare(node, request.values)
+        except SkippedInput:
+            return SKIPPED, (), "skipped"
+        except Exception as error:
+            return self._on_error(node, error, request), (), "error handled"
+        try:
+            value, calls = await self._with_policy(node, call, request)
+        except Exception as error:
+            return self._on_error(node, error, request), (), "error handled"
+        return value, calls, "ok"
+
+    def _prepare(
+        self, node: NodePlan, values: Values
+    ) -> Callable[[float | None], Awaitable[Outcome]]:
+        """Resolve the node's arguments now; the result runs one attempt by deadline."""
+        skipped_as_none = node.on_skipped_input == "null"
+        if node.map is None:
+            kwargs = render_kwargs(node.args, values, skipped_as_none=skipped_as_none)
+            return functools.partial(self._call_one, node, kwargs)
+        items = lookup(node.map, values)
+        if items is SKIPPED:
+            if not skipped_as_none:
+                raise SkippedInput(node.map.text)
+            items = []
+        if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+            raise GraphctlError(
+                f"map over {node.map.text or node.map.source}: expected a list, "
+                f"got {type(items).__name__}"
+            )
+        calls = [
+            render_kwargs(node.args, {**values, ITEM: item}, skipped_as_none=skipped_as_none)
+            for item in items
+        ]
+        return functools.partial(self._call_many, node, calls)
+
+    async def _with_policy(
+        self, node: NodePlan, call: Callable[[float | None], Awaitable[Outcome]], request: _Request
+    ) -> Outcome:
+        """Run attempts under ``timeout_ms``, retrying retryable errors with backoff."""
+        policy = node.retries
+        for attempt in range(policy.count + 1):
+            try:
+                return await _attempt(node, call, request.deadline)
+            except Exception as error:
+                if request.deadline_passed():
+                    message = self._deadline_message(request.timeout_ms)
+                    raise DeadlineExceeded(
+                        f"{message} while node {node.name!r} was running"
+                    ) from error
+                if attempt == policy.count or not _retryable(error):
+                    raise
+                retry_after_s = error.retry_after_s if isinstance(error, Overloaded) else 0.0
+                delay = retry_delay_s(policy, attempt, self._jitter, retry_after_s=retry_after_s)
+                if request.deadline is not None and time.monotonic() + delay >= request.deadline:
+                    raise  # the retry could only start past the deadline: fail now
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _on_error(self, node: NodePlan, error: Exception, request: _Request) -> Any:
+        """Apply ``on_error``: fail the request, or count as skipped, or a default value."""
+        if isinstance(error, DeadlineExceeded):
+            raise error
+        mode = node.on_error.mode
+        if mode == "skip":
+            return SKIPPED
+        if mode == "default":
+            return node.on_error.default
+        raise NodeFailed(node.name, error, runner=node.runner) from error
+
+    async def _call_one(
+        self, node: NodePlan, kwargs: dict[str, Any], deadline: float | None
+    ) -> Outcome:
+        if node.kind == "runner":
+            client = self._clients[node.runner or ""]
+            result = await client.submit(node.method or "", (), kwargs, deadline=deadline)
+            return result.value, (result,)
+        return await self._call_function(node, kwargs), ()
+
+    async def _call_many(
+        self, node: NodePlan, calls: list[dict[str, Any]], deadline: float | None
+    ) -> Outcome:
+        if not calls:
+            return [], ()
+        if node.kind == "runner":
+            client = self._clients[node.runner or ""]
+            batch = [((), kwargs) for kwargs in calls]
+            results = await client.submit_many(node.method or "", batch, deadline=deadline)
+            return [result.value for result in results], results
+        if node.is_async:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._call_function(node, kw)) for kw in calls]
+            return [task.result() for task in tasks], ()
+        func = _function(node)
+        if node.inline:
+            return [func(**kwargs) for kwargs in calls], ()
+        return await self._in_thread(lambda: [func(**kwargs) for kwargs in calls]), ()
+
+    async def _call_function(self, node: NodePlan, kwargs: dict[str, Any]) -> Any:
+        func = _function(node)
+        if node.is_async:
+            return await func(**kwargs)
+        if node.inline:  # declared cheap: a thread hop would cost more than the call
+            return func(**kwargs)
+        return await self._in_thread(functools.partial(func, **kwargs))
+
+    async def _in_thread(self, func: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, func)
+
+    def _outputs(self, values: Values) -> dict[str, Any]:
+        outputs: dict[str, Any] = {}
+        for name, output in self.plan.outputs.items():
+            value = lookup(output.ref, values)
+            if value is SKIPPED:
+                if output.if_skipped == "error":
+                    raise SkippedOutput(
+                        f"output {name!r}: {output.ref.text or output.ref.source} was skipped"
+                    )
+                value = None
+            outputs[name] = value
+        return outputs
+
+
+async def _attempt(
+    node: NodePlan, call: Callable[[float | None], Awaitable[Outcome]], deadline: float | None
+) -> Outcome:
+    """One attempt, bounded by the node's ``timeout_ms``; a timeout is ``CallTimeout``."""
+    if node.timeout_ms is None:
+        return await call(deadline)
+    limit = node.timeout_ms / 1000
+    attempt_deadline = time.monotonic() + limit
+    if deadline is not None:
+        attempt_deadline = min(attempt_deadline, deadline)
+    scope = asyncio.timeout(limit)
+    try:
+        async with scope:
+            return await call(attempt_deadline)
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        raise CallTimeout(
+            f"node {node.name!r} took longer than timeout_ms={node.timeout_ms:g}",
+            runner=node.runner,
+            method=node.method,
+        ) from None
+
+
+def _retryable(error: Exception) -> bool:
+    return isinstance(error, Unavailable) and not isinstance(error, PoolClosed)
+
+
+def _function(node: NodePlan) -> Callable[..., Any]:
+    if node.func is None:
+        raise GraphctlError(f"node {node.name!r}: function {node.function!r} was not imported")
+    return node.func
+
+
+def _switch(node: NodePlan, values: Values) -> Any:
+    """The case key matching the switch's value, else ``SWITCH_DEFAULT``."""
+    value = render(node.args["value"], values)
+    for case in node.cases:
+        if value == case or (
+            isinstance(case, str) and not isinstance(value, str) and str(value) == case
+        ):
+            return case
+    return SWITCH_DEFAULT
+
+
+def _coalesce(node: NodePlan, values: Values) -> Any:
+    """The first of the node's references whose value was not skipped."""
+    for ref in node.args["values"]:
+        value = lookup(ref, values)
+        if value is not SKIPPED:
+            return value
+    return SKIPPED
+
+
+def _first_error(errors: BaseExceptionGroup[BaseException], request: _Request) -> BaseException:
+    """The error that failed the request: the first recorded, else the group's first."""
+    if request.first_error is not None:
+        return request.first_error
+    leaves = [error for error in _leaves(errors) if not isinstance(error, asyncio.CancelledError)]
+    return leaves[0] if leaves else errors
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found

@@ -1,0 +1,274 @@
+"""The graphs one server serves: their lifecycle, readiness and in-flight bounds.
+
+Each graph's pools are started by a task the app's lifespan owns, so the server
+listens (and ``/livez`` answers) while models load, and ``/readyz`` turns 200
+only once every pool has a ready worker. On shutdown the lifespan runs after
+uvicorn has drained accepted requests; the tasks then leave their graphs'
+``async with`` blocks, which stops the pools.
+
+Readiness is per runner: a runner is ready while it has a worker that is alive
+and not hung; a graph while all its runners are. A started graph keeps taking
+requests while a runner restarts a worker (they queue until it is back), so one
+crash answers nothing with 503 by itself. A request past a graph's in-flight
+bound is refused before its body is read, with a response built once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+from orchestrator.errors import GraphClosed, GraphctlError
+from orchestrator.plan import Plan
+from orchestrator.running import Tracer
+from orchestrator.server._deadlines import shorter_timeout_ms
+from orchestrator.server._errors import HttpError, classify
+from orchestrator.server._metrics import Metrics, NodeTimer
+from runners.errors import Overloaded, RunnerError
+from runners.types import PoolStats
+
+log = logging.getLogger("graphctl.serve")
+
+DEFAULT_MAX_INFLIGHT = 256
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request cancelled before its answer
+RESERVED_NAMES = frozenset({"v2", "livez", "readyz", "metrics", "docs", "redoc", "openapi.json"})
+
+
+class ServedGraph(Protocol):
+    """What the server needs of a graph (``orchestrator.Graph`` is one)."""
+
+    @property
+    def name(self) -> str:
+        """The graph's name: its route is ``POST /{name}``."""
+
+    @property
+    def plan(self) -> Plan:
+        """The compiled plan (schemas, nodes, runners)."""
+
+    @property
+    def ready(self) -> bool:
+        """True while every runner has a ready worker."""
+
+    def stats(self) -> Mapping[str, PoolStats]:
+        """A snapshot of every runner's pool, by runner name."""
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        timeout_ms: float | None = None,
+        trace: Tracer | None = None,
+    ) -> dict[str, Any]:
+        """Run one request; returns the graph's outputs by name."""
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any: ...
+
+
+@dataclass
+class Slot:
+    """One served graph and its request accounting (touched only on the event loop)."""
+
+    graph: ServedGraph
+    max_inflight: int
+    inflight: int = 0
+    started: bool = False
+    error: BaseException | None = None
+    busy: tuple[dict[str, Any], dict[str, Any]] | None = None  # the prebuilt 503
+
+    def not_ready(self) -> dict[str, str]:
+        """Runner name -> why it is not ready (empty when the graph is ready)."""
+        if self.error is not None:
+            return {"*": f"failed to start: {self.error}"}
+        if not self.started:
+            return {runner: "starting" for runner in self.graph.plan.runners} or {"*": "starting"}
+        return {
+            runner: reason
+            for runner, pool in self.graph.stats().items()
+            if (reason := runner_not_ready(pool))
+        }
+
+    def busy_response(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ASGI messages refusing a request past ``max_inflight`` (built once)."""
+        if self.busy is None:
+            message = (
+                f"graph {self.graph.name!r} already has its limit of {self.max_inflight} "
+                "requests in flight"
+            )
+            body = json.dumps({"error": message}).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+            ]
+            self.busy = (
+                {"type": "http.response.start", "status": 503, "headers": headers},
+                {"type": "http.response.body", "body": body},
+            )
+        return self.busy
+
+
+def runner_not_ready(pool: PoolStats) -> str:
+    """Why a runner is not ready, or ``""`` while it has a live worker that is not hung."""
+    if not pool.healthy:
+        return "unhealthy: workers fail to start"
+    if pool.ready_workers >= 1:
+        return ""
+    if pool.hung_workers:
+        return f"hung: {pool.hung_workers} of {pool.workers} workers hold a batch far too long"
+    return f"no ready worker: {pool.workers - pool.ready_workers} of {pool.workers} restarting"
+
+
+class Served:
+    """Every graph of one app, by name, with the app's metrics."""
+
+    def __init__(
+        self, graphs: Sequence[ServedGraph], *, max_inflight: int, expose_errors: bool = False
+    ) -> None:
+        if max_inflight < 1:
+            raise GraphctlError(f"max_inflight must be >= 1, got {max_inflight}")
+        self.slots: dict[str, Slot] = {}
+        for graph in graphs:
+            if graph.name in self.slots:
+                raise GraphctlError(f"two graphs are named {graph.name!r}; names must be unique")
+            if graph.name in RESERVED_NAMES:
+                raise GraphctlError(f"graph name {graph.name!r} is reserved by the server")
+            self.slots[graph.name] = Slot(graph, max_inflight)
+        self.metrics = Metrics(self.pool_stats)
+        self.expose_errors = expose_errors
+
+    def pool_stats(self) -> dict[str, Mapping[str, PoolStats]]:
+        """Every started graph's pool stats, for the metrics collector."""
+        return {name: s.graph.stats() for name, s in self.slots.items() if s.started}
+
+    def not_ready(self) -> dict[str, dict[str, str]]:
+        """Graph -> runner -> reason, for every graph not ready."""
+        report = {name: slot.not_ready() for name, slot in self.slots.items()}
+        return {name: reasons for name, reasons in report.items() if reasons}
+
+    def refusal(self, name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The prebuilt 503 when graph ``name`` is at its in-flight bound, else ``None``:
+        cheap enough that refusing does not starve the requests being served."""
+        slot = self.slots[name]
+        if slot.inflight < slot.max_inflight:
+            return None
+        return slot.busy_response()  # counted by RequestMetrics, as every answer
+
+    async def call(
+        self,
+        name: str,
+        route: str,
+        inputs: Mapping[str, Any],
+        *,
+        bad_request_status: int = 422,
+        timeout_ms: float | None = None,
+    ) -> dict[str, Any] | HttpError:
+        """Run one request through graph ``name``: its outputs, or the HTTP error to answer.
+
+        ``timeout_ms`` is the caller's deadline: it can only shorten the graph's.
+        ``RequestMetrics`` counts the request as it is answered (499 when its client
+        disconnected while it ran).
+        """
+        slot = self.slots[name]
+        start = time.perf_counter()
+        try:
+            return await self._run(slot, inputs, self.metrics.node_timer(name), timeout_ms)
+        except Exception as error:  # every failure becomes an HTTP answer, never a traceback
+            failure = classify(
+                error, bad_request_status=bad_request_status, expose=self.expose_errors
+            )
+            if failure.status >= 500 and failure.status != 503:
+                _log_failure(name, route, error, failure)
+            return failure
+        except asyncio.CancelledError:
+            log.info(
+                "graph %r: request cancelled after %.0f ms, before its answer "
+                "(its client disconnected)",
+                name,
+                (time.perf_counter() - start) * 1000,
+            )
+            raise
+
+    async def _run(
+        self, slot: Slot, inputs: Mapping[str, Any], trace: NodeTimer, timeout_ms: float | None
+    ) -> dict[str, Any]:
+        if not slot.started:  # a restarting runner queues calls until it is back
+            raise GraphClosed(f"graph {slot.graph.name!r} is not ready yet")
+        if slot.inflight >= slot.max_inflight:
+            raise Overloaded(
+                f"graph {slot.graph.name!r} already has {slot.inflight} requests in flight"
+            )
+        slot.inflight += 1
+        try:
+            deadline_ms = shorter_timeout_ms(slot.graph.plan.timeout_ms, timeout_ms)
+            return await slot.graph.run(inputs, trace=trace, timeout_ms=deadline_ms)
+        finally:
+            slot.inflight -= 1
+
+    @asynccontextmanager
+    async def running(self, on_ready: Callable[[], None] | None = None) -> AsyncIterator[None]:
+        """Start every graph in the background; stop them all when the block ends."""
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            holders = [group.create_task(_hold(slot, stop)) for slot in self.slots.values()]
+            announcer = group.create_task(_announce(self, holders, on_ready))
+            try:
+                yield
+            finally:
+                stop.set()
+                announcer.cancel()
+                for slot, task in zip(self.slots.values(), holders, strict=True):
+                    if not slot.started:
+                        task.cancel()  # still starting: cancelling stops what started
+
+
+def _log_failure(graph: str, route: str, error: Exception, failure: HttpError) -> None:
+    """One log line with the full text of a failed request; a traceback only for
+    an error of graphctl's own code (a user's error is logged by its message)."""
+    unexpected = not isinstance(error, GraphctlError | RunnerError)
+    log.warning(
+        "graph %r (%s request) answered %d: %s",
+        graph,
+        route,
+        failure.status,
+        failure.log_text or failure.message,
+        exc_info=error if unexpected else None,
+    )
+
+
+async def _hold(slot: Slot, stop: asyncio.Event) -> None:
+    """Own one graph's ``async with`` block from start until ``stop``."""
+    try:
+        async with slot.graph:
+            slot.started = True
+            await stop.wait()
+    except Exception as error:  # reported by /readyz; the other graphs keep serving
+        slot.error = error
+        log.error("graph %r failed to start: %s", slot.graph.name, error)
+    finally:
+        slot.started = False
+
+
+async def _announce(
+    served: Served, holders: list[asyncio.Task[None]], on_ready: Callable[[], None] | None
+) -> None:
+    """Call ``on_ready`` once every graph is ready (polled: pools have no ready event)."""
+    while served.not_ready():
+        if all(task.done() for task in holders):
+            return
+        await asyncio.sleep(0.05)
+    if on_ready is not None:
+        on_ready()

@@ -1,0 +1,31 @@
+"""Request bodies as JSON: depth-limited, strict about non-JSON constants."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.errors import RequestError
+from orchestrator.server._json_body import MAX_JSON_DEPTH, loads, nesting_depth
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [(b"3", 0), (b"[1, [2, {}]]", 3), (b'{"a": "[[[["}', 1), (b'["\\"[[", [1]]', 2)],
+)
+def test_nesting_depth_ignores_brackets_inside_strings(text: bytes, depth: int) -> None:
+    assert nesting_depth(text) == depth
+
+
+def test_loads_parses_within_the_depth_limit() -> None:
+    deep = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert loads(deep) is not None
+    assert loads(b'{"x": [1.5, 2]}') == {"x": [1.5, 2]}
+
+
+def test_loads_refuses_deeper_nesting_and_non_json() -> None:
+    too_deep = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)
+    with pytest.raises(RequestError, match=f"deeper than {MAX_JSON_DEPTH}"):
+        loads(too_deep)
+    for text in ("[NaN]", "{not json", "[Infinity]"):
+        with pytest.raises(RequestError):
+            loads(text)

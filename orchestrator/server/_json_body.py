@@ -43,12 +43,16 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+# Built once: ``json.loads`` with any keyword builds a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def loads(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """``raw`` parsed; ``RequestError`` if it is not JSON or nests deeper than ``max_depth``."""
     data = raw.encode() if isinstance(raw, str) else raw
     if data.count(b"[") + data.count(b"{") > max_depth and nesting_depth(data) > max_depth:
         raise RequestError(f"the JSON nests deeper than {max_depth} levels")
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        return _DECODER.decode(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise RequestError(f"not valid JSON: {error}") from None

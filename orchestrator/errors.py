@@ -5,6 +5,7 @@
      │                               problem found, each ``FILE:LINE:COL: error: MESSAGE``
      ├── RequestError                the caller's fault: bad or missing inputs (``field``)
      ├── DeadlineExceeded            the request's deadline passed before it finished
+     ├── DeployError                 deployment files cannot be written as asked
      ├── GraphUnavailable            temporary: retrying later can succeed
      │    └── GraphClosed            a graph used before it was started or after it closed
      └── RunFailed                   a request's run failed in the graph itself
@@ -47,6 +48,7 @@ __all__ = [
     "CallTimeout",
     "ConditionError",
     "DeadlineExceeded",
+    "DeployError",
     "Diagnostic",
     "GraphClosed",
     "GraphFileError",
@@ -161,6 +163,11 @@ class ConditionError(RunFailed):
 
 class DeadlineExceeded(GraphctlError):
     """The request's deadline passed; everything still pending was cancelled."""
+
+
+class DeployError(GraphctlError):
+    """Deployment files cannot be written as asked (a name Kubernetes refuses, a
+    setting the chosen autoscaler cannot use, an output folder in the way)."""
 
 
 class GraphClosed(GraphUnavailable):

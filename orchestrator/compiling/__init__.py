@@ -9,7 +9,11 @@ Deployment overrides (``--config``/``--set``) apply to a compiled ``Plan``;
 """
 
 from orchestrator.compiling._compiler import compile_file, compile_text
-from orchestrator.compiling._overrides import apply_overrides, effective_runners
+from orchestrator.compiling._overrides import (
+    apply_overrides,
+    effective_runners,
+    settings_document,
+)
 from orchestrator.compiling._render import FORMATS, render
 from orchestrator.compiling._validation import graph_schema
 
@@ -21,4 +25,5 @@ __all__ = [
     "effective_runners",
     "graph_schema",
     "render",
+    "settings_document",
 ]

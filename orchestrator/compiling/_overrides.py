@@ -30,7 +30,12 @@ from typing import Any
 
 import yaml
 
-from orchestrator.compiling._runner_settings import Problem, config_to_dict, merge_settings
+from orchestrator.compiling._runner_settings import (
+    SETTINGS_KEYS,
+    Problem,
+    config_to_dict,
+    merge_settings,
+)
 from orchestrator.compiling._spec import SpecDocument, load_document
 from orchestrator.errors import Diagnostic, GraphFileError
 from orchestrator.plan import Plan
@@ -174,3 +179,20 @@ def _set_problem(
 def effective_runners(plan: Plan) -> dict[str, dict[str, Any]]:
     """Every runner's effective settings, as plain data (``graphctl config``)."""
     return {name: config_to_dict(config) for name, config in plan.runners.items()}
+
+
+def settings_document(plan: Plan) -> dict[str, Any]:
+    """An overrides file (``--config``) that sets every runner to its effective
+    settings: applied to the graph file, it gives ``plan``'s runners back. What a
+    runner leaves to its ``@method`` declarations (``null``) is left out."""
+    runners = {}
+    for name, settings in effective_runners(plan).items():
+        kept = {key: settings[key] for key in SETTINGS_KEYS}
+        kept["batching"] = _without_nulls(kept["batching"])
+        kept["methods"] = {m: _without_nulls(b) for m, b in kept["methods"].items()}
+        runners[name] = kept
+    return {"runners": runners}
+
+
+def _without_nulls(batching: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in batching.items() if value is not None}

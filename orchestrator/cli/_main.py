@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "bench",
     "config",
     "models",
+    "deploy",
 )
 
 EXIT_OK = 0

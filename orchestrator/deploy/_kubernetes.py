@@ -92,7 +92,7 @@ def dockerfile(plan: Plan) -> str:
 # graphctl's dependencies come from PyPI; the graph's own go in requirements.txt
 # in its folder, installed below when present.
 FROM python:{python}-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 GRAPHCTL_HOME=/srv/graphctl-home
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 GRAPHCTL_HOME={GRAPH_DIR}/graphctl-home
 COPY {WHEELS}/{wheel} /tmp/{wheel}
 RUN pip install --no-cache-dir /tmp/{wheel} && rm /tmp/{wheel}
 COPY {GRAPH_COPY}/ {GRAPH_DIR}/

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from orchestrator import GraphFileError, apply_overrides, compile_file
 from orchestrator.graph import Graph
@@ -160,3 +161,17 @@ def test_graphctl_config_prints_the_effective_settings(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1 and "--set:1:9: error:" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("graph", ["diamond.yaml", "rows.yaml", "vote.yaml", "pipeline.yaml"])
+def test_settings_document_replays_every_override(graph: str, tmp_path: Path) -> None:
+    from orchestrator.compiling import effective_runners, settings_document
+
+    plain = compile_file(ROOT / "graphs" / graph)
+    sets = [f"runners.{name}.workers=3" for name in plain.runners]
+    sets += [f"runners.{name}.supervision.hang_timeout_s=9" for name in plain.runners]
+    overridden = apply_overrides(plain, None, sets)
+    config = _write(tmp_path, yaml.safe_dump(settings_document(overridden)))
+    replayed = apply_overrides(compile_file(ROOT / "graphs" / graph), config)
+    assert effective_runners(replayed) == effective_runners(overridden)
+    assert effective_runners(replayed) != effective_runners(plain)

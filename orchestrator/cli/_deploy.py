@@ -80,7 +80,9 @@ def _handle(args: argparse.Namespace) -> int:
     written = write_kubernetes(plan, options, args.output)
     out = args.output
     print(f"graphctl: wrote {len(written)} objects, kustomization.yaml and Dockerfile to {out}")
-    print(f"next: put graphctl's wheel in {out}/wheels (pip wheel --no-deps -w {out}/wheels"
-          f" PATH/TO/graphctl), docker build -t {args.image} {out}, push it,")
+    print(
+        f"next: put graphctl's wheel in {out}/wheels (pip wheel --no-deps -w {out}/wheels"
+        f" PATH/TO/graphctl), docker build -t {args.image} {out}, push it,"
+    )
     print(f"      create the Secret (docs/deploy.md), then kubectl apply -k {out}")
     return 0

@@ -94,7 +94,9 @@ def worker_deployment(
         worker["resources"] = needs
     # The worker listens only once its model is loaded: the port open is the truth
     # for readiness, and a process that stops listening is dead or draining.
-    worker["startupProbe"] = tcp_probe(PORT_NAME, PROBE_PERIOD_S, STARTUP_BUDGET_S // 5)
+    worker["startupProbe"] = tcp_probe(
+        PORT_NAME, PROBE_PERIOD_S, STARTUP_BUDGET_S // PROBE_PERIOD_S
+    )
     worker["readinessProbe"] = tcp_probe(PORT_NAME, PROBE_PERIOD_S, 2)
     # Only this pod's own port: never another service. Failing for longer than the
     # grace period, so a draining worker (listener closed) is not killed early.

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 
 from runners.batcher import MethodQueue, PendingCall, predicted_wait_s
+from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import CallTimeout, Overloaded, RunnerError, WorkerCrashed
 from runners.runnable import MethodSpec
@@ -65,13 +66,20 @@ def no_worker_error(method: str | None, runner: str) -> WorkerCrashed:
 
 
 def enqueue(
-    queue: MethodQueue, calls: Sequence[tuple[Args, Kwargs]], now: float, limit: float
+    queue: MethodQueue,
+    calls: Sequence[tuple[Args, Kwargs]],
+    now: float,
+    limit: float,
+    context: CallContext | None = None,
 ) -> list[PendingCall]:
-    """Append admitted calls to the queue; each gets its future and the time it must
-    leave the queue by (its batch signature is computed if a batch compares it).
-    Their arrival feeds the arrival rate."""
+    """Append admitted calls to the queue; each gets its future, the time it must
+    leave the queue by (its batch signature is computed if a batch compares it) and
+    the caller's ``context``. Their arrival feeds the arrival rate."""
     loop = asyncio.get_running_loop()
-    pending = [PendingCall(tuple(a), k, loop.create_future(), now, limit=limit) for a, k in calls]
+    pending = [
+        PendingCall(tuple(a), k, loop.create_future(), now, limit=limit, context=context)
+        for a, k in calls
+    ]
     queue.queue.extend(pending)
     queue.calls += len(pending)
     queue.arrivals.observe(now, len(pending))

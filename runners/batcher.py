@@ -24,6 +24,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runners.call_context import CallContext
 from runners.config import BatchingConfig
 from runners.errors import MethodError, RunnerError, UnsupportedValue
 from runners.latency_model import (
@@ -61,6 +62,7 @@ class PendingCall:
     timer: asyncio.TimerHandle | None = None  # fires at the deadline while queued
     queued: bool = True
     limit: float = math.inf  # dispatched by then, or dropped (deadline, max_latency_ms)
+    context: CallContext | None = None  # request id and trace parent, sent with the batch
 
 
 def key_of(call: PendingCall, spec: MethodSpec) -> Hashable:

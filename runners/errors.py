@@ -19,6 +19,8 @@
      ├── MethodError            the user's method raised; carries its type and message
      ├── UnsupportedValue       a value cannot cross the data-only IPC protocol
      ├── ProtocolError          a malformed frame: the worker sending it is killed
+ ├── TracingError           the OTEL_* variables ask for traces this install
+ │                          cannot export (SDK missing, unknown exporter)
      ├── PoolClosed             the pool is not started, or already stopped
      └── ModelError             a model store entry cannot be used (names the entry)
           ├── ModelNotFound     no such model name or version in the store
@@ -108,6 +110,10 @@ class UnsupportedValue(RunnerError):
 
 class ProtocolError(RunnerError):
     """A frame that does not follow the worker protocol."""
+
+
+class TracingError(RunnerError):
+    """The ``OTEL_*`` variables ask for OpenTelemetry traces that cannot be exported."""
 
 
 class PoolClosed(Unavailable):

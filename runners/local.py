@@ -9,32 +9,46 @@ retry of a failing batch item by item, dispatch order and stats) whose worker is
 an ``InProcessWorker``: sync methods run in one dedicated thread (the event loop
 stays free), async methods on the loop, and every batch and answer crosses the
 data-only codec, so values look exactly as they would coming from a worker
-process. It cannot crash apart from this process, so it is never restarted, and
-a batch past its hang limit is only reported (a thread cannot be stopped). The
-runner's ``env`` is not applied: this process's environment is shared.
+process. Each batch binds its calls' request ids and trace ids as log fields
+(also in the method thread) and, when this process traces (a global OpenTelemetry
+provider, as ``graphctl`` sets), gets its batch span as a worker process does.
+It cannot crash apart from this process, so it is never restarted, and a batch
+past its hang limit is only reported (a thread cannot be stopped). The runner's
+``env`` is not applied: this process's environment is shared.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from runners import codec
+from runners import codec, log_context, otel
+from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import RunnerStartupError, UnsupportedValue
 from runners.pool import WorkerPool
-from runners.replies import error_reply, load_runnable, method_table, no_method_reply, value_reply
+from runners.replies import (
+    batch_log_fields,
+    batch_span,
+    error_reply,
+    load_runnable,
+    method_table,
+    no_method_reply,
+    value_reply,
+)
 from runners.runnable import MethodSpec, runnable_methods
 from runners.transport import WorkerEvents
 
 logger = logging.getLogger("runners.local")
 
-Call = tuple[int, str, list[Any], dict[str, Any]]  # batch id, method, args, kwargs
+# batch id, method, args, kwargs, call contexts
+Call = tuple[int, str, list[Any], dict[str, Any], list[CallContext]]
 
 
 class LocalClient(WorkerPool):
@@ -66,13 +80,23 @@ class InProcessWorker:
         self._thread = thread
         self._events = events
         self._inbox: asyncio.Queue[Call | None] = asyncio.Queue()
+        self._spans: otel.BatchSpans | None = None  # made at the first traced batch
 
-    def send_batch(self, batch_id: int, method: str, args: list[Any], kwargs: Any) -> None:
+    def send_batch(
+        self,
+        batch_id: int,
+        method: str,
+        args: list[Any],
+        kwargs: Any,
+        contexts: Sequence[CallContext] = (),
+    ) -> None:
         frame = codec.encode(
-            ["call", batch_id, method, args, kwargs], runner=self._runner, method=method
+            ["call", batch_id, method, args, kwargs, list(contexts)],
+            runner=self._runner,
+            method=method,
         )
-        _, batch_id, method, args, kwargs = codec.roundtrip(frame)
-        self._inbox.put_nowait((batch_id, method, args, kwargs))
+        _, batch_id, method, args, kwargs, contexts = codec.roundtrip(frame)
+        self._inbox.put_nowait((batch_id, method, args, kwargs, list(contexts)))
 
     def kill(self) -> None:
         logger.error("[%s] a method running in this process cannot be stopped", self.label)
@@ -84,31 +108,46 @@ class InProcessWorker:
     async def serve(self) -> None:
         """Run batches in arrival order until ``close()``; then the worker is lost."""
         try:
-            while (call := await self._inbox.get()) is not None:
-                reply = await self._answer(*call)
-                self._events.on_reply(self, codec.roundtrip(reply))
+            with log_context.bound(runner=self._runner, worker=self.id):
+                while (call := await self._inbox.get()) is not None:
+                    with batch_log_fields(call[4]):
+                        reply = await self._answer(*call)
+                    self._events.on_reply(self, codec.roundtrip(reply))
         finally:
             self._thread.shutdown(wait=False, cancel_futures=True)
             self._events.on_lost(self)
 
     async def _answer(
-        self, batch_id: int, method: str, args: list[Any], kwargs: dict[str, Any]
+        self,
+        batch_id: int,
+        method: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        contexts: list[CallContext],
     ) -> list[Any]:
         func = self._table.get(method)
         if func is None:
             return no_method_reply(batch_id, method)
         try:
-            if inspect.iscoroutinefunction(func):
-                value = await func(*args, **kwargs)
-            else:
-                loop = asyncio.get_running_loop()
-                run = functools.partial(func, *args, **kwargs)
-                value = await loop.run_in_executor(self._thread, run)
+            with batch_span(self._batch_spans(contexts), batch_id, method, contexts):
+                if inspect.iscoroutinefunction(func):
+                    value = await func(*args, **kwargs)
+                else:  # in the method thread, with this batch's log fields and span
+                    loop = asyncio.get_running_loop()
+                    run = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+                    value = await loop.run_in_executor(self._thread, run)
         except Exception as exc:  # logged once with its traceback, as a worker process does
             if not isinstance(exc, UnsupportedValue):
                 logger.error("[%s] %s raised", self.label, method, exc_info=True)
             return error_reply(batch_id, exc)
         return value_reply(batch_id, value, self._runner, method)
+
+    def _batch_spans(self, contexts: Sequence[CallContext]) -> otel.BatchSpans | None:
+        """Spans through this process's global provider, looked up only once a call
+        carries a trace parent (nothing is imported while the caller does not trace)."""
+        if self._spans is None and any("traceparent" in c for c in contexts):
+            self._spans = otel.global_batch_spans(self._runner)
+        return self._spans
 
 
 class InProcessWorkers:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from runners import admission
+from runners import admission, call_context
 from runners.batcher import (
     Flight,
     MethodQueue,
@@ -254,7 +254,7 @@ class WorkerPool:
             workers=workers.live,
             idle=bool(self._idle),
         )
-        pending = admission.enqueue(queue, calls, now, limit)
+        pending = admission.enqueue(queue, calls, now, limit, call_context.capture())
         if not self._dispatch_pending:
             self._dispatch()
         admission.arm_timers(queue, pending, limit - now, self.name)
@@ -290,7 +290,8 @@ class WorkerPool:
         self._next_batch += 1
         try:
             args, kwargs = merge_inputs(batch, queue.spec)
-            state.worker.send_batch(self._next_batch, method, args, kwargs)
+            contexts = call_context.for_batch([call.context for call in batch])
+            state.worker.send_batch(self._next_batch, method, args, kwargs, contexts)
         except (UnsupportedValue, ValueError) as exc:
             self._idle.append(state)
             text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)

@@ -16,11 +16,12 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from runners import codec, worker_log
+from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import ProtocolError, RunnerStartupError
 from runners.runnable import MethodSpec
@@ -103,9 +104,18 @@ class ProcessWorker:
             self.batch_id = None
             self.events.on_reply(self, message)
 
-    def send_batch(self, batch_id: int, method: str, args: list[Any], kwargs: Any) -> None:
+    def send_batch(
+        self,
+        batch_id: int,
+        method: str,
+        args: list[Any],
+        kwargs: Any,
+        contexts: Sequence[CallContext] = (),
+    ) -> None:
         chunks = codec.encode(
-            ["call", batch_id, method, args, kwargs], runner=self.runner, method=method
+            ["call", batch_id, method, args, kwargs, list(contexts)],
+            runner=self.runner,
+            method=method,
         )
         self.batch_id = batch_id
         self.send(chunks)

@@ -1,15 +1,18 @@
 """What a worker does with its Runnable, in a worker process (``runners.worker``)
 or in the calling process (``runners.local``): load it, find its methods, and
-frame each batch's answer (``runners.transport`` describes the replies)."""
+frame each batch's answer (``runners.transport`` describes the replies), with
+its calls' log fields and span around it."""
 
 from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
-from runners import codec
+from runners import call_context, codec, log_context, otel
+from runners.call_context import CallContext
 from runners.errors import UnsupportedValue
 from runners.runnable import runnable_methods
 
@@ -45,3 +48,19 @@ def error_reply(batch_id: int, exc: Exception) -> list[Any]:
 
 def no_method_reply(batch_id: int, method: str) -> list[Any]:
     return codec.encode(["error", batch_id, "LookupError", f"no method {method!r}"])
+
+
+def batch_log_fields(contexts: Sequence[CallContext]) -> Any:
+    """Bind the batch's request ids and trace ids as log fields while it runs."""
+    if not contexts:
+        return nullcontext()
+    return log_context.bound(**call_context.log_fields(contexts))
+
+
+def batch_span(
+    spans: otel.BatchSpans | None, batch_id: int, method: str, contexts: Sequence[CallContext]
+) -> Any:
+    """The batch's span when this worker traces and a call carries a trace parent."""
+    if spans is None or not contexts:
+        return nullcontext()
+    return spans.batch(batch_id, method, contexts)

@@ -7,10 +7,14 @@ process over a socketpair (``runners.process``, supervised by
 ``--local``), and later a worker on another host, whose hello, heartbeats and
 batch ids fit the same shape:
 
-    pool ── Worker.send_batch(batch id, method, args, kwargs) ──> worker
+    pool ── Worker.send_batch(batch id, method, args, kwargs, call contexts) ──> worker
     pool <── WorkerEvents.on_reply(worker, ["ok", batch id, value])
                                  | ["error", batch id, error type, message]
     pool <── on_ready(worker) / on_lost(worker) / on_gave_up()   (from Workers)
+
+The call contexts (``runners.call_context``) name each call's request and trace
+parent, one map per call in batch order (``[]`` when none has any); a worker binds
+them as log fields and links its batch span to them.
 
 Values cross the data-only codec (``runners.codec``) in every kind, so a caller
 sees the same values from each.
@@ -18,9 +22,10 @@ sees the same values from each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from runners.call_context import CallContext
 from runners.runnable import MethodSpec
 
 Reply = Any  # a decoded reply frame, checked by the pool against the batch it sent
@@ -44,7 +49,14 @@ class Worker(Protocol):
         """The methods its Runnable declares (before the runner's overrides)."""
         ...
 
-    def send_batch(self, batch_id: int, method: str, args: list[Any], kwargs: Any) -> None:
+    def send_batch(
+        self,
+        batch_id: int,
+        method: str,
+        args: list[Any],
+        kwargs: Any,
+        contexts: Sequence[CallContext] = (),
+    ) -> None:
         """Start running one batch; raises ``UnsupportedValue`` if a value cannot cross."""
         ...
 

@@ -9,7 +9,7 @@ The config is data (JSON), never code. The worker speaks the frames of
 
     worker -> pool   ["ready", pid, {method: [batchable, batch_dim, stack]}]
                      ["failed", error type, message]          (then exits)
-    pool -> worker   ["call", batch id, method, [args], {kwargs}]
+    pool -> worker   ["call", batch id, method, [args], {kwargs}, [call contexts]]
     worker -> pool   ["ok", batch id, value] | ["error", batch id, error type, message]
     pool -> worker   ["ping", n]        (only while the worker holds no batch)
     worker -> pool   ["pong", n]
@@ -19,6 +19,12 @@ to wait on the pool, and a blocking ``recv_into`` is the shortest path. An ``asy
 def`` method runs to completion on the worker's one event loop, created at start-up
 (its loop-bound state, such as an HTTP client, lives across calls). The worker
 exits at end of stream, and when its parent dies (``PR_SET_PDEATHSIG`` on Linux).
+
+The call contexts (``runners.call_context``: each call's request id and trace
+parent) are bound as log fields while the batch runs (``runners.log_context``:
+``runner`` and ``worker`` for the whole process, ``request_id`` and ``trace_id``
+as lists per batch), and when the ``OTEL_*`` variables ask for traces the batch
+gets its own span (``runners.otel.BatchSpans``), exported by this process.
 
 What it prints and logs reaches the pool's log (``runners.worker_log``); a method
 that raises is logged once, with its traceback, and the caller gets its message.
@@ -36,12 +42,22 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from runners import codec, worker_log
-from runners.errors import UnsupportedValue
-from runners.replies import error_reply, load_runnable, method_table, no_method_reply, value_reply
+from runners import call_context, codec, log_context, otel, worker_log
+from runners.call_context import CallContext
+from runners.errors import TracingError, UnsupportedValue
+from runners.replies import (
+    batch_log_fields,
+    batch_span,
+    error_reply,
+    load_runnable,
+    method_table,
+    no_method_reply,
+    value_reply,
+)
 from runners.runnable import runnable_methods
 
 _PR_SET_PDEATHSIG = 1
@@ -62,16 +78,39 @@ def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
     """Handshake, then answer calls until the pool closes the socket."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # the Runnable's __init__ may bind objects to it
+    runner, worker = str(config["runner"]), int(config.get("worker", 0))
     try:
-        _serve_on(loop, sock, config)
+        with log_context.bound(runner=runner, worker=worker), _batch_spans(runner, worker) as spans:
+            _serve_on(loop, sock, config, spans)
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         asyncio.set_event_loop(None)
         loop.close()
 
 
+@contextmanager
+def _batch_spans(runner: str, worker: int) -> Iterator[otel.BatchSpans | None]:
+    """This worker's span per batch when the environment asks for traces; the
+    spans still buffered are exported when serving ends."""
+    try:
+        provider = otel.tracer_provider(otel.worker_attributes(runner, worker))
+    except TracingError as error:  # the server reported it too; serve untraced
+        logger.warning("traces are off in this worker: %s", error)
+        provider = None
+    if provider is None:
+        yield None
+        return
+    try:
+        yield otel.BatchSpans(provider, runner)
+    finally:
+        provider.shutdown()
+
+
 def _serve_on(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, config: Mapping[str, Any]
+    loop: asyncio.AbstractEventLoop,
+    sock: socket.socket,
+    config: Mapping[str, Any],
+    spans: otel.BatchSpans | None,
 ) -> None:
     runner = str(config["runner"])
     try:
@@ -91,10 +130,14 @@ def _serve_on(
             if message[0] == "ping":
                 codec.send_frame(sock, codec.encode(["pong", message[1]]))
                 continue
-            kind, batch_id, method, args, kwargs = message
+            kind, batch_id, method, args, kwargs, *rest = message
             if kind != "call":
                 raise SystemExit(f"unexpected message {kind!r} from the pool")
-            answer = _answer(loop, table, runner, batch_id, method, args, kwargs)
+            contexts = call_context.checked(rest[0]) if rest else []
+            with batch_log_fields(contexts):
+                answer = _answer(
+                    loop, table, runner, (batch_id, method, args, kwargs), spans, contexts
+                )
             codec.send_frame(sock, answer)
 
 
@@ -102,18 +145,19 @@ def _answer(
     loop: asyncio.AbstractEventLoop,
     table: Mapping[str, Callable[..., Any]],
     runner: str,
-    batch_id: int,
-    method: str,
-    args: list[Any],
-    kwargs: dict[str, Any],
+    call: tuple[int, str, list[Any], dict[str, Any]],
+    spans: otel.BatchSpans | None,
+    contexts: Sequence[CallContext],
 ) -> list[Any]:
+    batch_id, method, args, kwargs = call
     func = table.get(method)
     if func is None:
         return no_method_reply(batch_id, method)
     try:
-        value = func(*args, **kwargs)
-        if inspect.iscoroutine(value):
-            value = loop.run_until_complete(value)
+        with batch_span(spans, batch_id, method, contexts):
+            value = func(*args, **kwargs)
+            if inspect.iscoroutine(value):
+                value = loop.run_until_complete(value)
     except Exception as exc:  # the user's error goes to the caller; the worker lives on
         if not isinstance(exc, UnsupportedValue):
             logger.error("%s raised", method, exc_info=True)

@@ -9,6 +9,8 @@ stderr; the other lines still run, and the exit code is 1. Progress, the summary
 and the log (``--log-level``, worker output included) go to stderr, the progress
 bar only on a terminal. stdout holds the outputs alone: whatever else writes to
 it in this process (a Runnable under ``--local``, a function node) goes to stderr.
+``--trace FILE`` writes a Chrome trace; the ``OTEL_*`` variables export each
+request as an OpenTelemetry trace (docs/observability.md); both can be on.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from orchestrator._inputs import to_jsonable, validate_inputs
 from orchestrator.cli._args import (
@@ -30,10 +33,15 @@ from orchestrator.cli._args import (
     positive_int,
 )
 from orchestrator.cli._config import add_override_arguments
-from orchestrator.cli._run_batch import BatchSummary, run_lines
+from orchestrator.cli._run_batch import BatchSummary, RequestSpan, run_lines
+from orchestrator.cli._tracing import otel_provider
 from orchestrator.errors import RequestError
 from orchestrator.graph import Graph, load
-from orchestrator.running import Trace
+from orchestrator.running import Trace, Tracer
+from orchestrator.running._trace import Tee
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 DEFAULT_CONCURRENCY = 16
 
@@ -66,13 +74,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     results = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):
-        return asyncio.run(_main(args, results))
+    with contextlib.redirect_stdout(sys.stderr), otel_provider() as provider:
+        return asyncio.run(_main(args, results, provider))
 
 
-async def _main(args: argparse.Namespace, results: IO[str]) -> int:
+async def _main(
+    args: argparse.Namespace, results: IO[str], provider: TracerProvider | None = None
+) -> int:
     """Run the graph; outputs go to ``results`` (the real stdout) or ``--output``."""
-    trace = Trace() if args.trace else None
+    chrome = Trace() if args.trace else None
+    trace, request_span = _tracers(chrome, provider)
     inputs = input_object(args.input) if args.input is not None else None
     graph = load(args.file, local=args.local, config=args.config, sets=args.set)
     if inputs is not None:
@@ -80,19 +91,41 @@ async def _main(args: argparse.Namespace, results: IO[str]) -> int:
     try:
         async with graph:
             if inputs is not None:
-                output = await graph.run(inputs, timeout_ms=args.timeout_ms, trace=trace)
+                with request_span(graph.name):
+                    output = await graph.run(inputs, timeout_ms=args.timeout_ms, trace=trace)
                 print(json.dumps(to_jsonable(output)), file=results, flush=True)
                 return 0
-            summary = await _run_file(graph, args, trace, results)
+            summary = await _run_file(graph, args, trace, request_span, results)
     finally:
-        if trace is not None:
-            trace.write(args.trace)
+        if chrome is not None:
+            chrome.write(args.trace)
     _print_summary(summary)
     return 1 if summary.errors else 0
 
 
+def _tracers(
+    chrome: Trace | None, provider: TracerProvider | None
+) -> tuple[Tracer | None, RequestSpan]:
+    """The tracer of every request (Chrome trace, OpenTelemetry, both or none) and the
+    span each request runs in (OpenTelemetry's root span, else nothing)."""
+    if provider is None:
+        return chrome, _no_span
+    from orchestrator.running._otel import OtelTracer
+
+    otel = OtelTracer(provider)
+    return (otel if chrome is None else Tee(chrome, otel)), otel.root
+
+
+def _no_span(graph: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
 async def _run_file(
-    graph: Graph, args: argparse.Namespace, trace: Trace | None, results: IO[str]
+    graph: Graph,
+    args: argparse.Namespace,
+    trace: Tracer | None,
+    request_span: RequestSpan,
+    results: IO[str],
 ) -> BatchSummary:
     try:
         source = args.inputs.open(encoding="utf-8")
@@ -109,6 +142,7 @@ async def _run_file(
             concurrency=args.concurrency,
             timeout_ms=args.timeout_ms,
             trace=trace,
+            request_span=request_span,
             progress=progress,
             total=_count_lines(args.inputs) if progress else None,
         )

@@ -11,7 +11,8 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -22,8 +23,10 @@ from orchestrator._inputs import to_jsonable
 from orchestrator._stats import percentiles
 from orchestrator.errors import GraphctlError
 from orchestrator.graph import Graph
-from orchestrator.running import Trace
+from orchestrator.running import Tracer
 from runners.errors import RunnerError
+
+RequestSpan = Callable[[str], AbstractContextManager[None]]  # graph name -> the request's span
 
 
 @dataclass
@@ -64,7 +67,8 @@ async def run_lines(
     *,
     concurrency: int,
     timeout_ms: float | None = None,
-    trace: Trace | None = None,
+    trace: Tracer | None = None,
+    request_span: RequestSpan | None = None,
     progress: bool = False,
     total: int | None = None,
 ) -> BatchSummary:
@@ -77,7 +81,8 @@ async def run_lines(
 
     async def runner() -> None:
         for index, (line_number, text) in numbered:
-            result = await _one_line(graph, line_number, text, summary, timeout_ms, trace)
+            with request_span(graph.name) if request_span is not None else nullcontext():
+                result = await _one_line(graph, line_number, text, summary, timeout_ms, trace)
             writer.put(index, result)
             if bar is not None and task_id is not None:
                 bar.advance(task_id)
@@ -102,7 +107,7 @@ async def _one_line(
     text: str,
     summary: BatchSummary,
     timeout_ms: float | None,
-    trace: Trace | None,
+    trace: Tracer | None,
 ) -> str:
     """The output line of one input line: the outputs, or ``{"error", "line"}``."""
     summary.count += 1

@@ -6,7 +6,8 @@ Every graph is compiled before anything starts: one bad file stops start-up
 with all its errors (exit 1). The server binds 127.0.0.1 unless told otherwise
 and prints its URL once every pool is ready. SIGTERM or Ctrl-C stops accepting
 connections, answers the requests already accepted, then stops the pools; a
-second signal forces the exit. The log goes to stderr from ``--log-level`` up,
+second signal forces the exit. The ``OTEL_*`` variables turn on OpenTelemetry
+traces (docs/observability.md). The log goes to stderr from ``--log-level`` up,
 each worker's output prefixed with ``[runner/worker-N]``.
 """
 
@@ -29,6 +30,7 @@ from orchestrator.cli._args import (
     positive_int,
 )
 from orchestrator.cli._config import add_override_arguments
+from orchestrator.cli._tracing import otel_provider
 from orchestrator.errors import GraphctlError, GraphFileError
 from orchestrator.graph import Graph
 from orchestrator.plan import Plan
@@ -154,17 +156,19 @@ def handle(args: argparse.Namespace) -> int:
     def announce() -> None:
         print(f"graphctl: serving {names} at {url} (ready; docs at {url}/docs)", flush=True)
 
-    app = create_app(
-        [Graph(plan) for plan in plans],
-        api_key=api_key,
-        max_inflight=args.max_inflight,
-        max_body_bytes=int(args.max_body_mb * 2**20),
-        on_ready=announce,
-        expose_errors=args.expose_errors,
-    )
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, loop=args.loop, log_level="warning", lifespan="on"
-    )
-    server = _Server(config)
-    server.run()
+    with otel_provider() as provider:
+        app = create_app(
+            [Graph(plan) for plan in plans],
+            api_key=api_key,
+            max_inflight=args.max_inflight,
+            max_body_bytes=int(args.max_body_mb * 2**20),
+            on_ready=announce,
+            expose_errors=args.expose_errors,
+            tracer_provider=provider,
+        )
+        config = uvicorn.Config(
+            app, host=args.host, port=args.port, loop=args.loop, log_level="warning", lifespan="on"
+        )
+        server = _Server(config)
+        server.run()
     return 0 if server.started else 1

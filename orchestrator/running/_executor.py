@@ -10,11 +10,16 @@ could only start past the request deadline is not waited for) and ``on_error``.
 The first node that fails under ``fail`` cancels the rest; the request deadline
 cancels everything still pending, including calls queued in batchers (the pools
 drop a queued call whose awaiting task is cancelled).
+
+A request's ``SpanSink`` hears of each node's start (a sink with a live span gives
+the ``traceparent`` its runner calls carry: ``runners.call_context``), retries
+and end, with a status: ok, skipped, error handled, failed, cancelled, timed out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 import time
@@ -36,10 +41,12 @@ from orchestrator.running._resolve import (
     render_kwargs,
 )
 from orchestrator.running._trace import SpanSink
+from runners import call_context
 from runners.errors import CallTimeout, Overloaded, PoolClosed, Unavailable
 from runners.types import CallResult, RunnerClient
 
 Outcome = tuple[Any, Sequence[CallResult]]  # a node's value and the runner calls behind it
+_UNTRACED = contextlib.nullcontext()  # a node whose calls carry no trace parent
 
 
 @dataclass
@@ -112,13 +119,15 @@ class Executor:
         for dep in node.deps:
             await request.done[dep].wait()
         start = time.monotonic()
+        parent = request.trace.start(node.name, node.kind) if request.trace is not None else None
         try:
-            value, calls, status = await self._evaluate(node, request)
+            with call_context.traced(parent) if parent is not None else _UNTRACED:
+                value, calls, status = await self._evaluate(node, request)
         except BaseException as error:
             if request.first_error is None and not isinstance(error, asyncio.CancelledError):
                 request.first_error = error
             if request.trace is not None:
-                status = "cancelled" if isinstance(error, asyncio.CancelledError) else "failed"
+                status = _failure_status(error)
                 request.trace.span(
                     node.name,
                     start,
@@ -201,6 +210,14 @@ class Executor:
                 delay = retry_delay_s(policy, attempt, self._jitter, retry_after_s=retry_after_s)
                 if request.deadline is not None and time.monotonic() + delay >= request.deadline:
                     raise  # the retry could only start past the deadline: fail now
+                if request.trace is not None:
+                    request.trace.event(
+                        node.name,
+                        "retry",
+                        attempt=attempt + 2,
+                        delay_ms=round(delay * 1e3, 3),
+                        error=str(error),
+                    )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -291,6 +308,14 @@ async def _attempt(
             runner=node.runner,
             method=node.method,
         ) from None
+
+
+def _failure_status(error: BaseException) -> str:
+    """How a node that raised ended, for its span: cancelled, timed out or failed."""
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    cause = error.cause if isinstance(error, NodeFailed) else error
+    return "timed out" if isinstance(cause, DeadlineExceeded | CallTimeout) else "failed"
 
 
 def _retryable(error: Exception) -> bool:

@@ -1,13 +1,17 @@
-"""Chrome trace-event recording: one span per node per request, viewable in
-Perfetto or chrome://tracing.
+"""Spans of a request's nodes, and where they go: a ``SpanSink`` per request,
+given by a ``Tracer``. Three tracers: ``Trace`` (this module: a Chrome trace,
+viewable in Perfetto or chrome://tracing, for ``graphctl run --trace``), the
+server's node latency histogram, and OpenTelemetry (``_otel.OtelTracer``);
+``Tee`` sends one request's spans to several.
 
     trace = Trace()
     await graph.run(inputs, trace=trace)
     trace.write("trace.json")
 
-Each request is one row (``tid``); runner spans carry ``queue_wait_ms``,
-``batch_id``, ``batch_size`` and ``worker`` in ``args``. Times are microseconds
-from the trace's creation, on the monotonic clock.
+In a Chrome trace each request is one row (``tid``); runner spans carry
+``queue_wait_ms``, ``batch_id``, ``batch_size`` and ``worker`` in ``args``, and a
+retry is an instant event. Times are microseconds from the trace's creation, on
+the monotonic clock.
 """
 
 from __future__ import annotations
@@ -26,7 +30,17 @@ _PID = 1
 
 
 class SpanSink(Protocol):
-    """Where one request's node spans go: a ``RequestTrace``, or metrics."""
+    """Where one request's node spans go: a ``RequestTrace``, metrics, OpenTelemetry.
+
+    The executor calls ``start`` when a node starts, ``event`` for what happens
+    while it runs, and ``span`` once it ends."""
+
+    def start(self, name: str, kind: str) -> str | None:
+        """Node ``name`` starts. A sink keeping a live span opens it and returns its
+        W3C ``traceparent`` (the node's runner calls carry it); others ``None``."""
+
+    def event(self, name: str, event: str, **attributes: Any) -> None:
+        """Something happened while node ``name`` ran (a ``retry``)."""
 
     def span(
         self,
@@ -47,6 +61,45 @@ class Tracer(Protocol):
 
     def request(self, label: str | None = None) -> SpanSink:
         """The sink of one request's spans; ``label`` names its row."""
+
+
+class Tee:
+    """A ``Tracer`` sending each request's spans to every one of ``tracers``."""
+
+    def __init__(self, *tracers: Tracer) -> None:
+        self._tracers = tracers
+
+    def request(self, label: str | None = None) -> TeeSink:
+        return TeeSink([tracer.request(label) for tracer in self._tracers])
+
+
+class TeeSink:
+    """One request's sinks as one: the first ``traceparent`` a sink gives is kept."""
+
+    def __init__(self, sinks: Sequence[SpanSink]) -> None:
+        self._sinks = sinks
+
+    def start(self, name: str, kind: str) -> str | None:
+        parents = [sink.start(name, kind) for sink in self._sinks]
+        return next((parent for parent in parents if parent is not None), None)
+
+    def event(self, name: str, event: str, **attributes: Any) -> None:
+        for sink in self._sinks:
+            sink.event(name, event, **attributes)
+
+    def span(
+        self,
+        name: str,
+        start: float,
+        end: float,
+        *,
+        kind: str,
+        status: str = "ok",
+        calls: Sequence[CallResult] = (),
+        **extra: Any,
+    ) -> None:
+        for sink in self._sinks:
+            sink.span(name, start, end, kind=kind, status=status, calls=calls, **extra)
 
 
 class Trace:
@@ -80,6 +133,13 @@ class Trace:
             }
         )
 
+    def add_instant(self, tid: int, name: str, at: float, args: dict[str, Any]) -> None:
+        """Record an instant event at ``at`` (``time.monotonic()`` seconds)."""
+        ts = round((at - self._origin) * 1e6, 3)
+        self._events.append(
+            {"name": name, "ph": "i", "s": "t", "ts": ts, "pid": _PID, "tid": tid, "args": args}
+        )
+
     @property
     def events(self) -> list[dict[str, Any]]:
         """A copy of the events recorded so far."""
@@ -100,6 +160,14 @@ class RequestTrace:
     def __init__(self, trace: Trace, tid: int) -> None:
         self._trace = trace
         self.tid = tid
+
+    def start(self, name: str, kind: str) -> None:
+        """Nothing to open: the span is recorded whole when it ends."""
+        return None
+
+    def event(self, name: str, event: str, **attributes: Any) -> None:
+        """An instant event on the request's row, named ``node: event``."""
+        self._trace.add_instant(self.tid, f"{name}: {event}", time.monotonic(), attributes)
 
     def span(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +28,10 @@ from orchestrator.server._openapi import operation_extra
 from orchestrator.server._request_metrics import RequestMetrics
 from orchestrator.server._responses import add_error_handlers, error_response
 from orchestrator.server._serving import DEFAULT_MAX_INFLIGHT, Served, ServedGraph
+from orchestrator.server._tracing import TraceLogFields, telemetry_config
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -40,15 +44,22 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     on_ready: Callable[[], None] | None = None,
     expose_errors: bool = False,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``graphs`` (not yet started: the lifespan starts them).
 
     ``max_inflight`` bounds concurrent requests per graph (past it: 503 at once);
     ``on_ready`` is called once every graph's pools are ready; ``expose_errors``
     gives clients the full text of exceptions raised by users' methods (by
-    default they get its type; the text is in the server log).
+    default they get its type; the text is in the server log). ``tracer_provider``
+    turns on OpenTelemetry traces (``runners.otel.tracer_provider`` reads the
+    ``OTEL_*`` variables); its owner shuts it down.
     """
     served = Served(graphs, max_inflight=max_inflight, expose_errors=expose_errors)
+    if tracer_provider is not None:
+        from orchestrator.running._otel import OtelTracer
+
+        served.trace_with(OtelTracer(tracer_provider))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +70,7 @@ def create_app(
         title="graphctl",
         description="Inference graphs: " + (", ".join(served.slots) or "none"),
         lifespan=lifespan,
+        telemetry=telemetry_config(tracer_provider),
     )
     app.state.served = served
     add_error_handlers(app)
@@ -72,6 +84,8 @@ def create_app(
         app.add_middleware(ApiKey, key=api_key)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=served.metrics, graphs=served.slots)
+    if tracer_provider is not None:
+        app.add_middleware(TraceLogFields, graph_paths=[f"/{name}" for name in served.slots])
     return app
 
 

@@ -225,6 +225,13 @@ class NodeTimer:
         """This timer itself: it keeps nothing per request."""
         return self  # stateless per request: every span is observed at once
 
+    def start(self, name: str, kind: str) -> None:
+        """Nothing to open: only the duration is kept."""
+        return None
+
+    def event(self, name: str, event: str, **attributes: Any) -> None:
+        """Events are not metrics."""
+
     def observe(self, node: str, seconds: float) -> None:
         """Add one node latency to the histogram."""
         child = self._children.get(node)

@@ -28,9 +28,10 @@ from typing import Any, Protocol
 from orchestrator.errors import GraphClosed, GraphctlError
 from orchestrator.plan import Plan
 from orchestrator.running import Tracer
+from orchestrator.running._trace import Tee
 from orchestrator.server._deadlines import shorter_timeout_ms
 from orchestrator.server._errors import HttpError, classify
-from orchestrator.server._metrics import Metrics, NodeTimer
+from orchestrator.server._metrics import Metrics
 from runners.errors import Overloaded, RunnerError
 from runners.types import PoolStats
 
@@ -149,6 +150,13 @@ class Served:
             self.slots[graph.name] = Slot(graph, max_inflight)
         self.metrics = Metrics(self.pool_stats)
         self.expose_errors = expose_errors
+        self._tracers: dict[str, Tracer] = {
+            name: self.metrics.node_timer(name) for name in self.slots
+        }
+
+    def trace_with(self, tracer: Tracer) -> None:
+        """Send every request's node spans to ``tracer`` too (OpenTelemetry)."""
+        self._tracers = {name: Tee(self.metrics.node_timer(name), tracer) for name in self.slots}
 
     def pool_stats(self) -> dict[str, Mapping[str, PoolStats]]:
         """Every started graph's pool stats, for the metrics collector."""
@@ -185,7 +193,7 @@ class Served:
         slot = self.slots[name]
         start = time.perf_counter()
         try:
-            return await self._run(slot, inputs, self.metrics.node_timer(name), timeout_ms)
+            return await self._run(slot, inputs, self._tracers[name], timeout_ms)
         except Exception as error:  # every failure becomes an HTTP answer, never a traceback
             failure = classify(
                 error, bad_request_status=bad_request_status, expose=self.expose_errors
@@ -203,7 +211,7 @@ class Served:
             raise
 
     async def _run(
-        self, slot: Slot, inputs: Mapping[str, Any], trace: NodeTimer, timeout_ms: float | None
+        self, slot: Slot, inputs: Mapping[str, Any], trace: Tracer, timeout_ms: float | None
     ) -> dict[str, Any]:
         if not slot.started:  # a restarting runner queues calls until it is back
             raise GraphClosed(f"graph {slot.graph.name!r} is not ready yet")

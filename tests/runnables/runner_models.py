@@ -162,3 +162,20 @@ class Awaiting(Runnable):
     @method
     def loop_count(self) -> int:
         return len({id(loop) for loop in self.loops})
+
+
+class Fields(Runnable):
+    """Answers the log fields bound while its batch runs (``runners.log_context``)."""
+
+    @method(batchable=True)
+    def fields(self, x: list[int]) -> list[dict[str, Any]]:
+        from runners import log_context
+
+        bound = dict(log_context.current())
+        return [bound for _ in x]
+
+    @method
+    async def fields_async(self, x: int) -> dict[str, Any]:
+        from runners import log_context
+
+        return dict(log_context.current())

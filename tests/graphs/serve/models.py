@@ -98,3 +98,15 @@ class RowSums(Runnable):
         time.sleep(self.delay_s)
         rows = np.full(x.shape[0], x.shape[0], dtype=np.float32)
         return np.stack([x.sum(axis=1), rows], axis=1)
+
+
+class Latch(Runnable):
+    """A batch waits until the file its calls name exists (bounded): a test holds
+    the worker busy with one request while others queue and share the next batch."""
+
+    @method(batchable=True, batch_dim=0)
+    def hold(self, x: npt.NDArray[np.float32], gate: str) -> npt.NDArray[np.float32]:
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while not Path(gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return np.asarray(x, dtype=np.float32)

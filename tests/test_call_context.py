@@ -91,12 +91,8 @@ def test_a_worker_binds_its_batch_calls_request_ids_and_trace_ids(kind: str) -> 
     worker = 0
     assert first == {"runner": "test", "worker": worker, "request_id": ["r0"]}
     # The two later calls queued behind the first and ran as one batch.
-    assert second == third == {
-        "runner": "test",
-        "worker": worker,
-        "request_id": ["r1", "r2"],
-        "trace_id": [TRACE_A],
-    }
+    shared = {"runner": "test", "worker": worker, "request_id": ["r1", "r2"], "trace_id": [TRACE_A]}
+    assert second == third == shared
 
 
 def test_an_async_method_sees_its_batch_fields() -> None:

@@ -19,7 +19,7 @@ import orchestrator
 from orchestrator.server import create_app
 from runners import otel
 from runners.errors import TracingError
-from tests._otlp_receiver import Receiver, ReceivedSpan, otlp_receiver
+from tests._otlp_receiver import ReceivedSpan, Receiver, otlp_receiver
 from tests._serve_helpers import CLI, DIAMOND, SERVE_GRAPHS, thread_server
 from tests.conftest import wait_until
 

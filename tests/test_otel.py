@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -154,3 +155,43 @@ def test_graphctl_run_exports_a_trace_per_request(receiver: Receiver) -> None:
     for batch in receiver.named("batch "):
         assert batch.trace_id == root.trace_id
         assert {ln.span_id for ln in batch.links} <= node_ids
+
+
+def _memory_tracer() -> tuple[Any, Any]:
+    """An SDK provider keeping its spans in memory, and the tracer over it."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from orchestrator.running._otel import OtelTracer
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter, OtelTracer(provider)
+
+
+def test_a_retry_is_an_event_and_a_timed_out_node_an_error_status() -> None:
+    from orchestrator.errors import DeadlineExceeded
+    from tests._executor_helpers import TEST_GRAPHS, Probe, run
+
+    exporter, tracer = _memory_tracer()
+
+    async def main() -> None:
+        async with orchestrator.load(TEST_GRAPHS / "retry_after.yaml") as graph:
+            with tracer.root(graph.name):
+                await graph.run({"probe": Probe(), "retry_after_s": 0.01}, trace=tracer)
+        async with orchestrator.load(TEST_GRAPHS / "deadline.yaml") as graph:
+            with tracer.root(graph.name), pytest.raises(DeadlineExceeded):
+                await graph.run({"items": [1, 2]}, trace=tracer)
+
+    run(main())
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    refused = spans["node refused"]
+    assert refused.attributes["graphctl.status"] == "ok"
+    assert [event.name for event in refused.events] == ["retry"]
+    assert refused.events[0].attributes["attempt"] == 2
+    assert refused.parent.span_id == spans["graph retry_after"].context.span_id
+    naps = spans["node naps"]
+    assert naps.attributes["graphctl.status"] == "timed out"
+    assert naps.status.status_code.name == "ERROR"

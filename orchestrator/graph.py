@@ -10,7 +10,6 @@ each is ready; leaving stops them. ``run_sync`` does all of it for one request.
 from __future__ import annotations
 
 import asyncio
-import enum
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from orchestrator.errors import GraphClosed, GraphctlError
 from orchestrator.plan import Plan
 from orchestrator.running import Executor, Tracer
 from runners.config import RunnerConfig
-from runners.lifecycle import AsyncLifecycle
+from runners.lifecycle import AsyncLifecycle, Lifecycle
 from runners.resources import spread_gpus
 from runners.types import PoolStats, RunnerClient
 
@@ -33,12 +32,9 @@ ClientFactory = Callable[[RunnerConfig], RunnerClient]
 DEFAULT_FUNCTION_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 
-class GraphState(enum.Enum):
-    """A graph's lifecycle: pools starting, ready to run requests, or closed."""
-
-    STARTING = "starting"
-    READY = "ready"
-    CLOSED = "closed"
+# A graph's lifecycle is the runners' (NEW, STARTING, READY, DRAINING, CLOSED),
+# under the name the orchestrator's API has always given it.
+GraphState = Lifecycle
 
 
 class Graph(AsyncLifecycle):
@@ -53,7 +49,7 @@ class Graph(AsyncLifecycle):
     ) -> None:
         factory = client_factory or _worker_pool
         self.plan = plan
-        self.state = GraphState.STARTING
+        self.state = GraphState.NEW
         configs = spread_gpus(list(plan.runners.values()))  # runners start on different GPUs
         self._clients: dict[str, RunnerClient] = {
             name: factory(config) for name, config in zip(plan.runners, configs, strict=True)
@@ -70,7 +66,7 @@ class Graph(AsyncLifecycle):
     @property
     def ready(self) -> bool:
         """True while the graph accepts requests and every runner has a ready worker."""
-        return self.state is GraphState.READY and all(c.ready for c in self._clients.values())
+        return self.state.accepts_work and all(c.ready for c in self._clients.values())
 
     @property
     def clients(self) -> Mapping[str, RunnerClient]:
@@ -83,8 +79,9 @@ class Graph(AsyncLifecycle):
 
     async def start(self) -> None:
         """Start every runner's pool (concurrently); ``async with`` calls it."""
-        if self.state is not GraphState.STARTING or self._executor is not None:
+        if self.state is not GraphState.NEW:
             raise GraphClosed(f"graph {self.name!r} was already started; load it again")
+        self.state = GraphState.STARTING
         self._threads = ThreadPoolExecutor(
             max_workers=self._function_threads, thread_name_prefix=f"graphctl-{self.name}"
         )
@@ -109,7 +106,7 @@ class Graph(AsyncLifecycle):
 
     async def stop(self) -> None:
         """Stop every runner's pool; the graph is closed for good."""
-        self.state = GraphState.CLOSED
+        self.state = GraphState.DRAINING  # the pools finish the calls they accepted
         try:
             async with asyncio.TaskGroup() as group:
                 for client in self._clients.values():
@@ -117,6 +114,7 @@ class Graph(AsyncLifecycle):
         except BaseExceptionGroup as errors:
             raise _unwrap(errors) from None
         finally:
+            self.state = GraphState.CLOSED
             if self._threads is not None:
                 self._threads.shutdown(wait=False, cancel_futures=True)
 
@@ -133,7 +131,7 @@ class Graph(AsyncLifecycle):
         per node. Raises ``RequestError`` for bad inputs, ``NodeFailed``,
         ``DeadlineExceeded`` or ``SkippedOutput``.
         """
-        if self.state is not GraphState.READY or self._executor is None:
+        if not self.state.accepts_work or self._executor is None:
             raise GraphClosed(
                 f"graph {self.name!r} is {self.state.value}: run it inside 'async with'"
             )

@@ -25,6 +25,7 @@ from runners.errors import (
     UnsupportedValue,
     WorkerCrashed,
 )
+from runners.lifecycle import Lifecycle
 from runners.local import LocalClient
 from runners.pool import WorkerPool
 from runners.runnable import MethodSpec, Runnable, method
@@ -34,6 +35,7 @@ __all__ = [
     "BatchingConfig",
     "CallResult",
     "CallTimeout",
+    "Lifecycle",
     "LocalClient",
     "MethodError",
     "MethodSpec",

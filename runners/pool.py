@@ -24,7 +24,6 @@ and it is never sent again.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +48,7 @@ from runners.batcher import (
 from runners.config import RunnerConfig
 from runners.errors import PoisonCall, PoolClosed, RunnerError, UnsupportedValue
 from runners.health import HangWatch, WorkerState
+from runners.lifecycle import Lifecycle
 from runners.merging import merge_inputs
 from runners.resources import plan_environments
 from runners.runnable import MethodSpec
@@ -61,14 +61,6 @@ WorkersFactory = Callable[[WorkerEvents], Workers]
 logger = logging.getLogger("runners.pool")
 
 WAKE_SLACK_S = 0.001  # uvloop's timers have millisecond resolution and may fire early
-
-
-class PoolState(enum.Enum):
-    NEW = "new"
-    STARTING = "starting"
-    READY = "ready"
-    DRAINING = "draining"
-    CLOSED = "closed"
 
 
 class WorkerPool:
@@ -94,7 +86,7 @@ class WorkerPool:
         self._drain_timeout_s = drain_timeout_s
         self._stop_timeout_s = stop_timeout_s
         self._hangs = HangWatch(config.supervision)
-        self._state = PoolState.NEW
+        self._state = Lifecycle.NEW
         self._queues: dict[str, MethodQueue] = {}
         self._states: dict[int, WorkerState] = {}  # live workers by id
         self._idle: list[WorkerState] = []
@@ -114,7 +106,7 @@ class WorkerPool:
     @property
     def ready(self) -> bool:
         workers = self._workers
-        return self._state is PoolState.READY and workers is not None and workers.live > 0
+        return self._state.accepts_work and workers is not None and workers.live > 0
 
     @property
     def methods(self) -> Mapping[str, MethodSpec]:
@@ -131,18 +123,18 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Start every worker, wait for their READY; RunnerStartupError if one fails."""
-        if self._state is not PoolState.NEW:
+        if self._state is not Lifecycle.NEW:
             raise PoolClosed("a pool starts once", runner=self.name)
-        self._state = PoolState.STARTING
+        self._state = Lifecycle.STARTING
         self._workers = workers = self._make_workers(self)
         try:
             await workers.start()
         except BaseException:
-            self._state = PoolState.CLOSED
+            self._state = Lifecycle.CLOSED
             raise
         self._supervision = asyncio.create_task(workers.run(), name=f"supervise-{self.name}")
         self._supervision.add_done_callback(self._supervision_ended)
-        self._state = PoolState.READY
+        self._state = Lifecycle.READY
 
     def _processes(self, events: WorkerEvents) -> Workers:
         envs = plan_environments(self._config, gpus=self._gpus)
@@ -155,10 +147,11 @@ class WorkerPool:
 
     async def stop(self) -> None:
         """Refuse new calls, finish queued and in-flight ones, stop every worker."""
-        if self._state in (PoolState.NEW, PoolState.CLOSED, PoolState.DRAINING):
-            self._state = PoolState.CLOSED if self._state is PoolState.NEW else self._state
+        if self._state is Lifecycle.NEW:
+            self._state = Lifecycle.CLOSED
+        if self._state.stopping:
             return
-        self._state = PoolState.DRAINING
+        self._state = Lifecycle.DRAINING
         self._check_drained()
         try:
             async with asyncio.timeout(self._drain_timeout_s):
@@ -176,7 +169,7 @@ class WorkerPool:
         try:
             await self._supervision
         finally:
-            self._state = PoolState.CLOSED
+            self._state = Lifecycle.CLOSED
 
     async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """``await pool.call("predict", x)``: the value of one call."""
@@ -226,7 +219,7 @@ class WorkerPool:
     # -- enqueue ----------------------------------------------------------------
 
     def _queue(self, method: str) -> MethodQueue:
-        if self._state is not PoolState.READY:
+        if not self._state.accepts_work:
             raise PoolClosed(f"the pool is {self._state.value}", runner=self.name, method=method)
         queue = self._queues.get(method)
         if queue is None:
@@ -377,7 +370,7 @@ class WorkerPool:
             self._queues = admission.build_queues(worker.methods, self._config)
         state = self._states[worker.id] = WorkerState(worker)
         self._idle.append(state)
-        if self._state is not PoolState.STARTING:
+        if self._state is not Lifecycle.STARTING:
             self._dispatch()
 
     def on_gave_up(self) -> None:
@@ -386,7 +379,7 @@ class WorkerPool:
             admission.fail_queued(self._queues, admission.no_worker_error(None, self.name))
 
     def _check_drained(self) -> None:
-        if self._state is PoolState.DRAINING and all(
+        if self._state is Lifecycle.DRAINING and all(
             not q.queue and not q.in_flight for q in self._queues.values()
         ):
             self._drained.set()

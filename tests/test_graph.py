@@ -33,7 +33,7 @@ def test_lifecycle_and_concurrent_requests_match_direct_computation() -> None:
 
     async def main() -> list[dict[str, Any]]:
         graph = orchestrator.load(DIAMOND)
-        assert graph.state is GraphState.STARTING and not graph.ready
+        assert graph.state is GraphState.NEW and not graph.ready
         with pytest.raises(GraphClosed, match="inside 'async with'"):
             await graph.run({"x": xs[0]})
         async with graph:

@@ -33,6 +33,7 @@ from orchestrator.server._deadlines import shorter_timeout_ms
 from orchestrator.server._errors import HttpError, classify
 from orchestrator.server._metrics import Metrics
 from runners.errors import Overloaded, RunnerError
+from runners.lifecycle import Lifecycle
 from runners.types import PoolStats
 
 log = logging.getLogger("graphctl.serve")
@@ -86,7 +87,7 @@ class Slot:
     graph: ServedGraph
     max_inflight: int
     inflight: int = 0
-    started: bool = False
+    state: Lifecycle = Lifecycle.NEW  # of the graph's ``async with`` block, held by ``_hold``
     error: BaseException | None = None
     busy: tuple[dict[str, Any], dict[str, Any]] | None = None  # the prebuilt 503
 
@@ -94,8 +95,9 @@ class Slot:
         """Runner name -> why it is not ready (empty when the graph is ready)."""
         if self.error is not None:
             return {"*": f"failed to start: {self.error}"}
-        if not self.started:
-            return {runner: "starting" for runner in self.graph.plan.runners} or {"*": "starting"}
+        if not self.state.accepts_work:
+            why = self.state.value
+            return {runner: why for runner in self.graph.plan.runners} or {"*": why}
         return {
             runner: reason
             for runner, pool in self.graph.stats().items()
@@ -160,7 +162,7 @@ class Served:
 
     def pool_stats(self) -> dict[str, Mapping[str, PoolStats]]:
         """Every started graph's pool stats, for the metrics collector."""
-        return {name: s.graph.stats() for name, s in self.slots.items() if s.started}
+        return {name: s.graph.stats() for name, s in self.slots.items() if s.state.accepts_work}
 
     def not_ready(self) -> dict[str, dict[str, str]]:
         """Graph -> runner -> reason, for every graph not ready."""
@@ -213,7 +215,7 @@ class Served:
     async def _run(
         self, slot: Slot, inputs: Mapping[str, Any], trace: Tracer, timeout_ms: float | None
     ) -> dict[str, Any]:
-        if not slot.started:  # a restarting runner queues calls until it is back
+        if not slot.state.accepts_work:  # a restarting runner queues calls until it is back
             raise GraphClosed(f"graph {slot.graph.name!r} is not ready yet")
         if slot.inflight >= slot.max_inflight:
             raise Overloaded(
@@ -239,7 +241,7 @@ class Served:
                 stop.set()
                 announcer.cancel()
                 for slot, task in zip(self.slots.values(), holders, strict=True):
-                    if not slot.started:
+                    if not slot.state.accepts_work:
                         task.cancel()  # still starting: cancelling stops what started
 
 
@@ -259,15 +261,17 @@ def _log_failure(graph: str, route: str, error: Exception, failure: HttpError) -
 
 async def _hold(slot: Slot, stop: asyncio.Event) -> None:
     """Own one graph's ``async with`` block from start until ``stop``."""
+    slot.state = Lifecycle.STARTING
     try:
         async with slot.graph:
-            slot.started = True
+            slot.state = Lifecycle.READY
             await stop.wait()
+            slot.state = Lifecycle.DRAINING
     except Exception as error:  # reported by /readyz; the other graphs keep serving
         slot.error = error
         log.error("graph %r failed to start: %s", slot.graph.name, error)
     finally:
-        slot.started = False
+        slot.state = Lifecycle.CLOSED
 
 
 async def _announce(

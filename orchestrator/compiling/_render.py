@@ -95,6 +95,11 @@ _MERMAID_SHAPES = {
 }
 
 
+def _mermaid_text(text: str) -> str:
+    """Text inside a Mermaid ``"..."`` label: a quote would end the label."""
+    return text.replace('"', "#quot;")
+
+
 def to_mermaid(plan: Plan) -> str:
     """A Mermaid ``flowchart`` of the plan (renders on GitHub and in most docs tools)."""
     vertices, edges = _layout(plan)
@@ -102,10 +107,10 @@ def to_mermaid(plan: Plan) -> str:
     lines = ["flowchart LR"]
     for vertex in vertices:
         opening, closing = _MERMAID_SHAPES[vertex.shape]
-        text = "<br/>".join(part.replace('"', "#quot;") for part in vertex.label)
+        text = "<br/>".join(_mermaid_text(part) for part in vertex.label)
         lines.append(f"  {ids[vertex.key]}{opening}{text}{closing}")
     for edge in edges:
-        label = f'|"{edge.label}"|' if edge.label else ""
+        label = f'|"{_mermaid_text(edge.label)}"|' if edge.label else ""
         lines.append(f"  {ids[edge.source]} -->{label} {ids[edge.target]}")
     return "\n".join(lines) + "\n"
 

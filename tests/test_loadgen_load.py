@@ -1,5 +1,6 @@
-"""The load generator: its summary maths alone, the closed loop against a fake
-target, and a short real in-process run of the diamond graph."""
+"""The load generator's closed loop: trace samples, the loop against a stand-in
+target, and a short real in-process run of the diamond graph (its summary maths
+are in test_loadgen_summary)."""
 
 from __future__ import annotations
 
@@ -11,65 +12,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import NodeFailed
 from orchestrator.graph import load
 from orchestrator.loadgen._load import GraphTarget, run_load, samples_from_trace
-from orchestrator.loadgen._summary import (
-    BenchSummary,
-    NodeSample,
-    NodeSummary,
-    error_kind,
-    summarize,
-    summarize_nodes,
-)
+from orchestrator.loadgen._summary import BenchSummary, NodeSample, NodeSummary
 from runners.errors import Overloaded
 
 DIAMOND = Path(__file__).resolve().parent.parent / "graphs" / "diamond.yaml"
-
-
-def test_summarize_counts_only_successes_in_throughput() -> None:
-    summary = summarize(
-        target="t",
-        concurrency=2,
-        duration_s=2.0,
-        latencies_ms=[float(v) for v in range(1, 101)],
-        errors={"HTTP 503": 3},
-        nodes={},
-    )
-    assert summary.requests == 100
-    assert summary.throughput_rps == 50.0
-    assert summary.p50_ms == pytest.approx(50.5)
-    assert summary.p99_ms == pytest.approx(99.01)
-    assert summary.max_ms == 100.0
-    assert summary.error_count == 3
-
-
-def test_summary_json_has_the_documented_keys() -> None:
-    nodes = {"a": NodeSummary(calls=4, mean_batch_size=2.0, p50_ms=1.0, queue_wait_ms=0.5)}
-    summary = summarize(
-        target="t", concurrency=1, duration_s=1.0, latencies_ms=[1.0], errors={}, nodes=nodes
-    )
-    found = json.loads(json.dumps(summary.to_json()))
-    for key in ("throughput_rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "nodes"):
-        assert key in found
-    assert set(found["nodes"]["a"]) >= {"calls", "mean_batch_size", "p50_ms", "queue_wait_ms"}
-
-
-def test_node_batch_size_is_the_mean_over_distinct_batches() -> None:
-    samples = [
-        NodeSample("a", 2.0, queue_wait_ms=1.0, batch_id=1, batch_size=3),
-        NodeSample("a", 4.0, queue_wait_ms=3.0, batch_id=1, batch_size=3),
-        NodeSample("a", 6.0, queue_wait_ms=2.0, batch_id=1, batch_size=3),
-        NodeSample("a", 8.0, queue_wait_ms=2.0, batch_id=2, batch_size=1),
-        NodeSample("pre", 0.1),
-    ]
-    nodes = summarize_nodes(samples)
-    assert list(nodes) == ["a", "pre"]
-    assert nodes["a"].calls == 4
-    assert nodes["a"].mean_batch_size == 2.0  # batches of 3 and 1, not calls
-    assert nodes["a"].queue_wait_ms == 2.0
-    assert nodes["a"].p50_ms == 5.0
-    assert nodes["pre"].mean_batch_size is None and nodes["pre"].queue_wait_ms is None
 
 
 def test_samples_from_trace_skip_skipped_nodes_and_read_map_spans() -> None:
@@ -88,12 +36,6 @@ def test_samples_from_trace_skip_skipped_nodes_and_read_map_spans() -> None:
     assert [s.node for s in samples] == ["pre", "m"]
     assert samples[0].latency_ms == 1.5 and samples[0].batch_id is None
     assert (samples[1].batch_id, samples[1].batch_size) == (7, 3)
-
-
-def test_error_kind_names_the_cause_of_a_failed_node() -> None:
-    crashed = NodeFailed("a", Overloaded("queue full"), runner="mlp_a")
-    assert error_kind(crashed) == "NodeFailed(Overloaded)"
-    assert error_kind(TimeoutError()) == "TimeoutError"
 
 
 class FakeTarget:

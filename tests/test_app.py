@@ -1,4 +1,4 @@
-"""The HTTP app against a real uvicorn server on 127.0.0.1 with real worker pools."""
+"""The HTTP app (``create_app``) on a real uvicorn server on 127.0.0.1, real worker pools."""
 
 from __future__ import annotations
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.compiling._runner_settings import merge_settings
-from runners import BatchingConfig, RunnerConfig, SupervisionConfig
+from runners import BatchingConfig, SupervisionConfig
 from runners.batcher import Flight, MethodQueue
 from runners.health import REFRESH_EVERY, HangWatch, RecentBatchTimes, WorkerState, p99
 from runners.runnable import MethodSpec
@@ -28,20 +27,6 @@ def test_the_p99_follows_recent_batches() -> None:
     for _ in range(300):  # slower batches push the fast ones out of the window
         times.observe(0.2)
     assert times.p99_s == pytest.approx(0.2)
-
-
-def test_supervision_merges_per_field_and_reports_bad_values() -> None:
-    base = RunnerConfig(name="r", runnable="m:C")
-    merged, problems = merge_settings(
-        base, {"supervision": {"hang_timeout_s": 30, "ping_interval_s": 1}}
-    )
-    assert problems == []
-    assert merged.supervision == SupervisionConfig(hang_timeout_s=30, ping_interval_s=1)
-    _, problems = merge_settings(base, {"supervision": {"hang_factor": 0.5, "pings": 1}})
-    assert [(p.path, p.message.split(";")[0]) for p in problems] == [
-        (("supervision", "pings"), "unknown key 'pings'"),
-        (("supervision", "hang_factor"), "must be a number >= 1, got 0.5"),
-    ]
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,7 @@ def test_valid_settings_change_only_their_field(
 def test_each_problem_has_its_path_and_words(
     raw: dict[str, Any], path: tuple[Any, ...], message: str
 ) -> None:
-    merged, problems = _merge(raw)
+    _, problems = _merge(raw)
     assert [p.path for p in problems] == [path]
     assert message in problems[0].message
 

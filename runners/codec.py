@@ -52,6 +52,12 @@ def encode(message: Any, *, runner: str | None = None, method: str | None = None
             value = obj.item()
             if value is None or isinstance(value, bool | int | float | str | bytes):
                 return value
+        if isinstance(obj, int):  # msgpack hands over only the ints it cannot carry
+            raise UnsupportedValue(
+                f"cannot send the integer {obj}: integers must fit in 64 bits",
+                runner=runner,
+                method=method,
+            )
         raise UnsupportedValue(
             f"cannot send a value of type {type(obj).__name__} to or from a worker; "
             f"supported: {_SUPPORTED}",

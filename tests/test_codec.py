@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from typing import Any
 
@@ -128,3 +129,75 @@ def test_large_array_over_a_socket_pair() -> None:
         assert kind == "x"
         np.testing.assert_array_equal(received, array)
         assert recv_frames(right, FrameAssembler()) == []
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+        "float16", "float32", "float64", ">f4", ">i8", "<u2", "S5", "U3", "datetime64[ms]",
+        "timedelta64[s]",
+    ],
+)  # fmt: skip
+def test_every_plain_dtype_round_trips_with_its_byte_order(dtype: str) -> None:
+    array = np.arange(6).astype(dtype).reshape(3, 2)
+    (decoded,) = _feed(_wire([array]), 1 << 20)
+    assert decoded[0].dtype == np.dtype(dtype)
+    assert decoded[0].shape == (3, 2)
+    np.testing.assert_array_equal(decoded[0], array)
+
+
+def _frame_with_dtype(dtype_text: str) -> bytes:
+    import msgpack
+
+    from runners.codec import ARRAY_EXT
+
+    meta = struct.pack("<IB1Q", 0, 1, 2) + dtype_text.encode()
+    return msgpack.packb([msgpack.ExtType(ARRAY_EXT, meta)])
+
+
+@pytest.mark.parametrize("dtype_text", ["|O", "<c8", "<c16", "|V8", "[('a', '<i4')]"])
+def test_a_received_frame_declaring_objects_complex_or_records_is_refused(
+    dtype_text: str,
+) -> None:
+    buffer = np.zeros(16, np.uint8)
+    with pytest.raises(ProtocolError):
+        decode(_frame_with_dtype(dtype_text), [buffer])
+
+
+@pytest.mark.parametrize(
+    ("header", "buffers"),
+    [
+        (b"\xc1", []),  # a byte msgpack never uses
+        (b"\x92\x01", []),  # a list of two with one item
+        (_frame_with_dtype("<f4"), []),  # an array whose buffer is missing
+    ],
+)
+def test_malformed_frames_are_protocol_errors(header: bytes, buffers: list[Any]) -> None:
+    with pytest.raises(ProtocolError):
+        decode(header, buffers)
+
+
+@pytest.mark.parametrize(
+    ("message", "chunks"),
+    [
+        ("small", 1),  # prefix and header in one chunk: one syscall
+        ("x" * (1 << 17), 2),  # a large header: prefix, header
+        ([np.zeros(10, np.uint8)], 1),  # small with an array: joined
+        ([np.zeros(1 << 17, np.uint8)], 3),  # large array: head, header, buffer
+    ],
+)
+def test_small_frames_are_one_chunk_and_large_ones_are_not_copied(
+    message: Any, chunks: int
+) -> None:
+    assert len(encode(message)) == chunks
+
+
+def test_integers_beyond_64_bits_and_nested_unsupported_values_are_refused() -> None:
+    for big in (2**64, -(2**63) - 1):
+        with pytest.raises(UnsupportedValue) as info:
+            encode({"n": [1, big]})
+        assert info.value.message == f"cannot send the integer {big}: integers must fit in 64 bits"
+    assert _feed(_wire([2**64 - 1, -(2**63)]), 1 << 20) == [[2**64 - 1, -(2**63)]]
+    with pytest.raises(UnsupportedValue, match="type frozenset"):
+        encode({"deep": [{"x": frozenset()}]})

@@ -25,7 +25,7 @@ from orchestrator.errors import (
     WorkerCrashed,
 )
 from orchestrator.server._errors import classify
-from tests._serve_helpers import SERVE_GRAPHS, thread_server
+from tests._serve_helpers import SERVE_GRAPHS, metric_value, thread_server
 
 MAX_BODY = 4 * 2**20
 SECRET = "secret=/etc/app/key"
@@ -43,11 +43,9 @@ def client() -> Iterator[httpx.Client]:
 
 
 def _count(client: httpx.Client, graph: str, route: str, status: int) -> float:
-    wanted = f'graphctl_requests_total{{graph="{graph}",route="{route}",status="{status}"}}'
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(wanted):
-            return float(line.split()[-1])
-    return 0.0
+    return metric_value(
+        str(client.base_url), "graphctl_requests_total", graph=graph, route=route, code=str(status)
+    )
 
 
 def test_a_large_invalid_value_is_quoted_by_a_short_prefix(client: httpx.Client) -> None:

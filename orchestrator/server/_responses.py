@@ -1,9 +1,10 @@
 """An ``HttpError`` as a Starlette response, and the app-wide handlers that give
 every failure (unknown path or method, FastAPI's validation, a bug) the same
-``{"error": ...}`` body."""
+``{"error": ..., "request_id": ...}`` body (the id bound by ``_request_log``)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,11 +14,27 @@ from starlette.responses import JSONResponse, Response
 
 from orchestrator.errors import abbreviate
 from orchestrator.server._errors import HttpError
+from runners import log_context
+
+
+def error_fields(message: str) -> dict[str, Any]:
+    """``{"error": message}`` and the request id of the request being answered."""
+    body: dict[str, Any] = {"error": message}
+    request_id = log_context.current().get("request_id")
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
+
+
+def error_body(message: str) -> bytes:
+    """The JSON bytes of ``error_fields``, for plain ASGI answers."""
+    return json.dumps(error_fields(message)).encode()
 
 
 def error_response(error: HttpError, *, detail: bool = False) -> JSONResponse:
-    """``{"error": ...}``; with ``detail`` also FastAPI's ``detail`` list naming the field."""
-    body: dict[str, Any] = {"error": error.message}
+    """``{"error": ..., "request_id": ...}``; with ``detail`` also FastAPI's ``detail``
+    list naming the field."""
+    body = error_fields(error.message)
     if error.field is not None:
         body["field"] = error.field
     if detail and error.status == 422:

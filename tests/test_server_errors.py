@@ -83,6 +83,7 @@ def test_graphctls_own_messages_stay_informative(client: httpx.Client) -> None:
     assert response.status_code == 422
     assert response.json() == {
         "error": "expected shape [*], got [1, 1]",
+        "request_id": response.headers["x-request-id"],
         "field": "x",
         "detail": [
             {"loc": ["body", "x"], "msg": "expected shape [*], got [1, 1]", "type": "value_error"}
@@ -113,9 +114,11 @@ def test_complex_output_is_a_clear_error_naming_runner_and_method(client: httpx.
 
 def test_unknown_paths_and_methods_answer_the_error_object(client: httpx.Client) -> None:
     missing = client.get("/nope")
-    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
-    wrong = client.get("/calc")
-    assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed"}
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "Not Found", "request_id": missing.headers["x-request-id"]}
+    wrong = client.get("/calc", headers={"X-Request-ID": "probe-405"})
+    assert wrong.status_code == 405
+    assert wrong.json() == {"error": "Method Not Allowed", "request_id": "probe-405"}
 
 
 def test_every_answered_request_is_counted(client: httpx.Client) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.server._responses import error_body
+from orchestrator.server._errors import error_body
 
 PUBLIC_PATHS: frozenset[str] = frozenset({"/livez", "/readyz"})
 PUBLIC_PREFIXES: tuple[str, ...] = ("/v2/health/", "/readyz/")

@@ -4,31 +4,13 @@ every failure (unknown path or method, FastAPI's validation, a bug) the same
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from orchestrator.errors import abbreviate
-from orchestrator.server._errors import HttpError
-from runners import log_context
-
-
-def error_fields(message: str) -> dict[str, Any]:
-    """``{"error": message}`` and the request id of the request being answered."""
-    body: dict[str, Any] = {"error": message}
-    request_id = log_context.current().get("request_id")
-    if request_id is not None:
-        body["request_id"] = request_id
-    return body
-
-
-def error_body(message: str) -> bytes:
-    """The JSON bytes of ``error_fields``, for plain ASGI answers."""
-    return json.dumps(error_fields(message)).encode()
+from orchestrator.server._errors import HttpError, error_fields
 
 
 def error_response(error: HttpError, *, detail: bool = False) -> JSONResponse:

@@ -29,9 +29,8 @@ from orchestrator.plan import Plan
 from orchestrator.running import Tracer
 from orchestrator.running._trace import Tee
 from orchestrator.server._deadlines import shorter_timeout_ms
-from orchestrator.server._errors import HttpError, classify
+from orchestrator.server._errors import HttpError, classify, error_body
 from orchestrator.server._metrics import Metrics
-from orchestrator.server._responses import error_body
 from runners import log_context
 from runners.errors import Overloaded, RunnerError
 from runners.types import PoolStats

@@ -89,7 +89,7 @@ class Metrics:
         self.node_latency = Histogram(
             "graphctl_node_duration_seconds",
             "Time from a node's start to its result, by outcome "
-            "(ok, skipped, error_handled, failed, cancelled).",
+            "(ok, skipped, error_handled, failed, cancelled, timed_out).",
             ["graph", "node", "outcome"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -233,7 +233,9 @@ def test_json_log_lines_carry_the_request_they_come_from() -> None:
     worker = [line for line in lines if line["logger"] == "runners.worker"]
     warned = next(line for line in worker if "talker: warned hi" in line["message"])
     assert warned["level"] == "WARNING" and warned["runner"] == "talker" and warned["worker"] == 0
+    assert warned["request_id"] == ["talk-1"]  # the requests of the worker's batch
     raised = next(line for line in worker if "talk raised" in line["message"])
     assert raised["level"] == "ERROR" and "ValueError: cannot talk about fail" in raised["message"]
+    assert raised["request_id"] == [failed_id]
     printed = next(line for line in worker if "printed hi" in line["message"])
     assert printed["level"] == "WARNING"  # a print has no record, so no fields of its own

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import math
 import time
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from runners.latency_model import (
 )
 from runners.merging import call_key, split_outputs
 from runners.runnable import MethodSpec
-from runners.types import CallResult, MethodStats
+from runners.types import QUEUE_WAIT_BUCKETS_S, CallResult, MethodStats
 
 _EWMA = 0.2  # weight of the newest batch in the measured batch time
 # Calls scanned past the head for merge partners: keeps a batch's cost bounded
@@ -140,6 +141,7 @@ class MethodQueue:
     timed_out: int = 0
     batch_sizes: Counter[int] = field(default_factory=Counter)
     queue_wait_s_sum: float = 0.0
+    queue_waits: list[int] = field(default_factory=lambda: [0] * (len(QUEUE_WAIT_BUCKETS_S) + 1))
     batch_time_s_sum: float = 0.0
     batch_time_s: float = 0.0  # moving average of one batch's run time
     budget_warned: bool = False  # max_latency_ms below the batch time was reported once
@@ -184,6 +186,11 @@ class MethodQueue:
         if self.waiting_since is not None:
             self.wait_s_sum += now - self.waiting_since
             self.waiting_since = None
+
+    def record_wait(self, seconds: float) -> None:
+        """A call leaves the queue for a worker after ``seconds``."""
+        self.queue_wait_s_sum += seconds
+        self.queue_waits[bisect_left(QUEUE_WAIT_BUCKETS_S, seconds)] += 1
 
     def record_batch(self, size: int, seconds: float) -> None:
         self.cost.observe(size, seconds)
@@ -241,6 +248,7 @@ class MethodQueue:
             timed_out=self.timed_out,
             batch_sizes=dict(self.batch_sizes),
             queue_wait_s_sum=self.queue_wait_s_sum,
+            queue_waits=tuple(self.queue_waits),
             batch_time_s_sum=self.batch_time_s_sum,
         )
 

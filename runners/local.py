@@ -74,6 +74,7 @@ class InProcessWorker:
     ) -> None:
         self.id = 0
         self.label = f"{runner}/local"
+        self.pid: int | None = None  # this process: its figures are the server's own
         self.methods: Mapping[str, MethodSpec] = runnable_methods(type(instance))
         self._runner = runner
         self._table: dict[str, Callable[..., Any]] = method_table(instance)

@@ -214,6 +214,9 @@ class WorkerPool:
             restarts=workers.restarts if workers else 0,
             healthy=workers.healthy if workers else True,
             methods={name: q.snapshot() for name, q in self._queues.items()},
+            worker_pids={
+                id: pid for id, state in self._states.items() if (pid := state.worker.pid)
+            },
         )
 
     # -- enqueue ----------------------------------------------------------------
@@ -294,7 +297,7 @@ class WorkerPool:
         state.flight = Flight(queue, batch, self._next_batch, now, batch_rows(batch, queue.spec))
         queue.in_flight += len(batch)
         for call in batch:
-            queue.queue_wait_s_sum += now - call.enqueued_at
+            queue.record_wait(now - call.enqueued_at)
         self._hangs.sent(state, method)
 
     def _take_flight(self, state: WorkerState) -> Flight | None:

@@ -92,6 +92,10 @@ class ProcessWorker:
     def label(self) -> str:
         return f"{self.runner}/worker-{self.id}"
 
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
     def deliver(self, message: Any) -> None:
         if not self.ready.done():
             self.ready.set_result(message)

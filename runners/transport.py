@@ -45,6 +45,12 @@ class Worker(Protocol):
         ...
 
     @property
+    def pid(self) -> int | None:
+        """Its process id when it is a process of its own on this host (for its CPU
+        and memory figures), else ``None``."""
+        ...
+
+    @property
     def methods(self) -> Mapping[str, MethodSpec]:
         """The methods its Runnable declares (before the runner's overrides)."""
         ...

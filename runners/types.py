@@ -13,6 +13,9 @@ from runners.runnable import MethodSpec
 Args = tuple[Any, ...]
 Kwargs = Mapping[str, Any]
 
+# Upper bounds (seconds) of the queue wait histogram; a last bucket holds the rest.
+QUEUE_WAIT_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
 
 @dataclass(frozen=True)
 class CallResult:
@@ -37,6 +40,9 @@ class MethodStats:
     timed_out: int = 0  # dropped from the queue at their deadline
     batch_sizes: Mapping[int, int] = field(default_factory=dict)  # size -> batches
     queue_wait_s_sum: float = 0.0
+    # Calls by queue wait: one count per bound of QUEUE_WAIT_BUCKETS_S (waits up to
+    # it and over the bound before), then the waits over the last bound.
+    queue_waits: Sequence[int] = ()
     batch_time_s_sum: float = 0.0  # time workers spent running batches
     # The measured latency model: a batch of n items runs cost_a_ms + cost_b_ms * n.
     cost_a_ms: float = 0.0
@@ -57,6 +63,8 @@ class PoolStats:
     healthy: bool  # False once start-up failures stopped the restarts
     hung_workers: int = 0  # holding a batch far past its method's usual time
     methods: Mapping[str, MethodStats] = field(default_factory=dict)
+    # Worker id -> process id, for the workers that are processes of this host.
+    worker_pids: Mapping[int, int] = field(default_factory=dict)
 
 
 class RunnerClient(Protocol):

@@ -4,12 +4,16 @@ A worker's stdout and stderr are one pipe that the pool reads line by line
 (``read``), logging each line to ``runners.worker`` prefixed with the worker's
 label. In
 the worker, Python ``logging`` writes each record as one marked line carrying its
-level and its text (traceback included, newlines escaped as JSON), so the pool
-logs it again at the same level. Every other line (a ``print()``, a library
-writing to stderr, a warning) is logged at ``RAW_LINE_LEVEL``: WARNING, so a
-user's print still shows when the log is at its quietest useful level.
+level, its text (traceback included) and its fields (``runners.logs.record_fields``:
+what ``runners.log_context`` bound in the worker, such as the runner, the worker
+and the request ids of the batch) as JSON, so the pool logs it again at the same
+level with those fields, and a JSON log shows which requests a worker's line is
+about. Every other line (a ``print()``, a library writing to stderr, a warning)
+is logged at ``RAW_LINE_LEVEL``: WARNING, so a user's print still shows when the
+log is at its quietest useful level.
 
-    worker:  \\x1egraphctl-log 40 "runners.worker: predict raised\\nTraceback ..."
+    worker:  \\x1egraphctl-log 40 {"text": "runners.worker: predict raised\\nTraceback ...",
+                                   "fields": {"runner": "mlp", "worker": 0, "request_id": [...]}}
     pool:    ERROR runners.worker: [mlp/worker-0] runners.worker: predict raised ...
 """
 
@@ -20,6 +24,9 @@ import json
 import logging
 import os
 import sys
+from typing import Any
+
+from runners.logs import extra_fields, record_fields
 
 RECORD_MARK = "\x1egraphctl-log "
 RAW_LINE_LEVEL = logging.WARNING
@@ -30,10 +37,11 @@ logger = logging.getLogger("runners.worker")
 
 
 class RecordLineFormatter(logging.Formatter):
-    """One line per record: the mark, the level number, the formatted text as JSON."""
+    """One line per record: the mark, the level number, then its text and fields as JSON."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{RECORD_MARK}{record.levelno} {json.dumps(super().format(record))}"
+        line = {"text": super().format(record), "fields": record_fields(record)}
+        return f"{RECORD_MARK}{record.levelno} {json.dumps(line, default=str)}"
 
 
 def install(level: int) -> None:
@@ -46,17 +54,20 @@ def install(level: int) -> None:
     root.setLevel(level)
 
 
-def parse_line(line: str) -> tuple[int, str]:
-    """The level and text of one line of worker output (its line end removed)."""
+def parse_line(line: str) -> tuple[int, str, dict[str, Any]]:
+    """The level, text and fields of one line of worker output (its line end removed)."""
     if line.startswith(RECORD_MARK):
         level, _, encoded = line[len(RECORD_MARK) :].partition(" ")
         try:
-            text = json.loads(encoded)
+            record = json.loads(encoded)
         except ValueError:
-            text = None
-        if level.isdigit() and isinstance(text, str):
-            return int(level), text
-    return RAW_LINE_LEVEL, line
+            record = None
+        if isinstance(record, str):  # the text alone, as older workers write it
+            record = {"text": record}
+        if level.isdigit() and isinstance(record, dict) and isinstance(record.get("text"), str):
+            fields = record.get("fields")
+            return int(level), record["text"], fields if isinstance(fields, dict) else {}
+    return RAW_LINE_LEVEL, line, {}
 
 
 async def read(fd: int, label: str) -> tuple[asyncio.Task[None], asyncio.BaseTransport]:
@@ -79,8 +90,8 @@ async def _pump(stream: asyncio.StreamReader, label: str) -> None:
             continue
         if not line:
             return
-        level, text = parse_line(line.decode(errors="replace").rstrip())
-        logger.log(level, "[%s] %s", label, text)
+        level, text, fields = parse_line(line.decode(errors="replace").rstrip())
+        logger.log(level, "[%s] %s", label, text, extra=extra_fields(fields))
 
 
 async def finish(task: asyncio.Task[None], pipe: asyncio.BaseTransport, timeout_s: float) -> None:

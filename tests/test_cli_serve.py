@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import re
 import signal
 import threading
@@ -208,3 +209,33 @@ def test_worker_output_and_tracebacks_reach_the_server_log_not_the_client() -> N
     assert re.search(raised, stderr, re.M), stderr
     assert stderr.count("Traceback (most recent call last)") == 1
     assert "ValueError: cannot talk about fail" in stderr
+
+
+def test_json_log_lines_carry_the_request_they_come_from() -> None:
+    with ServeProcess([TALKER, "--log-format", "json"]) as server:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            said = client.post("/talker", json={"text": "hi"}, headers={"x-request-id": "talk-1"})
+            failed = client.post("/talker", json={"text": "fail"})
+        server.signal(signal.SIGTERM)
+        assert server.wait() == 0  # the pools are stopped: every worker line was read
+        stderr = server.process.communicate()[1]
+    assert said.headers["x-request-id"] == "talk-1"
+    failed_id = failed.headers["x-request-id"]
+    assert failed.json()["request_id"] == failed_id
+    lines = [json.loads(line) for line in stderr.splitlines()]  # every line is JSON
+    assert all({"timestamp", "level", "logger", "message"} <= line.keys() for line in lines)
+    access = {line["request_id"]: line for line in lines if line["logger"] == "graphctl.access"}
+    assert access["talk-1"]["status"] == 200 and access["talk-1"]["path"] == "/talker"
+    assert access[failed_id]["status"] == 500
+    (answered,) = [line for line in lines if line["logger"] == "graphctl.serve"]
+    assert answered["request_id"] == failed_id and answered["graph"] == "talker"
+    worker = [line for line in lines if line["logger"] == "runners.worker"]
+    warned = next(line for line in worker if "talker: warned hi" in line["message"])
+    assert warned["level"] == "WARNING" and warned["runner"] == "talker" and warned["worker"] == 0
+    assert warned["request_id"] == ["talk-1"]  # the requests of the worker's batch
+    raised = next(line for line in worker if "talk raised" in line["message"])
+    assert raised["level"] == "ERROR" and "ValueError: cannot talk about fail" in raised["message"]
+    assert raised["request_id"] == [failed_id]
+    printed = next(line for line in worker if "printed hi" in line["message"])
+    assert printed["level"] == "WARNING"  # a print has no record, so no fields of its own

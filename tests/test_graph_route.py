@@ -57,7 +57,7 @@ def test_disconnected_client_cancels_its_request_and_its_queued_call_is_dropped(
     caplog.set_level(logging.INFO, logger="graphctl.serve")
     calls_before = _figure(url, "graphctl_runner_calls_total")
     dispatched_before = _figure(url, "graphctl_runner_batch_size_sum")
-    cancelled_before = metric_value(url, "graphctl_requests_total", status="499", route=route)
+    cancelled_before = metric_value(url, "graphctl_requests_total", code="499", route=route)
     busy, queued = tmp_path / "busy", tmp_path / "queued"
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         holder = pool.submit(httpx.post, f"{url}{path}", json=make_body(busy), timeout=30)
@@ -74,7 +74,7 @@ def test_disconnected_client_cancels_its_request_and_its_queued_call_is_dropped(
             assert _figure(url, "graphctl_runner_in_flight") == 1  # the other still runs
             wait_until(
                 lambda: (
-                    metric_value(url, "graphctl_requests_total", status="499", route=route)
+                    metric_value(url, "graphctl_requests_total", code="499", route=route)
                     == cancelled_before + 1
                 ),
                 timeout_s=10,
@@ -93,9 +93,9 @@ def test_disconnected_client_cancels_its_request_and_its_queued_call_is_dropped(
 def test_answered_requests_are_not_counted_as_disconnects(url: str, tmp_path: Path) -> None:
     gate = tmp_path / "open"
     gate.touch()
-    cancelled_before = metric_value(url, "graphctl_requests_total", status="499")
+    cancelled_before = metric_value(url, "graphctl_requests_total", code="499")
     for _ in range(20):
         response = httpx.post(f"{url}/gated", json=_json_body(gate), timeout=30)
         assert response.status_code == 200
         assert response.json() == {"y": [1.0]}
-    assert metric_value(url, "graphctl_requests_total", status="499") == cancelled_before
+    assert metric_value(url, "graphctl_requests_total", code="499") == cancelled_before

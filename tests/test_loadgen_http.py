@@ -22,6 +22,8 @@ from orchestrator.loadgen._http import (
     require_loopback,
 )
 from orchestrator.loadgen._load import run_load
+from orchestrator.server._metrics import Metrics
+from runners.types import QUEUE_WAIT_BUCKETS_S, MethodStats, PoolStats
 from tests._serve_helpers import SERVE_GRAPHS, thread_server, wait_until
 
 
@@ -52,38 +54,36 @@ def test_histogram_quantile_in_the_open_bucket_returns_its_lower_bound() -> None
     assert histogram_quantile(0.99, [(0.5, 10.0), (float("inf"), 20.0)]) == 0.5
 
 
-def _exposition(node_count: int, batches: int, items: int, calls: int, wait_s: float) -> str:
-    """A /metrics body shaped like the server's, with one runner node ``a``."""
-    slow = node_count // 2
-    return f"""\
-# HELP graphctl_node_seconds Time from a node's start to its result, in seconds.
-# TYPE graphctl_node_seconds histogram
-graphctl_node_seconds_bucket{{graph="g",node="a",le="0.001"}} 0.0
-graphctl_node_seconds_bucket{{graph="g",node="a",le="0.01"}} {node_count - slow}.0
-graphctl_node_seconds_bucket{{graph="g",node="a",le="0.1"}} {node_count}.0
-graphctl_node_seconds_bucket{{graph="g",node="a",le="+Inf"}} {node_count}.0
-graphctl_node_seconds_count{{graph="g",node="a"}} {node_count}.0
-graphctl_node_seconds_sum{{graph="g",node="a"}} 0.5
-# HELP graphctl_runner_calls_total Calls submitted.
-# TYPE graphctl_runner_calls_total counter
-graphctl_runner_calls_total{{graph="g",runner="r",method="predict"}} {calls}.0
-# HELP graphctl_runner_queue_wait_seconds_total Total time calls waited in the queue.
-# TYPE graphctl_runner_queue_wait_seconds_total counter
-graphctl_runner_queue_wait_seconds_total{{graph="g",runner="r",method="predict"}} {wait_s}
-# HELP graphctl_runner_batch_size Items per batch.
-# TYPE graphctl_runner_batch_size histogram
-graphctl_runner_batch_size_bucket{{graph="g",runner="r",method="predict",le="+Inf"}} {batches}.0
-graphctl_runner_batch_size_count{{graph="g",runner="r",method="predict"}} {batches}.0
-graphctl_runner_batch_size_sum{{graph="g",runner="r",method="predict"}} {items}.0
-# HELP graphctl_runner_queue_length Calls waiting in the batcher queue.
-# TYPE graphctl_runner_queue_length gauge
-graphctl_runner_queue_length{{graph="g",runner="r",method="predict"}} 3.0
-"""
+def _exposition(node_count: int, batch_sizes: dict[int, int], wait_s: float) -> str:
+    """The server's own /metrics body, with one runner node ``a``: half its runs
+    take 5 ms, half 50 ms; its calls waited ``wait_s`` in all."""
+    metrics = Metrics(lambda: {"g": {"r": _pool(batch_sizes, wait_s)}})
+    timer = metrics.node_timer("g")
+    for run in range(node_count):
+        timer.observe("a", 0.005 if run < node_count - node_count // 2 else 0.05)
+    return metrics.render().decode()
+
+
+def _pool(batch_sizes: dict[int, int], wait_s: float) -> PoolStats:
+    items = sum(size * n for size, n in batch_sizes.items())
+    waits = [0] * (len(QUEUE_WAIT_BUCKETS_S) + 1)
+    waits[-1] = items
+    method = MethodStats(
+        queue_length=3,
+        calls=items,
+        batches=sum(batch_sizes.values()),
+        batch_sizes=batch_sizes,
+        queue_wait_s_sum=wait_s,
+        queue_waits=waits,
+    )
+    return PoolStats(
+        "r", workers=1, ready_workers=1, restarts=0, healthy=True, methods={"predict": method}
+    )
 
 
 def test_node_figures_come_from_the_difference_of_two_scrapes() -> None:
-    before = parse_metrics(_exposition(10, 5, 10, 10, 0.010))
-    after = parse_metrics(_exposition(110, 30, 110, 110, 0.210))
+    before = parse_metrics(_exposition(10, {2: 5}, 0.010))
+    after = parse_metrics(_exposition(110, {2: 5, 4: 25}, 0.210))
     delta = diff_snapshots(before, after)
     gauge = [s for s in delta if s.family == "graphctl_runner_queue_length"]
     assert [s.value for s in gauge] == [3.0]  # a gauge is a level, never differenced
@@ -94,8 +94,8 @@ def test_node_figures_come_from_the_difference_of_two_scrapes() -> None:
     assert a.calls == 100
     assert a.mean_batch_size == pytest.approx(100 / 25)
     assert a.queue_wait_ms == pytest.approx(200.0 / 100)
-    assert a.p50_ms == pytest.approx(10.0)
-    assert a.p99_ms is not None and 10.0 < a.p99_ms <= 100.0
+    assert a.p50_ms is not None and 0.0 < a.p50_ms <= 5.0
+    assert a.p99_ms is not None and 25.0 < a.p99_ms <= 50.0
     assert nodes["post"].calls == 0 and nodes["post"].mean_batch_size is None
 
 

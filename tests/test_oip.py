@@ -117,7 +117,8 @@ def test_unknown_model_is_404_with_error_body(
 ) -> None:
     response = httpx.post(f"{url}/v2/models/nope/infer", json={"inputs": []})
     assert response.status_code == 404
-    assert response.json() == {"error": "unknown model 'nope'"}
+    request_id = response.headers["x-request-id"]
+    assert response.json() == {"error": "unknown model 'nope'", "request_id": request_id}
     assert httpx.get(f"{url}/v2/models/nope").status_code == 404
     with pytest.raises(InferenceServerException, match="unknown model"):
         client.get_model_metadata("nope")
@@ -138,7 +139,7 @@ def test_bad_requests_are_400_with_error_body(url: str, body: bytes, words: str)
     response = httpx.post(f"{url}/v2/models/calc/infer", content=body)
     assert response.status_code == 400
     error = response.json()
-    assert list(error) == ["error"]
+    assert list(error) == ["error", "request_id"]
     assert words in error["error"]
 
 

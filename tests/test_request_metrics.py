@@ -33,7 +33,7 @@ def url() -> Iterator[str]:
     ("body", "status"), [(b"{not json", 422), (b"[" + b"1," * MAX_BODY + b"1]", 413)]
 )
 def test_refusals_before_the_graph_are_counted(url: str, body: bytes, status: int) -> None:
-    labels = {"graph": "calc", "route": "json", "status": str(status)}
+    labels = {"graph": "calc", "route": "json", "code": str(status)}
     before = metric_value(url, "graphctl_requests_total", **labels)
     response = httpx.post(
         f"{url}/calc", content=body, headers={"content-type": "application/json"}, timeout=30

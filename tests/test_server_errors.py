@@ -25,7 +25,7 @@ from orchestrator.errors import (
     WorkerCrashed,
 )
 from orchestrator.server._errors import classify
-from tests._serve_helpers import SERVE_GRAPHS, thread_server
+from tests._serve_helpers import SERVE_GRAPHS, metric_value, thread_server
 
 MAX_BODY = 4 * 2**20
 SECRET = "secret=/etc/app/key"
@@ -43,11 +43,9 @@ def client() -> Iterator[httpx.Client]:
 
 
 def _count(client: httpx.Client, graph: str, route: str, status: int) -> float:
-    wanted = f'graphctl_requests_total{{graph="{graph}",route="{route}",status="{status}"}}'
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(wanted):
-            return float(line.split()[-1])
-    return 0.0
+    return metric_value(
+        str(client.base_url), "graphctl_requests_total", graph=graph, route=route, code=str(status)
+    )
 
 
 def test_a_large_invalid_value_is_quoted_by_a_short_prefix(client: httpx.Client) -> None:
@@ -85,6 +83,7 @@ def test_graphctls_own_messages_stay_informative(client: httpx.Client) -> None:
     assert response.status_code == 422
     assert response.json() == {
         "error": "expected shape [*], got [1, 1]",
+        "request_id": response.headers["x-request-id"],
         "field": "x",
         "detail": [
             {"loc": ["body", "x"], "msg": "expected shape [*], got [1, 1]", "type": "value_error"}
@@ -115,9 +114,11 @@ def test_complex_output_is_a_clear_error_naming_runner_and_method(client: httpx.
 
 def test_unknown_paths_and_methods_answer_the_error_object(client: httpx.Client) -> None:
     missing = client.get("/nope")
-    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
-    wrong = client.get("/calc")
-    assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed"}
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "Not Found", "request_id": missing.headers["x-request-id"]}
+    wrong = client.get("/calc", headers={"X-Request-ID": "probe-405"})
+    assert wrong.status_code == 405
+    assert wrong.json() == {"error": "Method Not Allowed", "request_id": "probe-405"}
 
 
 def test_every_answered_request_is_counted(client: httpx.Client) -> None:

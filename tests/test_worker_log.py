@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from runners import worker_log
+from runners import log_context, worker_log
 from runners.worker_log import (
     RAW_LINE_LEVEL,
     RECORD_FORMAT,
@@ -32,7 +32,7 @@ def _record(level: int, message: str, name: str = "user.model") -> logging.LogRe
 def test_a_formatted_record_parses_back_to_its_level_and_text(level: int) -> None:
     line = RecordLineFormatter(RECORD_FORMAT).format(_record(level, "two\nlines"))
     assert line.startswith(RECORD_MARK) and "\n" not in line
-    assert parse_line(line) == (level, "user.model: two\nlines")
+    assert parse_line(line) == (level, "user.model: two\nlines", {})
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_a_formatted_record_parses_back_to_its_level_and_text(level: int) -> Non
     ],
 )
 def test_anything_else_is_a_raw_line_logged_as_a_warning(line: str) -> None:
-    assert parse_line(line) == (RAW_LINE_LEVEL, line)
+    assert parse_line(line) == (RAW_LINE_LEVEL, line, {})
     assert RAW_LINE_LEVEL == logging.WARNING
 
 
@@ -62,7 +62,7 @@ def test_install_routes_every_record_at_or_above_the_level_to_stderr() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     lines = done.stderr.rstrip("\n").split("\n")  # not splitlines: the mark is \x1e
-    assert [parse_line(line) for line in lines] == [(logging.INFO, "m: shown")]
+    assert [parse_line(line) for line in lines] == [(logging.INFO, "m: shown", {})]
     assert done.stdout == "plain\n"
 
 
@@ -117,3 +117,27 @@ def test_finish_closes_a_pipe_still_held_open_elsewhere_within_its_time_limit() 
         assert task.done() and pipe.is_closing()
 
     asyncio.run(main())
+
+
+def _line(record_level: int, message: str, **extra: object) -> str:
+    formatter = worker_log.RecordLineFormatter(worker_log.RECORD_FORMAT)
+    record = logging.LogRecord("talker", record_level, __file__, 1, message, None, None)
+    record.__dict__.update(extra)
+    return formatter.format(record)
+
+
+def test_a_record_keeps_its_level_text_and_fields() -> None:
+    with log_context.bound(runner="mlp", worker=3, request_id=["a", "b"]):
+        line = _line(logging.WARNING, "two\nlines", trace_id="t1")
+    assert line.startswith(worker_log.RECORD_MARK) and "\n" not in line
+    level, text, fields = worker_log.parse_line(line)
+    assert (level, text) == (logging.WARNING, "talker: two\nlines")
+    assert fields == {"runner": "mlp", "worker": 3, "request_id": ["a", "b"], "trace_id": "t1"}
+
+
+def test_text_only_records_and_other_lines_still_parse() -> None:
+    older = f'{worker_log.RECORD_MARK}40 "talker: failed"'
+    assert worker_log.parse_line(older) == (logging.ERROR, "talker: failed", {})
+    assert worker_log.parse_line("printed hi") == (worker_log.RAW_LINE_LEVEL, "printed hi", {})
+    broken = f"{worker_log.RECORD_MARK}40 {{not json"
+    assert worker_log.parse_line(broken) == (worker_log.RAW_LINE_LEVEL, broken, {})

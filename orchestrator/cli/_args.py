@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import RequestError
+from runners import logs
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def positive_int(text: str) -> int:
@@ -71,18 +69,25 @@ def input_object(text: str) -> dict[str, Any]:
 
 
 def add_log_level_argument(parser: argparse.ArgumentParser, default: str) -> None:
-    """``--log-level``: what reaches stderr, worker output included."""
+    """``--log-level`` and ``--log-format``: what reaches stderr, and how it looks."""
     parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default=default,
         help=f"log on stderr from this level; worker output included (default {default})",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=logs.LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object per line with the request id, graph, node, "
+        "runner and worker it is about (default text)",
+    )
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr from ``level`` up. A worker's print() and stderr are logged as
-    warnings and its logging records at their own level, each line prefixed with
-    ``[runner/worker-N]``; workers started later send only what passes ``level``."""
-    logging.basicConfig(format=LOG_FORMAT, stream=sys.stderr)
-    logging.getLogger().setLevel(level.upper())
+def configure_logging(level: str, log_format: logs.LogFormat = "text") -> None:
+    """Log to stderr from ``level`` up, in ``log_format`` (``runners.logs``). A
+    worker's print() and stderr are logged as warnings and its logging records at
+    their own level with their fields, each line prefixed with ``[runner/worker-N]``;
+    workers started later send only what passes ``level``."""
+    logs.configure(level, log_format)

@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handle(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     results = sys.stdout
     with contextlib.redirect_stdout(sys.stderr), otel_provider() as provider:
         return asyncio.run(_main(args, results, provider))

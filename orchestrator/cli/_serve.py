@@ -8,7 +8,9 @@ and prints its URL once every pool is ready. SIGTERM or Ctrl-C stops accepting
 connections, answers the requests already accepted, then stops the pools; a
 second signal forces the exit. The ``OTEL_*`` variables turn on OpenTelemetry
 traces (docs/observability.md). The log goes to stderr from ``--log-level`` up,
-each worker's output prefixed with ``[runner/worker-N]``.
+as text or JSON lines (``--log-format``), with one access line per request
+unless ``--no-access-log``; each worker's output is prefixed with
+``[runner/worker-N]``.
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_override_arguments(parser)
     add_log_level_argument(parser, "info")
     parser.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="no log line per request (by default: method, path, status, duration and "
+        "request id at info)",
+    )
+    parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
         default="auto",
@@ -139,7 +148,7 @@ class _Server(uvicorn.Server):
 
 
 def handle(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
@@ -165,9 +174,17 @@ def handle(args: argparse.Namespace) -> int:
             on_ready=announce,
             expose_errors=args.expose_errors,
             tracer_provider=provider,
+            access_log=args.access_log,
         )
-        config = uvicorn.Config(
-            app, host=args.host, port=args.port, loop=args.loop, log_level="warning", lifespan="on"
+        config = uvicorn.Config(  # uvicorn's records go through graphctl's handler, as JSON too
+            app,
+            host=args.host,
+            port=args.port,
+            loop=args.loop,
+            log_level="warning",
+            log_config=None,
+            access_log=False,  # graphctl writes its own, with the request id
+            lifespan="on",
         )
         server = _Server(config)
         server.run()

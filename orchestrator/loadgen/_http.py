@@ -4,7 +4,8 @@ start and the end of the measured window and diffed.
 
 Histograms only give quantiles to a bucket's resolution, so node p50/p99 over
 HTTP are estimates (interpolated as Prometheus' ``histogram_quantile`` does);
-calls, mean batch size and mean queue wait are exact counter differences.
+calls, mean batch size and mean queue wait are exact (differences of the
+histograms' counts and sums).
 
     async with HTTPTarget("http://127.0.0.1:8000", "diamond", inputs, nodes) as target:
         summary = await run_load(target, concurrency=64, duration_s=10)
@@ -31,10 +32,9 @@ from runners.lifecycle import AsyncLifecycle
 LabelSet = tuple[tuple[str, str], ...]
 
 # The server's metric families this reads (see orchestrator/server/_metrics.py).
-NODE_SECONDS = "graphctl_node_seconds"  # histogram {graph, node}
+NODE_SECONDS = "graphctl_node_duration_seconds"  # histogram {graph, node, outcome}
 BATCH_SIZE = "graphctl_runner_batch_size"  # histogram {graph, runner, method}
-RUNNER_CALLS = "graphctl_runner_calls"  # counter {graph, runner, method}
-QUEUE_WAIT_SECONDS = "graphctl_runner_queue_wait_seconds"  # counter: summed waits
+QUEUE_WAIT_SECONDS = "graphctl_runner_queue_wait_duration_seconds"  # histogram, same labels
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Series:
 
     family: str
     kind: str  # the family's type: counter, gauge, histogram, ...
-    name: str  # e.g. ``graphctl_node_latency_seconds_bucket``
+    name: str  # e.g. ``graphctl_node_duration_seconds_bucket``
     labels: LabelSet
     value: float
 
@@ -224,17 +224,6 @@ def _histogram(series: Iterable[Series], family: str, match: Mapping[str, str]) 
     return _Histogram(tuple(sorted(buckets.items())), total, count)
 
 
-def _counter(series: Iterable[Series], family: str, match: Mapping[str, str]) -> float:
-    """The sum of counter ``family`` over every label set containing ``match``
-    (a ``_total`` sample counts whichever family name a parser gave it)."""
-    return sum(
-        s.value
-        for s in series
-        if family in (s.family, s.name.removesuffix("_total"))
-        and all(dict(s.labels).get(k) == v for k, v in match.items())
-    )
-
-
 def node_stats_from_metrics(
     delta: Snapshot, graph: str, nodes: Mapping[str, NodeRoute]
 ) -> dict[str, NodeSummary]:
@@ -252,9 +241,8 @@ def node_stats_from_metrics(
             if route.method is not None:
                 match["method"] = route.method
             batch_size = _histogram(delta, BATCH_SIZE, match).mean
-            calls = _counter(delta, RUNNER_CALLS, match)
-            if calls > 0:
-                wait_ms = _counter(delta, QUEUE_WAIT_SECONDS, match) / calls * 1000.0
+            wait_s = _histogram(delta, QUEUE_WAIT_SECONDS, match).mean
+            wait_ms = None if wait_s is None else wait_s * 1000.0
         summaries[node] = NodeSummary(
             calls=int(latency.count),
             mean_batch_size=batch_size,

@@ -41,7 +41,7 @@ from orchestrator.running._resolve import (
     render_kwargs,
 )
 from orchestrator.running._trace import SpanSink
-from runners import call_context
+from runners import call_context, log_context
 from runners.errors import CallTimeout, Overloaded, PoolClosed, Unavailable
 from runners.types import CallResult, RunnerClient
 
@@ -121,7 +121,10 @@ class Executor:
         start = time.monotonic()
         parent = request.trace.start(node.name, node.kind) if request.trace is not None else None
         try:
-            with call_context.traced(parent) if parent is not None else _UNTRACED:
+            with (
+                call_context.traced(parent) if parent is not None else _UNTRACED,
+                log_context.bound(node=node.name, runner=node.runner),  # in its log lines
+            ):
                 value, calls, status = await self._evaluate(node, request)
         except BaseException as error:
             if request.first_error is None and not isinstance(error, asyncio.CancelledError):

@@ -25,6 +25,7 @@ from orchestrator.server._limits import ApiKey, BodySizeLimit
 from orchestrator.server._metrics import CONTENT_TYPE
 from orchestrator.server._oip import oip_router
 from orchestrator.server._openapi import operation_extra
+from orchestrator.server._request_log import RequestLog
 from orchestrator.server._request_metrics import RequestMetrics
 from orchestrator.server._responses import add_error_handlers, error_response
 from orchestrator.server._serving import DEFAULT_MAX_INFLIGHT, Served, ServedGraph
@@ -45,6 +46,7 @@ def create_app(
     on_ready: Callable[[], None] | None = None,
     expose_errors: bool = False,
     tracer_provider: TracerProvider | None = None,
+    access_log: bool = True,
 ) -> FastAPI:
     """A FastAPI app serving ``graphs`` (not yet started: the lifespan starts them).
 
@@ -53,7 +55,9 @@ def create_app(
     gives clients the full text of exceptions raised by users' methods (by
     default they get its type; the text is in the server log). ``tracer_provider``
     turns on OpenTelemetry traces (``runners.otel.tracer_provider`` reads the
-    ``OTEL_*`` variables); its owner shuts it down.
+    ``OTEL_*`` variables); its owner shuts it down. ``access_log`` logs a line per
+    request on ``graphctl.access``. Every request gets an id (``X-Request-ID``), in
+    its log lines, its error body and its response.
     """
     served = Served(graphs, max_inflight=max_inflight, expose_errors=expose_errors)
     if tracer_provider is not None:
@@ -84,6 +88,7 @@ def create_app(
         app.add_middleware(ApiKey, key=api_key)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=served.metrics, graphs=served.slots)
+    app.add_middleware(RequestLog, access=access_log)  # before any route: every answer has its id
     if tracer_provider is not None:
         app.add_middleware(TraceLogFields, graph_paths=[f"/{name}" for name in served.slots])
     return app

@@ -20,9 +20,11 @@ are always given in full. Nothing here depends on the web framework:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.errors import (
     DeadlineExceeded,
@@ -31,6 +33,7 @@ from orchestrator.errors import (
     NodeFailed,
     RequestError,
 )
+from runners import log_context
 from runners.errors import MethodError, RunnerError, Unavailable
 
 DEFAULT_RETRY_AFTER_S = 1.0
@@ -109,3 +112,17 @@ def classify(
     if not isinstance(error, GraphctlError | RunnerError):
         return HttpError(500, f"internal error: {type(error).__name__}", log_text=text)
     return HttpError(status, public_text(error, expose=expose), log_text=text)
+
+
+def error_fields(message: str) -> dict[str, Any]:
+    """``{"error": message}`` and the request id of the request being answered."""
+    body: dict[str, Any] = {"error": message}
+    request_id = log_context.current().get("request_id")
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
+
+
+def error_body(message: str) -> bytes:
+    """The JSON bytes of ``error_fields``, for plain ASGI answers."""
+    return json.dumps(error_fields(message)).encode()

@@ -8,10 +8,11 @@ never need the key, so an orchestrator can probe a locked server.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.server._errors import error_body
 
 PUBLIC_PATHS: frozenset[str] = frozenset({"/livez", "/readyz"})
 PUBLIC_PREFIXES: tuple[str, ...] = ("/v2/health/", "/readyz/")
@@ -20,7 +21,7 @@ PUBLIC_PREFIXES: tuple[str, ...] = ("/v2/health/", "/readyz/")
 async def _send_error(
     send: Send, status: int, message: str, headers: Collection[tuple[bytes, bytes]] = ()
 ) -> None:
-    body = json.dumps({"error": message}).encode()
+    body = error_body(message)
     await send(
         {
             "type": "http.response.start",

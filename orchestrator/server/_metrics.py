@@ -1,17 +1,33 @@
 """Prometheus metrics of one server, in a registry of its own (no global state).
 
+Names follow Prometheus' conventions: a histogram of durations ends in
+``_duration_seconds``, a counter in ``_total``, an HTTP status is the label
+``code``; ``graphctl_build_info`` and the standard process, platform and GC
+collectors come along. ``docs/observability.md`` lists every family.
+
 Request counts and latencies are recorded as requests finish; everything the
-worker pools know (queue length, batch sizes, queue wait, restarts, rejections,
-ready workers) is read from ``graph.stats()`` at scrape time by a collector, so
-serving a request costs no extra bookkeeping for it.
+worker pools know (queue length, batch sizes, queue waits, restarts, rejections,
+ready workers, each worker process's CPU and memory) is read from
+``graph.stats()`` and ``/proc`` at scrape time by a collector, so serving a
+request costs no extra bookkeeping for it.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -20,7 +36,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from runners.types import CallResult, MethodStats, PoolStats
+from orchestrator._about import graphctl_version
+from orchestrator.server._process_usage import process_usage
+from runners.types import QUEUE_WAIT_BUCKETS_S, CallResult, MethodStats, PoolStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (
@@ -49,23 +67,30 @@ class Metrics:
 
     def __init__(self, stats: StatsSource) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        Info("graphctl_build", "The graphctl version serving.", registry=self.registry).info(
+            {"version": graphctl_version(), "python": platform.python_version()}
+        )
         self.requests = Counter(
             "graphctl_requests",
-            "Requests answered, by graph, route and HTTP status.",
-            ["graph", "route", "status"],
+            "Requests answered, by graph, route (json or oip) and HTTP status code.",
+            ["graph", "route", "code"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "graphctl_request_seconds",
-            "Request latency in seconds, by graph and HTTP status.",
-            ["graph", "status"],
+            "graphctl_request_duration_seconds",
+            "Time from a request's arrival to its answer, by graph, route and status code.",
+            ["graph", "route", "code"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.node_latency = Histogram(
-            "graphctl_node_seconds",
-            "Time from a node's start to its result, in seconds.",
-            ["graph", "node"],
+            "graphctl_node_duration_seconds",
+            "Time from a node's start to its result, by outcome "
+            "(ok, skipped, error_handled, failed, cancelled, timed_out).",
+            ["graph", "node", "outcome"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -81,7 +106,10 @@ class Metrics:
         children = self._request_children.get(key)
         if children is None:
             code = str(status)
-            children = (self.requests.labels(graph, route, code), self.latency.labels(graph, code))
+            children = (
+                self.requests.labels(graph, route, code),
+                self.latency.labels(graph, route, code),
+            )
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
@@ -116,7 +144,7 @@ _POOL_FAMILIES: tuple[tuple[str, str, _Family, Callable[[PoolStats], float]], ..
         lambda pool: pool.workers,
     ),
     (
-        "graphctl_runner_worker_restarts",
+        "graphctl_runner_worker_restarts_total",
         "Workers restarted after a crash or hang.",
         CounterMetricFamily,
         lambda pool: pool.restarts,
@@ -135,38 +163,39 @@ _METHOD_FAMILIES: tuple[tuple[str, str, _Family, Callable[[MethodStats], float]]
         GaugeMetricFamily,
         lambda stats: stats.in_flight,
     ),
-    ("graphctl_runner_calls", "Calls submitted.", CounterMetricFamily, lambda stats: stats.calls),
     (
-        "graphctl_runner_rejections",
+        "graphctl_runner_calls_total",
+        "Calls submitted.",
+        CounterMetricFamily,
+        lambda stats: stats.calls,
+    ),
+    (
+        "graphctl_runner_rejections_total",
         "Calls refused at enqueue (overload).",
         CounterMetricFamily,
         lambda stats: stats.rejected,
     ),
     (
-        "graphctl_runner_timeouts",
+        "graphctl_runner_timeouts_total",
         "Calls dropped from the queue at their deadline.",
         CounterMetricFamily,
         lambda stats: stats.timed_out,
     ),
     (
-        "graphctl_runner_queue_wait_seconds",
-        "Total time calls waited in the queue.",
-        CounterMetricFamily,
-        lambda stats: stats.queue_wait_s_sum,
-    ),
-    (
-        "graphctl_runner_batch_seconds",
-        "Total time workers spent running batches.",
+        "graphctl_runner_busy_seconds_total",
+        "Time workers spent running this method's batches.",
         CounterMetricFamily,
         lambda stats: stats.batch_time_s_sum,
     ),
 )
 _POOL_LABELS = ["graph", "runner"]
 _METHOD_LABELS = [*_POOL_LABELS, "method"]
+_WORKER_LABELS = [*_POOL_LABELS, "worker"]
 
 
 class PoolCollector(Collector):
-    """Reads every runner pool's stats when Prometheus scrapes."""
+    """Reads every runner pool's stats, and its worker processes' usage, when
+    Prometheus scrapes."""
 
     def __init__(self, stats: StatsSource) -> None:
         self._stats = stats
@@ -176,7 +205,7 @@ class PoolCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        """One family per row of the tables above, plus the batch-size histogram."""
+        """One family per row of the tables above, the histograms, the workers' usage."""
         pool_families = [
             (kind(name, doc, labels=_POOL_LABELS), figure)
             for name, doc, kind, figure in _POOL_FAMILIES
@@ -188,6 +217,21 @@ class PoolCollector(Collector):
         sizes = HistogramMetricFamily(
             "graphctl_runner_batch_size", "Items per batch.", labels=_METHOD_LABELS
         )
+        waits = HistogramMetricFamily(
+            "graphctl_runner_queue_wait_duration_seconds",
+            "Time a call waited in the batcher queue before a worker took its batch.",
+            labels=_METHOD_LABELS,
+        )
+        cpu = CounterMetricFamily(
+            "graphctl_runner_worker_cpu_seconds_total",
+            "CPU time (user and system) of a worker process.",
+            labels=_WORKER_LABELS,
+        )
+        memory = GaugeMetricFamily(
+            "graphctl_runner_worker_resident_memory_bytes",
+            "Resident memory of a worker process.",
+            labels=_WORKER_LABELS,
+        )
         for graph, pools in self._stats().items():
             for runner, pool in pools.items():
                 key = [graph, runner]
@@ -198,9 +242,17 @@ class PoolCollector(Collector):
                         family.add_metric([*key, method], of_method(stats))
                     buckets, total = _batch_buckets(stats.batch_sizes)
                     sizes.add_metric([*key, method], buckets, sum_value=total)
+                    waits.add_metric(
+                        [*key, method], _wait_buckets(stats.queue_waits), stats.queue_wait_s_sum
+                    )
+                for worker, pid in pool.worker_pids.items():
+                    usage = process_usage(pid)
+                    if usage is not None:  # gone since the snapshot: left out
+                        cpu.add_metric([*key, str(worker)], usage.cpu_s)
+                        memory.add_metric([*key, str(worker)], usage.resident_bytes)
         yield from (family for family, _ in pool_families)
         yield from (family for family, _ in method_families)
-        yield sizes
+        yield from (sizes, waits, cpu, memory)
 
 
 def _batch_buckets(counts: Mapping[int, int]) -> tuple[list[tuple[str, float]], float]:
@@ -212,14 +264,27 @@ def _batch_buckets(counts: Mapping[int, int]) -> tuple[list[tuple[str, float]], 
     return buckets, float(sum(size * n for size, n in counts.items()))
 
 
+def _wait_buckets(counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Cumulative Prometheus buckets from the per-bucket counts of ``MethodStats.queue_waits``."""
+    buckets: list[tuple[str, float]] = []
+    seen = 0
+    for bound, count in zip((*QUEUE_WAIT_BUCKETS_S, float("inf")), counts, strict=False):
+        seen += count
+        buckets.append(("+Inf" if bound == float("inf") else str(bound), float(seen)))
+    if not buckets or buckets[-1][0] != "+Inf":
+        buckets.append(("+Inf", float(seen)))
+    return buckets
+
+
 class NodeTimer:
     """A ``Tracer`` whose spans only feed the node latency histogram: a request's
-    node timings without building trace events (one ``observe`` per node)."""
+    node timings without building trace events (one ``observe`` per node), each
+    under its outcome, so failures never blur the latency of successes."""
 
     def __init__(self, histogram: Histogram, graph: str) -> None:
         self._histogram = histogram
         self._graph = graph
-        self._children: dict[str, Histogram] = {}
+        self._children: dict[tuple[str, str], Histogram] = {}
 
     def request(self, label: str | None = None) -> NodeTimer:
         """This timer itself: it keeps nothing per request."""
@@ -232,11 +297,13 @@ class NodeTimer:
     def event(self, name: str, event: str, **attributes: Any) -> None:
         """Events are not metrics."""
 
-    def observe(self, node: str, seconds: float) -> None:
-        """Add one node latency to the histogram."""
-        child = self._children.get(node)
+    def observe(self, node: str, seconds: float, status: str = "ok") -> None:
+        """Add one node latency to the histogram, under the node's outcome."""
+        child = self._children.get((node, status))
         if child is None:
-            child = self._children[node] = self._histogram.labels(self._graph, node)
+            outcome = status.replace(" ", "_")
+            child = self._histogram.labels(self._graph, node, outcome)
+            self._children[(node, status)] = child
         child.observe(seconds)
 
     def span(
@@ -250,4 +317,4 @@ class NodeTimer:
         calls: Sequence[CallResult] = (),
         **extra: Any,
     ) -> None:
-        self.observe(name, max(end - start, 0.0))
+        self.observe(name, max(end - start, 0.0), status)

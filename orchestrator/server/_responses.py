@@ -1,10 +1,8 @@
 """An ``HttpError`` as a Starlette response, and the app-wide handlers that give
 every failure (unknown path or method, FastAPI's validation, a bug) the same
-``{"error": ...}`` body."""
+``{"error": ..., "request_id": ...}`` body (the id bound by ``_request_log``)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,12 +10,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from orchestrator.errors import abbreviate
-from orchestrator.server._errors import HttpError
+from orchestrator.server._errors import HttpError, error_fields
 
 
 def error_response(error: HttpError, *, detail: bool = False) -> JSONResponse:
-    """``{"error": ...}``; with ``detail`` also FastAPI's ``detail`` list naming the field."""
-    body: dict[str, Any] = {"error": error.message}
+    """``{"error": ..., "request_id": ...}``; with ``detail`` also FastAPI's ``detail``
+    list naming the field."""
+    body = error_fields(error.message)
     if error.field is not None:
         body["field"] = error.field
     if detail and error.status == 422:

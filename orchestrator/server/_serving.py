@@ -10,13 +10,12 @@ Readiness is per runner: a runner is ready while it has a worker that is alive
 and not hung; a graph while all its runners are. A started graph keeps taking
 requests while a runner restarts a worker (they queue until it is back), so one
 crash answers nothing with 503 by itself. A request past a graph's in-flight
-bound is refused before its body is read, with a response built once.
+bound is refused before its body is read, with two plain ASGI messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -30,8 +29,9 @@ from orchestrator.plan import Plan
 from orchestrator.running import Tracer
 from orchestrator.running._trace import Tee
 from orchestrator.server._deadlines import shorter_timeout_ms
-from orchestrator.server._errors import HttpError, classify
+from orchestrator.server._errors import HttpError, classify, error_body
 from orchestrator.server._metrics import Metrics
+from runners import log_context
 from runners.errors import Overloaded, RunnerError
 from runners.lifecycle import Lifecycle
 from runners.types import PoolStats
@@ -89,7 +89,6 @@ class Slot:
     inflight: int = 0
     state: Lifecycle = Lifecycle.NEW  # of the graph's ``async with`` block, held by ``_hold``
     error: BaseException | None = None
-    busy: tuple[dict[str, Any], dict[str, Any]] | None = None  # the prebuilt 503
 
     def not_ready(self) -> dict[str, str]:
         """Runner name -> why it is not ready (empty when the graph is ready)."""
@@ -105,23 +104,22 @@ class Slot:
         }
 
     def busy_response(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The ASGI messages refusing a request past ``max_inflight`` (built once)."""
-        if self.busy is None:
-            message = (
-                f"graph {self.graph.name!r} already has its limit of {self.max_inflight} "
-                "requests in flight"
-            )
-            body = json.dumps({"error": message}).encode()
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"1"),
-            ]
-            self.busy = (
-                {"type": "http.response.start", "status": 503, "headers": headers},
-                {"type": "http.response.body", "body": body},
-            )
-        return self.busy
+        """The ASGI messages refusing a request past ``max_inflight`` (no response
+        object: a plain body with the request's id)."""
+        message = (
+            f"graph {self.graph.name!r} already has its limit of {self.max_inflight} "
+            "requests in flight"
+        )
+        body = error_body(message)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", b"1"),
+        ]
+        return (
+            {"type": "http.response.start", "status": 503, "headers": headers},
+            {"type": "http.response.body", "body": body},
+        )
 
 
 def runner_not_ready(pool: PoolStats) -> str:
@@ -194,23 +192,24 @@ class Served:
         """
         slot = self.slots[name]
         start = time.perf_counter()
-        try:
-            return await self._run(slot, inputs, self._tracers[name], timeout_ms)
-        except Exception as error:  # every failure becomes an HTTP answer, never a traceback
-            failure = classify(
-                error, bad_request_status=bad_request_status, expose=self.expose_errors
-            )
-            if failure.status >= 500 and failure.status != 503:
-                _log_failure(name, route, error, failure)
-            return failure
-        except asyncio.CancelledError:
-            log.info(
-                "graph %r: request cancelled after %.0f ms, before its answer "
-                "(its client disconnected)",
-                name,
-                (time.perf_counter() - start) * 1000,
-            )
-            raise
+        with log_context.bound(graph=name):  # every line of the request names its graph
+            try:
+                return await self._run(slot, inputs, self._tracers[name], timeout_ms)
+            except Exception as error:  # every failure becomes an HTTP answer, never a traceback
+                failure = classify(
+                    error, bad_request_status=bad_request_status, expose=self.expose_errors
+                )
+                if failure.status >= 500 and failure.status != 503:
+                    _log_failure(name, route, error, failure)
+                return failure
+            except asyncio.CancelledError:
+                log.info(
+                    "graph %r: request cancelled after %.0f ms, before its answer "
+                    "(its client disconnected)",
+                    name,
+                    (time.perf_counter() - start) * 1000,
+                )
+                raise
 
     async def _run(
         self, slot: Slot, inputs: Mapping[str, Any], trace: Tracer, timeout_ms: float | None

@@ -1,0 +1,111 @@
+"""ASGI middleware giving every HTTP request an id, and its access log line.
+
+The id is the request's ``X-Request-ID`` when it is a short token of safe
+characters (one a proxy or the client chose), else a new one: this process's
+random prefix and a counter, unique without a system call per request. It is
+bound in ``runners.log_context`` while the request runs, so every log line it
+causes carries it (the worker lines of its batches too, through the pool), and
+every error body (``_responses.error_body``); the response returns it in
+``X-Request-ID``. An exception no other layer answered is logged here with its
+traceback and the request id, and answered 500.
+
+One access line per request, at info on ``graphctl.access``, unless turned off:
+
+    INFO graphctl.access: POST /diamond 200 3.1 ms request_id=5f0c9a1e-2a
+
+This is the outermost layer, so refusals (401, 413, 503) get the id as well.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.server._errors import HttpError
+from orchestrator.server._responses import error_response
+from orchestrator.server._serving import CLIENT_CLOSED_REQUEST
+from runners import log_context
+
+HEADER = b"x-request-id"
+MAX_ID_LENGTH = 128
+_SAFE_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_ID_LENGTH)
+
+access_log = logging.getLogger("graphctl.access")
+log = logging.getLogger("graphctl.serve")
+
+
+class RequestIds:
+    """New request ids: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(4).hex()
+        self._count = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}-{next(self._count):x}"
+
+    def of(self, headers: list[tuple[bytes, bytes]]) -> str:
+        """The request's own ``X-Request-ID`` when it is safe to repeat, else a new id."""
+        for name, value in headers:
+            if name == HEADER:
+                if _SAFE_ID.fullmatch(value):
+                    return value.decode()
+                break
+        return self.new()
+
+
+class RequestLog:
+    """Binds each request's id, returns it, and logs the request's access line."""
+
+    def __init__(self, app: ASGIApp, *, access: bool = True) -> None:
+        self.app = app
+        self.access = access
+        self.ids = RequestIds()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = self.ids.of(scope["headers"])
+        id_header = (HEADER, request_id.encode())
+        status = CLIENT_CLOSED_REQUEST  # unless an answer starts
+
+        async def identified_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                # A new message: a prebuilt one (the 503 past the in-flight bound) is shared.
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            await send(message)
+
+        with log_context.bound(request_id=request_id):
+            try:
+                await self.app(scope, receive, identified_send)
+            except Exception as error:
+                log.exception("%s %s failed in graphctl's code", scope["method"], scope["path"])
+                if status != CLIENT_CLOSED_REQUEST:
+                    raise  # the answer had begun: nothing better to send
+                failure = HttpError(500, f"internal error: {type(error).__name__}")
+                await error_response(failure)(scope, receive, identified_send)
+            finally:
+                if self.access and access_log.isEnabledFor(logging.INFO):
+                    _log_access(scope, status, time.perf_counter() - start, request_id)
+
+
+def _log_access(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+    method, path, duration_ms = scope["method"], scope["path"], round(seconds * 1000, 3)
+    access_log.info(
+        "%s %s %d %.1f ms request_id=%s",
+        method,
+        path,
+        status,
+        duration_ms,
+        request_id,
+        extra={"method": method, "path": path, "status": status, "duration_ms": duration_ms},
+    )

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from orchestrator import create_app, load
-from orchestrator.server._request_metrics import graph_route
+from orchestrator.server._request_log import graph_route
 from tests._serve_helpers import SERVE_GRAPHS, metric_value, thread_server
 
 MAX_BODY = 2000

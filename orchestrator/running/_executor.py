@@ -123,7 +123,9 @@ class Executor:
         try:
             with (
                 call_context.traced(parent) if parent is not None else _UNTRACED,
-                log_context.bound(node=node.name, runner=node.runner),  # in its log lines
+                # A function node's own log lines name it; a runner node's come from
+                # its worker, which binds its own fields.
+                log_context.bound(node=node.name) if node.kind == "function" else _UNTRACED,
             ):
                 value, calls, status = await self._evaluate(node, request)
         except BaseException as error:

@@ -26,7 +26,6 @@ from orchestrator.server._metrics import CONTENT_TYPE
 from orchestrator.server._oip import oip_router
 from orchestrator.server._openapi import operation_extra
 from orchestrator.server._request_log import RequestLog
-from orchestrator.server._request_metrics import RequestMetrics
 from orchestrator.server._responses import add_error_handlers, error_response
 from orchestrator.server._serving import DEFAULT_MAX_INFLIGHT, Served, ServedGraph
 from orchestrator.server._tracing import TraceLogFields, telemetry_config
@@ -87,8 +86,8 @@ def create_app(
     if api_key:
         app.add_middleware(ApiKey, key=api_key)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    app.add_middleware(RequestMetrics, metrics=served.metrics, graphs=served.slots)
-    app.add_middleware(RequestLog, access=access_log)  # before any route: every answer has its id
+    # Outermost of ours: every answer has its id, and every graph route's is counted.
+    app.add_middleware(RequestLog, access=access_log, metrics=served.metrics, graphs=served.slots)
     if tracer_provider is not None:
         app.add_middleware(TraceLogFields, graph_paths=[f"/{name}" for name in served.slots])
     return app

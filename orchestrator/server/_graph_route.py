@@ -75,7 +75,7 @@ class GraphRoutes:
         with ClientWatch(receive) as watch:
             result = await self.served.call(name, "json", body, timeout_ms=timeout_ms)
         if watch.disconnected:
-            return  # nobody to answer; RequestMetrics counts it as 499
+            return  # nobody to answer; RequestLog counts it as 499
         if isinstance(result, HttpError):
             await error_response(result, detail=True)(scope, receive, send)
             return

@@ -173,7 +173,7 @@ class Served:
         slot = self.slots[name]
         if slot.inflight < slot.max_inflight:
             return None
-        return slot.busy_response()  # counted by RequestMetrics, as every answer
+        return slot.busy_response()  # counted by RequestLog, as every answer
 
     async def call(
         self,
@@ -187,7 +187,7 @@ class Served:
         """Run one request through graph ``name``: its outputs, or the HTTP error to answer.
 
         ``timeout_ms`` is the caller's deadline: it can only shorten the graph's.
-        ``RequestMetrics`` counts the request as it is answered (499 when its client
+        ``RequestLog`` counts the request as it is answered (499 when its client
         disconnected while it ran).
         """
         slot = self.slots[name]

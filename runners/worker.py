@@ -134,14 +134,11 @@ def _serve_on(
             if kind != "call":
                 raise SystemExit(f"unexpected message {kind!r} from the pool")
             contexts = call_context.checked(rest[0]) if rest else []
-            with batch_log_fields(contexts):
-                answer = _answer(
-                    loop, table, runner, (batch_id, method, args, kwargs), spans, contexts
-                )
-            codec.send_frame(sock, answer)
+            call = (batch_id, method, args, kwargs)
+            codec.send_frame(sock, answer(loop, table, runner, call, spans, contexts))
 
 
-def _answer(
+def answer(
     loop: asyncio.AbstractEventLoop,
     table: Mapping[str, Callable[..., Any]],
     runner: str,
@@ -149,20 +146,24 @@ def _answer(
     spans: otel.BatchSpans | None,
     contexts: Sequence[CallContext],
 ) -> list[Any]:
+    """The reply frame of one batch, run with its calls' log fields and its span: an
+    ``async def`` method runs on ``loop`` (the worker's one loop, shared with
+    ``runners.remote``'s host)."""
     batch_id, method, args, kwargs = call
-    func = table.get(method)
-    if func is None:
-        return no_method_reply(batch_id, method)
-    try:
-        with batch_span(spans, batch_id, method, contexts):
-            value = func(*args, **kwargs)
-            if inspect.iscoroutine(value):
-                value = loop.run_until_complete(value)
-    except Exception as exc:  # the user's error goes to the caller; the worker lives on
-        if not isinstance(exc, UnsupportedValue):
-            logger.error("%s raised", method, exc_info=True)
-        return error_reply(batch_id, exc)
-    return value_reply(batch_id, value, runner, method)
+    with batch_log_fields(contexts):
+        func = table.get(method)
+        if func is None:
+            return no_method_reply(batch_id, method)
+        try:
+            with batch_span(spans, batch_id, method, contexts):
+                value = func(*args, **kwargs)
+                if inspect.iscoroutine(value):
+                    value = loop.run_until_complete(value)
+        except Exception as exc:  # the user's error goes to the caller; the worker lives on
+            if not isinstance(exc, UnsupportedValue):
+                logger.error("%s raised", method, exc_info=True)
+            return error_reply(batch_id, exc)
+        return value_reply(batch_id, value, runner, method)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,12 @@ import os
 import signal
 import sys
 
-from orchestrator.cli._args import add_log_level_argument, configure_logging, positive_float, positive_int
+from orchestrator.cli._args import (
+    add_log_level_argument,
+    configure_logging,
+    positive_float,
+    positive_int,
+)
 from orchestrator.cli._config import add_override_arguments
 from orchestrator.compiling._validation import did_you_mean
 from orchestrator.errors import GraphctlError

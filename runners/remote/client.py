@@ -47,7 +47,12 @@ class RemoteWorker:
     """One authenticated connection to a worker host."""
 
     def __init__(
-        self, runner: str, worker_id: int, address: Address, events: WorkerEvents, remote: RemoteConfig
+        self,
+        runner: str,
+        worker_id: int,
+        address: Address,
+        events: WorkerEvents,
+        remote: RemoteConfig,
     ) -> None:
         self.id = worker_id
         self.runner = runner
@@ -161,19 +166,17 @@ class RemoteWorker:
     async def handshake(self, token: str, spec_hash: str) -> None:
         """Prove the token, check the worker's proof; ``WorkerRefused`` on a mismatch."""
         client_nonce = protocol.new_nonce()
-        self.link.send(
-            codec.encode(["hello", protocol.PROTOCOL_VERSION, spec_hash, client_nonce])
-        )
+        self.link.send(codec.encode(["hello", protocol.PROTOCOL_VERSION, spec_hash, client_nonce]))
         challenge = await self._next()
         if not protocol.is_message(challenge, "challenge", 5):
             raise self._unexpected(challenge)
         _, _, worker_spec, worker_nonce, worker_proof = challenge
-        expected = protocol.proof(
-            token, "worker", client_nonce, worker_nonce, str(worker_spec)
-        )
+        expected = protocol.proof(token, "worker", client_nonce, worker_nonce, str(worker_spec))
         if not protocol.proof_matches(expected, worker_proof):
             self.link.abort("wrong token")
-            raise self._refused(protocol.TOKEN, f"wrong {protocol.TOKEN_ENV}: the worker's proof does not match")
+            raise self._refused(
+                protocol.TOKEN, f"wrong {protocol.TOKEN_ENV}: the worker's proof does not match"
+            )
         mine = protocol.proof(token, "orchestrator", client_nonce, worker_nonce, str(worker_spec))
         self.link.send(codec.encode(["proof", mine]))
         welcome = await self._next()

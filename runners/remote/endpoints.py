@@ -100,7 +100,9 @@ class RemoteWorkers:
             if self.live or time.monotonic() >= deadline:
                 break
             attempt += 1
-            await asyncio.sleep(min(self._backoff_s(attempt), max(0.0, deadline - time.monotonic())))
+            await asyncio.sleep(
+                min(self._backoff_s(attempt), max(0.0, deadline - time.monotonic()))
+            )
         if not self.live:
             self.close()
             raise RunnerStartupError(
@@ -132,7 +134,9 @@ class RemoteWorkers:
         return [
             EndpointStats(
                 endpoint=str(host.address),
-                connected=host.worker is not None and host.worker.serving and not host.worker.draining,
+                connected=host.worker is not None
+                and host.worker.serving
+                and not host.worker.draining,
                 in_flight=in_flight.get(host.worker.id, 0) if host.worker is not None else 0,
                 batches=host.worker.batches if host.worker is not None else 0,
                 failures=host.failures,
@@ -198,7 +202,9 @@ class RemoteWorkers:
     def _backoff_s(self, failures: int) -> float:
         """Exponential backoff with full jitter, so hosts are not retried in step."""
         remote = self._remote
-        cap = min(remote.reconnect_backoff_cap_s, remote.reconnect_backoff_s * 2 ** min(failures, 20))
+        cap = min(
+            remote.reconnect_backoff_cap_s, remote.reconnect_backoff_s * 2 ** min(failures, 20)
+        )
         return random.uniform(remote.reconnect_backoff_s, max(remote.reconnect_backoff_s, cap))
 
     async def _until_closed_or(self, event: asyncio.Event | None, delay_s: float = 0.0) -> None:

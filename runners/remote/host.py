@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-import ssl
 from typing import Any, cast
 
 from runners import codec
@@ -147,9 +147,15 @@ class WorkerHost:
         await asyncio.sleep(0)  # let the replies' callbacks write
         for connection in list(self.connections):
             connection.link.close()
-        async with asyncio.timeout(5.0):
-            while self.connections:
-                await asyncio.sleep(0.01)
+        if self.connections:
+            self._idle.clear()
+            await asyncio.wait_for(self._idle.wait(), timeout=5.0)
+
+    def forget(self, connection: HostConnection) -> None:
+        """A connection ended."""
+        self.connections.discard(connection)
+        if not self.connections:
+            self._idle.set()
 
     def run(self, connection: HostConnection, message: list[Any]) -> None:
         """A call from an authenticated orchestrator: run it, or refuse it as busy."""
@@ -265,7 +271,7 @@ class HostConnection:
     def _on_closed(self, reason: str | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self.host.connections.discard(self)
+        self.host.forget(self)
         if reason is not None:
             logger.warning("connection from %s dropped: %s", self.peer, reason)
         elif self.state == "serving":

@@ -34,6 +34,7 @@ from runners.worker import answer
 logger = logging.getLogger("runners.remote")
 
 HANDSHAKE_TIMEOUT_S = 10.0  # an unauthenticated connection is dropped after this
+CLOSE_TIMEOUT_S = 5.0  # orchestrators that do not close their end by then are cut off
 DEFAULT_MAX_PENDING = 2  # one batch running, one waiting: no idle gap between two callers
 
 
@@ -149,7 +150,10 @@ class WorkerHost:
             connection.link.close()
         if self.connections:
             self._idle.clear()
-            await asyncio.wait_for(self._idle.wait(), timeout=5.0)
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                logger.warning("%d connections still open at exit", len(self.connections))
 
     def forget(self, connection: HostConnection) -> None:
         """A connection ended."""

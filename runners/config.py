@@ -129,15 +129,18 @@ class Endpoint:
         return f"{'dns:' if self.dns else ''}{host}:{self.port}"
 
 
-def parse_endpoint(text: str) -> Endpoint:
-    """``HOST:PORT``, ``[IPv6]:PORT`` or ``dns:NAME:PORT``; ``ValueError`` says what is wrong."""
-    dns = text.startswith("dns:")
+def parse_endpoint(text: str, *, listen: bool = False) -> Endpoint:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``dns:NAME:PORT``; ``ValueError`` says what is wrong.
+    ``listen``: an address to bind (port 0: any free port; no ``dns:``)."""
+    dns = text.startswith("dns:") and not listen
     rest = text[4:] if dns else text
     host, sep, port = rest.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"endpoint {text!r} must be HOST:PORT or dns:NAME:PORT")
+    lowest = 0 if listen else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) < 65536:
+        expected = "HOST:PORT" if listen else "HOST:PORT or dns:NAME:PORT"
+        raise ValueError(f"endpoint {text!r} must be {expected}")
     return Endpoint(host, int(port), dns)
 
 

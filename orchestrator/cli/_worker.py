@@ -70,7 +70,7 @@ def handle(args: argparse.Namespace) -> int:
     from runners.remote import TOKEN_ENV
 
     try:
-        listen = parse_endpoint(args.listen)
+        listen = parse_endpoint(args.listen, listen=True)
     except ValueError:
         return _usage(f"--listen {args.listen!r} must be HOST:PORT")
     token = os.environ.get(TOKEN_ENV, "")

@@ -59,8 +59,8 @@ class Worker(Protocol):
 
     @property
     def load(self) -> int:
-        """Items it holds for other callers, as it last said (0 if only this pool uses
-        it): of two idle workers, the pool sends a batch to the less loaded."""
+        """Batches it holds for all its callers, as it last said (0 if only this pool
+        uses it): of two idle workers, the pool sends a batch to the less loaded."""
         ...
 
     def send_batch(

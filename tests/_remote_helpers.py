@@ -38,7 +38,7 @@ def endpoints_set(ports: Sequence[int], runner: str = "doubler") -> str:
 
 
 class WorkerProcess:
-    """``graphctl worker GRAPH --runner doubler --listen 127.0.0.1:PORT`` as a child."""
+    """``graphctl worker GRAPH --runner NAME --listen 127.0.0.1:PORT`` as a child."""
 
     def __init__(
         self,
@@ -47,13 +47,14 @@ class WorkerProcess:
         port: int | None = None,
         token: str | None = TOKEN,
         host: str = "127.0.0.1",
+        runner: str = "doubler",
         wait: bool = True,
     ) -> None:
         self.port = port or free_port()
         env = {k: v for k, v in os.environ.items() if k != protocol.TOKEN_ENV}
         if token is not None:
             env[protocol.TOKEN_ENV] = token
-        command = [sys.executable, "-c", CLI, "worker", str(graph), "--runner", "doubler"]
+        command = [sys.executable, "-c", CLI, "worker", str(graph), "--runner", runner]
         command += ["--listen", f"{host}:{self.port}", *args]
         self.process = subprocess.Popen(
             command,

@@ -8,6 +8,7 @@ import asyncio
 import signal
 from typing import Any
 
+import httpx
 import pytest
 
 import orchestrator
@@ -22,8 +23,8 @@ from tests._remote_helpers import (
     endpoints_set,
     kill,
 )
-from tests._serve_helpers import free_port
-from tests.conftest import run, until
+from tests._serve_helpers import ServeProcess, free_port, metric_value
+from tests.conftest import run, until, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -180,3 +181,26 @@ def test_no_reachable_host_fails_after_the_startup_timeout() -> None:
     with pytest.raises(RunnerStartupError, match="no worker host answered") as raised:
         run(graph.__aenter__(), timeout_s=20)
     assert f"127.0.0.1:{port}" in str(raised.value)
+
+
+def test_serve_readiness_and_metrics_follow_the_hosts() -> None:
+    with WorkerProcess() as host:
+        args = [str(REMOTE_GRAPH), "--set", endpoints_set([host.port]), *_sets(FAST)]
+        with ServeProcess(args, env={protocol.TOKEN_ENV: TOKEN}) as server:
+            server.wait_ready()
+            answer = httpx.post(f"{server.url}/remote", json={"x": 3}, timeout=30).json()
+            assert answer["pid"] == host.process.pid
+            labels = {"runner": "doubler", "endpoint": f"127.0.0.1:{host.port}"}
+            assert metric_value(server.url, "graphctl_endpoint_up", **labels) == 1
+            assert metric_value(server.url, "graphctl_endpoint_batches_total", **labels) == 1
+            assert metric_value(server.url, "graphctl_runner_load_items", runner="doubler") == 0
+            kill(host)
+            wait_until(lambda: httpx.get(f"{server.url}/readyz").status_code == 503)
+            assert f"127.0.0.1:{host.port}" in httpx.get(f"{server.url}/readyz").text
+            assert httpx.get(f"{server.url}/livez").status_code == 200
+            assert metric_value(server.url, "graphctl_endpoint_up", **labels) == 0
+            assert metric_value(server.url, "graphctl_endpoint_failures_total", **labels) >= 1
+
+
+def _sets(values: list[str]) -> list[str]:
+    return [part for value in values for part in ("--set", value)]

@@ -141,7 +141,9 @@ class RawClient:
         self.send(["hello", protocol.PROTOCOL_VERSION, spec_hash, nonce])
         challenge = self.receive()
         _, _, worker_spec, worker_nonce, _ = challenge
-        self.send(["proof", protocol.proof(token, "orchestrator", nonce, worker_nonce, worker_spec)])
+        self.send(
+            ["proof", protocol.proof(token, "orchestrator", nonce, worker_nonce, worker_spec)]
+        )
         return self.receive()
 
     def close(self) -> None:

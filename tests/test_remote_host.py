@@ -114,8 +114,17 @@ def test_a_busy_worker_refuses_and_no_call_fails(caplog: pytest.LogCaptureFixtur
 
 def test_a_reachable_worker_without_a_token_refuses_to_start() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", CLI, "worker", str(REMOTE_GRAPH), "--runner", "doubler"]
-        + ["--listen", "0.0.0.0:0"],
+        [
+            sys.executable,
+            "-c",
+            CLI,
+            "worker",
+            str(REMOTE_GRAPH),
+            "--runner",
+            "doubler",
+            "--listen",
+            "0.0.0.0:0",
+        ],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k != protocol.TOKEN_ENV},
         capture_output=True,
@@ -131,9 +140,26 @@ def test_a_reachable_worker_without_a_token_refuses_to_start() -> None:
 def test_tls_round_trip(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
-        + ["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key)]
-        + ["-out", str(cert), "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
         check=True,
         capture_output=True,
         timeout=60,

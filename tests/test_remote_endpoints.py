@@ -204,3 +204,17 @@ def test_serve_readiness_and_metrics_follow_the_hosts() -> None:
 
 def _sets(values: list[str]) -> list[str]:
     return [part for value in values for part in ("--set", value)]
+
+
+def test_a_dns_endpoint_connects_to_the_addresses_its_name_resolves_to() -> None:
+    with WorkerProcess() as host:
+
+        async def scenario() -> None:
+            sets = [f'runners.doubler.endpoints=["dns:localhost:{host.port}"]', *FAST]
+            async with orchestrator.load(REMOTE_GRAPH, sets=sets) as graph:
+                assert (await graph.run({"x": 5}))["pid"] == host.process.pid
+                endpoints = graph.stats()["doubler"].endpoints
+                up = [e.endpoint for e in endpoints if e.connected]
+                assert up == [f"127.0.0.1:{host.port}"]  # ::1, if resolved, has no listener
+
+        run(scenario())

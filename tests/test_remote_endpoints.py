@@ -218,3 +218,24 @@ def test_a_dns_endpoint_connects_to_the_addresses_its_name_resolves_to() -> None
                 assert up == [f"127.0.0.1:{host.port}"]  # ::1, if resolved, has no listener
 
         run(scenario())
+
+
+def test_a_silent_host_is_taken_for_dead_and_its_batch_retried() -> None:
+    with WorkerProcess() as a, WorkerProcess() as b:
+
+        async def scenario() -> None:
+            async with _remote_graph([a.port, b.port]) as graph:
+                load = asyncio.ensure_future(_load(graph, 400, 32))
+                await until(lambda: graph.stats()["doubler"].endpoints[0].batches >= 5)
+                a.signal(signal.SIGSTOP)  # open sockets, no answers: a frozen host
+                stopped = asyncio.get_running_loop().time()
+                await until(lambda: not graph.stats()["doubler"].endpoints[0].connected)
+                noticed_s = asyncio.get_running_loop().time() - stopped
+                answers = await load
+                assert [x for x in answers if isinstance(x, Exception)] == []
+                assert noticed_s < 2.0 + 1.0  # dead_peer_timeout_s=2, heartbeat 0.2 s
+
+        try:
+            run(scenario())
+        finally:
+            a.signal(signal.SIGCONT)

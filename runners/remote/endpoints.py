@@ -19,8 +19,9 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from runners.config import Endpoint, RunnerConfig
 from runners.errors import RunnerStartupError, WorkerRefused
@@ -61,6 +62,7 @@ class RemoteWorkers:
         self._closing = asyncio.Event()
         self._resolve_now = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- Workers -------------------------------------------------------------------
 
@@ -116,11 +118,19 @@ class RemoteWorkers:
         async with asyncio.TaskGroup() as group:
             self._group = group
             for host in list(self._hosts.values()):
-                group.create_task(self._keep(host), name=f"{self.config.name}/{host.address}")
+                self._spawn(self._keep(host), f"{self.config.name}/{host.address}")
             if any(e.dns for e in self.config.endpoints):
-                group.create_task(self._refresh_dns(), name=f"{self.config.name}/dns")
+                self._spawn(self._refresh_dns(), f"{self.config.name}/dns")
             await self._closing.wait()
+            for task in self._tasks:  # a connection attempt in progress is abandoned
+                task.cancel()
         self._group = None
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        assert self._group is not None
+        task = self._group.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def close(self) -> None:
         """Stop reconnecting and close every connection."""
@@ -260,8 +270,7 @@ class RemoteWorkers:
                 host.retired = address not in current
             for host in self._add_hosts(current):
                 logger.info("runner %r: new worker host %s", self.config.name, host.address)
-                assert self._group is not None
-                self._group.create_task(self._keep(host), name=f"{self.config.name}/{host.address}")
+                self._spawn(self._keep(host), f"{self.config.name}/{host.address}")
             # hosts gone from DNS keep their live connection; their task ends with it
 
     def _errors(self) -> str:

@@ -1,6 +1,7 @@
 """``graphctl worker`` as a peer sees it: handshakes that must fail fail with a
 refusal, garbage and oversized frames close only their own connection, the worker
-keeps serving, a busy worker's refusals are sent elsewhere, TLS works."""
+keeps serving, a busy worker's refusals are sent elsewhere, TLS works, and each
+batch carries its calls' request ids and trace parents as a worker process does."""
 
 from __future__ import annotations
 
@@ -15,18 +16,20 @@ from pathlib import Path
 import pytest
 
 import orchestrator
-from runners import codec
+from runners import call_context, codec, log_context
 from runners.remote import protocol
+from tests._otlp_receiver import otlp_receiver
 from tests._remote_helpers import (
     FAST,
     REMOTE_GRAPH,
+    REMOTE_GRAPHS,
     TOKEN,
     RawClient,
     WorkerProcess,
     endpoints_set,
 )
 from tests._serve_helpers import CLI, ROOT
-from tests.conftest import run
+from tests.conftest import run, wait_until
 
 SPEC = protocol.spec_hash({"runnable": "remote_kit:Doubler", "init": {"delay_ms": 5}})
 
@@ -68,7 +71,7 @@ def test_bad_handshakes_are_refused_and_the_worker_keeps_serving() -> None:
             garbage.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 4)
             assert garbage.closed_by_worker()
         with RawClient(worker.port) as call_first:  # no call before the handshake
-            call_first.send(["call", 1, "double", [[1.0]], {}])
+            call_first.send(["call", 1, "double", [[1.0]], {}, []])
             assert call_first.closed_by_worker()
         assert _still_serves(worker.port)["y"] == 42.0
         assert "refused orchestrator" in worker.output
@@ -170,3 +173,65 @@ def test_tls_round_trip(tmp_path: Path) -> None:
         with RawClient(worker.port) as plain:  # a plaintext hello is no TLS handshake
             plain.send(["hello", protocol.PROTOCOL_VERSION, SPEC, protocol.new_nonce()])
             assert plain.closed_by_worker()
+
+
+FIELDS_GRAPH = REMOTE_GRAPHS / "fields.yaml"
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+PARENT = f"00-{TRACE}-b7ad6b7169203331-01"
+
+
+@pytest.mark.usefixtures("token_env")
+def test_a_worker_hosts_batch_carries_its_calls_request_ids_and_trace_ids() -> None:
+    async def fields(port: int) -> list[dict[str, object]]:
+        sets = [endpoints_set([port], runner="fields")]
+        async with orchestrator.load(FIELDS_GRAPH, sets=sets) as graph:
+            with log_context.bound(request_id="r1"), call_context.traced(PARENT):
+                traced = await graph.run({"x": 1})
+            with log_context.bound(request_id="r2"):
+                plain = await graph.run({"x": 2})
+            untagged = await graph.run({"x": 3})
+        return [traced["fields"], plain["fields"], untagged["fields"]]
+
+    with WorkerProcess(graph=FIELDS_GRAPH, runner="fields") as worker:
+        traced, plain, untagged = run(fields(worker.port), timeout_s=30)
+    host = {"runner": "fields", "worker": f"127.0.0.1:{worker.port}"}
+    assert traced == {**host, "request_id": ["r1"], "trace_id": [TRACE]}
+    assert plain == {**host, "request_id": ["r2"]}
+    assert untagged == host
+
+
+@pytest.mark.usefixtures("token_env")
+def test_a_worker_host_exports_its_batch_span_linked_to_the_node_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with otlp_receiver() as receiver:
+        for name, value in {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_SERVICE_NAME": "graphctl-test",
+            "OTEL_BSP_SCHEDULE_DELAY": "50",
+        }.items():
+            monkeypatch.setenv(name, value)
+        with WorkerProcess(graph=FIELDS_GRAPH, runner="fields") as worker:
+            command = [sys.executable, "-c", CLI, "run", str(FIELDS_GRAPH), "--input"]
+            command += ['{"x": 1}', "--set", endpoints_set([worker.port], runner="fields")]
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT
+            )
+            assert done.returncode == 0, done.stderr
+            wait_until(lambda: bool(receiver.named("batch ")), what="the host's batch span")
+            pid = worker.process.pid
+        wait_until(lambda: bool(receiver.named("node read")), what="the node span")
+    (batch,) = receiver.named("batch ")
+    (node,) = receiver.named("node read")
+    (root,) = receiver.named("graph fields")
+    assert batch.name == "batch fields.read"
+    assert batch.resource["graphctl.runner"] == "fields"
+    assert batch.resource["graphctl.worker.endpoint"] == f"127.0.0.1:{worker.port}"
+    assert batch.resource["process.pid"] == pid, "exported by the worker host"
+    assert batch.resource["service.name"] == "graphctl-test"
+    assert (batch.trace_id, batch.parent_span_id) == (root.trace_id, node.span_id)
+    assert [(ln.trace_id, ln.span_id) for ln in batch.links] == [(node.trace_id, node.span_id)]
+    assert batch.attributes["graphctl.batch.calls"] == 1

@@ -85,7 +85,9 @@ class RemoteWorker:
         contexts: Sequence[CallContext] = (),
     ) -> None:
         chunks = codec.encode(
-            ["call", batch_id, method, args, kwargs], runner=self.label, method=method
+            ["call", batch_id, method, args, kwargs, list(contexts)],
+            runner=self.label,
+            method=method,
         )
         self.batch_id = batch_id
         self.link.send(chunks)

@@ -7,10 +7,13 @@ to every orchestrator that proves the token.
 The model loads before the port is bound, so a TCP readiness probe is exact. It
 runs in one thread with its own event loop (``runners.worker.answer``: batches one
 at a time, ``async def`` methods on that loop), so this loop stays free to answer
-heartbeats and handshakes while a batch runs. At most ``max_pending`` batches are
-held (running or waiting); more are refused as "busy" and the orchestrator sends
-them elsewhere. ``drain()`` (SIGTERM) stops accepting, tells every orchestrator it
-is going away, answers the batches it holds, then closes.
+heartbeats and handshakes while a batch runs. As in a worker process, each batch
+runs with its calls' log fields (``worker`` is the address this host listens on)
+and, when the ``OTEL_*`` variables ask, is exported as a span linked to its calls.
+At most ``max_pending`` batches are held (running or waiting); more are refused as
+"busy" and the orchestrator sends them elsewhere. ``drain()`` (SIGTERM) stops
+accepting, tells every orchestrator it is going away, answers the batches it
+holds, then closes.
 """
 
 from __future__ import annotations
@@ -22,19 +25,21 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from runners import codec
+from runners import call_context, codec, log_context, otel
+from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import RunnerStartupError
 from runners.remote import protocol
 from runners.remote.link import FrameLink
 from runners.replies import load_runnable, method_table
 from runners.runnable import runnable_methods
-from runners.worker import answer
+from runners.worker import answer, batch_spans
 
 logger = logging.getLogger("runners.remote")
 
 HANDSHAKE_TIMEOUT_S = 10.0  # an unauthenticated connection is dropped after this
 CLOSE_TIMEOUT_S = 5.0  # orchestrators that do not close their end by then are cut off
+Call = tuple[int, str, list[Any], dict[str, Any]]  # batch id, method, args, kwargs
 DEFAULT_MAX_PENDING = 2  # one batch running, one waiting: no idle gap between two callers
 
 
@@ -46,6 +51,8 @@ class ModelThread:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"graphctl-{config.name}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._table: dict[str, Callable[..., Any]] = {}
+        self.endpoint = ""  # host:port once listening
+        self.spans: otel.BatchSpans | None = None  # set once listening, if tracing
 
     async def load(self) -> dict[str, list[Any]]:
         """Import and construct the Runnable; its methods as the hello describes them."""
@@ -71,13 +78,19 @@ class ModelThread:
         specs = runnable_methods(type(instance))
         return {n: [s.batchable, s.batch_dim, s.stack] for n, s in specs.items()}
 
-    def run(self, batch_id: int, method: str, args: list[Any], kwargs: Any) -> asyncio.Future[Any]:
+    def run(self, call: Call, contexts: list[CallContext]) -> asyncio.Future[Any]:
         """The reply frame of one batch, once every batch sent before it has run."""
-        assert self._loop is not None
         return asyncio.get_running_loop().run_in_executor(
-            self._thread, answer, self._loop, self._table, self._config.name,
-            (batch_id, method, args, kwargs), None, (),
-        )  # fmt: skip
+            self._thread, self._answer, call, contexts
+        )
+
+    def _answer(self, call: Call, contexts: list[CallContext]) -> list[Any]:
+        """In the model thread, with the log fields and span a worker process gives a
+        batch; this host is named by the address it listens on."""
+        assert self._loop is not None
+        name = self._config.name
+        with log_context.bound(runner=name, worker=self.endpoint):
+            return answer(self._loop, self._table, name, call, self.spans, contexts)
 
     def close(self) -> None:
         if self._loop is not None:
@@ -122,14 +135,24 @@ class WorkerHost:
             self.methods = await self._model.load()
             loop = asyncio.get_running_loop()
             server = await loop.create_server(
-                lambda: HostConnection(self).link, host, port, ssl=self.tls, reuse_address=True
+                lambda: HostConnection(self).link,
+                host,
+                port,
+                ssl=self.tls,
+                reuse_address=True,
+                start_serving=False,
             )
-            bound = server.sockets[0].getsockname()
-            if on_listening is not None:
-                on_listening(str(bound[0]), int(bound[1]))
-            await self._drain.wait()
-            server.close()  # stop accepting; connections stay open
-            await self._finish()
+            bound_host, bound_port = server.sockets[0].getsockname()[:2]
+            self._model.endpoint = f"{bound_host}:{bound_port}"
+            attributes = otel.host_attributes(self.config.name, self._model.endpoint)
+            with batch_spans(otel.tracer_provider(attributes), self.config.name) as spans:
+                self._model.spans = spans
+                await server.start_serving()
+                if on_listening is not None:
+                    on_listening(str(bound_host), int(bound_port))
+                await self._drain.wait()
+                server.close()  # stop accepting; connections stay open
+                await self._finish()
         finally:
             self._model.close()
 
@@ -163,12 +186,12 @@ class WorkerHost:
 
     def run(self, connection: HostConnection, message: list[Any]) -> None:
         """A call from an authenticated orchestrator: run it, or refuse it as busy."""
-        _, batch_id, method, args, kwargs = message
+        _, batch_id, method, args, kwargs, contexts = message
         if self.draining or len(self.pending) >= self.max_pending:
             reason = "draining" if self.draining else "at capacity"
             connection.link.send(codec.encode(["busy", batch_id, reason]))
             return
-        future = self._model.run(batch_id, method, args, kwargs)
+        future = self._model.run((batch_id, method, args, kwargs), call_context.checked(contexts))
         self.pending.add(future)
         future.add_done_callback(lambda done: self._answered(connection, done))
 
@@ -205,7 +228,7 @@ class HostConnection:
 
     def _on_message(self, message: Any) -> None:
         if self.state == "serving":
-            if protocol.is_message(message, "call", 5):
+            if protocol.is_message(message, "call", 6):
                 self.host.run(self, message)
             elif protocol.is_message(message, "ping", 2):
                 self.link.send(codec.encode(["pong", message[1], len(self.host.pending)]))

@@ -13,12 +13,16 @@ each end proves the token on the other's fresh nonce, and the token never crosse
 the wire. Until the orchestrator's proof checks out, the worker accepts frames of
 at most ``HELLO_LIMIT_BYTES``. Then, in both directions:
 
-    orchestrator -> worker   ["call", batch id, method, [args], {kwargs}] | ["ping", n]
+    orchestrator -> worker   ["call", batch id, method, [args], {kwargs}, [call contexts]]
+                             | ["ping", n]
     worker -> orchestrator   ["ok", batch id, value] | ["error", batch id, type, message]
                              | ["busy", batch id, reason]   (not run: send it elsewhere)
                              | ["pong", n, load] | ["going_away"]   (draining)
 
-``load`` is how many items the worker holds for all its orchestrators.
+``load`` is how many items the worker holds for all its orchestrators. The call
+contexts are those of a worker process's call frame (``runners.call_context``: each
+call's request id and trace parent, ``[]`` when none has any); the worker binds
+them as log fields and links its batch span to them.
 """
 
 from __future__ import annotations

@@ -22,3 +22,14 @@ class Doubler(Runnable):
         """Each item doubled (plus ``offset``), and who ran it in a batch of how many."""
         time.sleep(self.delay_s)
         return [{"y": v * 2 + self.offset, "pid": os.getpid(), "batch": len(x)} for v in x]
+
+
+class Fields(Runnable):
+    """``read`` answers, per item, the log fields bound while its batch runs."""
+
+    @method(batchable=True, stack=True)
+    def read(self, x: list[Any]) -> list[dict[str, Any]]:
+        from runners import log_context
+
+        bound = dict(log_context.current())
+        return [{"fields": bound} for _ in x]

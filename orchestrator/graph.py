@@ -10,6 +10,7 @@ each is ready; leaving stops them. ``run_sync`` does all of it for one request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -183,10 +184,19 @@ def run_sync(
 
 
 def _worker_pool(config: RunnerConfig) -> RunnerClient:
+    """Local worker processes, or, for a runner with ``endpoints``, connections to its
+    worker hosts, proven with the token in ``GRAPHCTL_WORKER_TOKEN``."""
     from runners.pool import WorkerPool
 
-    pool: RunnerClient = WorkerPool(config)
-    return pool
+    if not config.endpoints:
+        return WorkerPool(config)
+    from runners.remote import TOKEN_ENV, RemoteWorkers
+
+    token = os.environ.get(TOKEN_ENV, "")
+    remote: RunnerClient = WorkerPool(
+        config, workers=functools.partial(RemoteWorkers, config, token=token)
+    )
+    return remote
 
 
 def _local_client(config: RunnerConfig) -> RunnerClient:

@@ -160,9 +160,14 @@ def decode(header: bytes, buffers: list[Buffer]) -> Any:
 class FrameAssembler:
     """Sans-IO frame parser: ``get_buffer()`` says where the next bytes go, so array
     bytes are received straight into the arrays' own memory (``recv_into``,
-    ``asyncio.BufferedProtocol``); ``advance(n)`` returns the frames completed."""
+    ``asyncio.BufferedProtocol``); ``advance(n)`` returns the frames completed.
 
-    def __init__(self) -> None:
+    ``max_frame_bytes`` (``None``: no limit) bounds what a frame may declare: a larger
+    one is a ``ProtocolError`` raised before anything is allocated for it, so a peer
+    on a network (``runners.remote``) cannot make us allocate more than we allow."""
+
+    def __init__(self, max_frame_bytes: int | None = None) -> None:
+        self.max_frame_bytes = max_frame_bytes
         self._stage = bytearray(_STAGE_SIZE)
         self._have = 0  # bytes staged for the current frame's prefix and header
         self._head_end = 0  # end of prefix + lengths + header, once known
@@ -208,6 +213,7 @@ class FrameAssembler:
     def _read_prefix(self) -> bool:
         header_len, count = PREFIX.unpack_from(self._stage)
         end = PREFIX.size + 8 * count + header_len
+        self._check_size(end)
         if end > len(self._stage):  # a new buffer: the old one may still be exported
             grown = bytearray(end)
             grown[: self._have] = self._stage[: self._have]
@@ -215,9 +221,15 @@ class FrameAssembler:
         if self._have < end:
             return False
         self._lengths = _lengths_struct(count).unpack_from(self._stage)[2:]
+        self._check_size(end + sum(self._lengths))
         self._header = bytes(self._stage[PREFIX.size + 8 * count : end])
         self._index, self._offset, self._head_end = 0, 0, end
         return True
+
+    def _check_size(self, declared: int) -> None:
+        limit = self.max_frame_bytes
+        if limit is not None and declared > limit:
+            raise ProtocolError(f"a frame of {declared} bytes is over the limit of {limit}")
 
     def _staged_frame(self, total: int) -> Frame:
         blob = self._stage[self._head_end : total]  # a copy: the arrays own these bytes

@@ -115,6 +115,73 @@ SUPERVISION_SECONDS = (
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """Where a runner's worker listens on another host: ``HOST:PORT``, or
+    ``dns:NAME:PORT`` (every address ``NAME`` resolves to, looked up again and again:
+    a Kubernetes headless Service gives one address per ready pod)."""
+
+    host: str
+    port: int
+    dns: bool = False
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'dns:' if self.dns else ''}{host}:{self.port}"
+
+
+def parse_endpoint(text: str, *, listen: bool = False) -> Endpoint:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``dns:NAME:PORT``; ``ValueError`` says what is wrong.
+    ``listen``: an address to bind (port 0: any free port; no ``dns:``)."""
+    dns = text.startswith("dns:") and not listen
+    rest = text[4:] if dns else text
+    host, sep, port = rest.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    lowest = 0 if listen else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) < 65536:
+        expected = "HOST:PORT" if listen else "HOST:PORT or dns:NAME:PORT"
+        raise ValueError(f"endpoint {text!r} must be {expected}")
+    return Endpoint(host, int(port), dns)
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """How an orchestrator talks to a runner's workers on other hosts (``endpoints``).
+
+    ``tls_ca``: a CA file; when set, connections use TLS and the worker's certificate
+    must be signed by it for the endpoint's host name. A connection that cannot be
+    made within ``connect_timeout_s`` is retried after ``reconnect_backoff_s``,
+    doubled (with jitter) per failure up to ``reconnect_backoff_cap_s``. A heartbeat
+    goes every ``heartbeat_interval_s``; a peer silent for ``dead_peer_timeout_s``
+    (also the TCP user timeout) is taken for dead and its batch retried elsewhere.
+    ``dns:`` names are resolved every ``dns_refresh_s`` and right after a failure.
+    """
+
+    tls_ca: str | None = None
+    connect_timeout_s: float = 5.0
+    heartbeat_interval_s: float = 1.0
+    dead_peer_timeout_s: float = 5.0
+    dns_refresh_s: float = 5.0
+    reconnect_backoff_s: float = 0.1
+    reconnect_backoff_cap_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in REMOTE_SECONDS:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+REMOTE_SECONDS = (
+    "connect_timeout_s",
+    "heartbeat_interval_s",
+    "dead_peer_timeout_s",
+    "dns_refresh_s",
+    "reconnect_backoff_s",
+    "reconnect_backoff_cap_s",
+)
+
+
+@dataclass(frozen=True)
 class Resources:
     """What one runner asks for: CPU cores (``None``: all) and GPUs.
 
@@ -139,7 +206,9 @@ class RunnerConfig:
     ``runnable`` is ``"module:Class"``, imported in the worker with ``search_path``
     first on ``sys.path``. ``methods`` overrides ``batching`` per method name.
     ``gpu_offset``: the visible GPU its first worker takes (modulo their number), so
-    that runners sharing a process's GPUs start on different ones.
+    that runners sharing a process's GPUs start on different ones. With
+    ``endpoints`` the workers run on other hosts (``graphctl worker``), reached as
+    ``remote`` says, and ``workers``, ``resources`` and ``env`` are theirs to set.
     """
 
     name: str
@@ -155,6 +224,8 @@ class RunnerConfig:
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
     gpu_offset: int = 0  # set by ``runners.resources.spread_gpus``, not by users
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
+    endpoints: tuple[Endpoint, ...] = ()  # workers on other hosts: no local processes
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
     def __post_init__(self) -> None:
         if ":" not in self.runnable:

@@ -13,7 +13,9 @@
      │                          replica (or this one, restarted) can serve the call,
      │                          but a retry within the same graph run cannot
      ├── RunnerStartupError     a worker could not import or construct its Runnable,
-     │                          or did not answer READY in time
+     │    │                     or did not answer READY in time
+     │    └── WorkerRefused     a worker host and this orchestrator disagree on the
+     │                          token, protocol version or runner spec (configuration)
      ├── PoisonCall             a call crashed (or hung) the worker running it twice;
      │                          not retryable: retrying would crash another
      ├── MethodError            the user's method raised; carries its type and message
@@ -51,6 +53,11 @@ class RunnerError(Exception):
 
 class RunnerStartupError(RunnerError):
     """A worker failed to start: import error, constructor raised, or READY timeout."""
+
+
+class WorkerRefused(RunnerStartupError):
+    """A worker host refused this orchestrator, or failed its proof: a wrong token,
+    another protocol version or another runner spec. Retrying cannot fix it."""
 
 
 class Unavailable(RunnerError):

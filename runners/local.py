@@ -44,6 +44,7 @@ from runners.replies import (
 )
 from runners.runnable import MethodSpec, runnable_methods
 from runners.transport import WorkerEvents
+from runners.types import EndpointStats
 
 logger = logging.getLogger("runners.local")
 
@@ -73,6 +74,7 @@ class InProcessWorker:
         events: WorkerEvents,
     ) -> None:
         self.id = 0
+        self.load = 0  # only its pool uses it
         self.label = f"{runner}/local"
         self.pid: int | None = None  # this process: its figures are the server's own
         self.methods: Mapping[str, MethodSpec] = runnable_methods(type(instance))
@@ -211,3 +213,6 @@ class InProcessWorkers:
 
     def close(self) -> None:
         self._closing.set()
+
+    def endpoints(self, in_flight: Mapping[int, int]) -> list[EndpointStats]:
+        return []

@@ -119,6 +119,16 @@ def worker_attributes(runner: str, worker: int) -> dict[str, str | int]:
     return {"graphctl.runner": runner, "graphctl.worker.id": worker, "process.pid": os.getpid()}
 
 
+def host_attributes(runner: str, endpoint: str) -> dict[str, str | int]:
+    """The resource attributes naming a worker host (``graphctl worker``): its runner,
+    the address it listens on and its pid."""
+    return {
+        "graphctl.runner": runner,
+        "graphctl.worker.endpoint": endpoint,
+        "process.pid": os.getpid(),
+    }
+
+
 def parent_of(traceparent: str) -> SpanContext | None:
     """The remote span a W3C ``traceparent`` names, or ``None`` if it is not valid."""
     from opentelemetry import trace

@@ -217,7 +217,14 @@ class WorkerPool:
             worker_pids={
                 id: pid for id, state in self._states.items() if (pid := state.worker.pid)
             },
+            endpoints=workers.endpoints(self._in_flight_by_worker()) if workers else (),
         )
+
+    def _in_flight_by_worker(self) -> dict[int, int]:
+        return {
+            worker_id: len(state.flight.calls) if state.flight else 0
+            for worker_id, state in self._states.items()
+        }
 
     # -- enqueue ----------------------------------------------------------------
 
@@ -275,8 +282,18 @@ class WorkerPool:
                 if call.timer is not None:
                     call.timer.cancel()
                     call.timer = None
-            self._send(self._idle.pop(), queue, batch)
+            self._send(self._pick_idle(), queue, batch)
         self._wake.update(wake)
+
+    def _pick_idle(self) -> WorkerState:
+        """The idle worker with the least load its host reported (the most recently
+        freed on a tie, as a stack: local workers all report 0)."""
+        idle = self._idle
+        best = len(idle) - 1
+        for index in range(best - 1, -1, -1):
+            if idle[index].worker.load < idle[best].worker.load:
+                best = index
+        return idle.pop(best)
 
     def _on_wake(self) -> None:
         self._dispatch(slack=WAKE_SLACK_S)
@@ -368,10 +385,23 @@ class WorkerPool:
         self._dispatch()
         self._check_drained()
 
+    def on_refused(self, worker: Worker) -> None:
+        state = self._states.get(worker.id)
+        if state in self._idle:
+            self._idle.remove(state)
+        flight = None if state is None else self._take_flight(state)
+        if flight is not None:  # never run: sent again as it was, not counted as a crash
+            flight.queue.requeue(flight.calls, solo=False)
+        self._dispatch()
+
     def on_ready(self, worker: Worker) -> None:
         if not self._queues:
             self._queues = admission.build_queues(worker.methods, self._config)
-        state = self._states[worker.id] = WorkerState(worker)
+        state = self._states.get(worker.id)
+        if state is None:
+            state = self._states[worker.id] = WorkerState(worker)
+        elif state in self._idle or state.flight is not None:
+            return
         self._idle.append(state)
         if self._state is not Lifecycle.STARTING:
             self._dispatch()

@@ -85,6 +85,7 @@ class ProcessWorker:
     batch_id: int | None = None  # sent and not yet answered
     ping_timer: asyncio.TimerHandle | None = None  # set while a ping awaits its pong
     pongs: int = 0
+    load: int = 0  # only its pool uses it
     log_task: asyncio.Task[None] | None = None
     log_pipe: asyncio.BaseTransport | None = None
 

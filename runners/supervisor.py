@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 
 from runners.config import RunnerConfig, SupervisionConfig
 from runners.errors import RunnerStartupError
 from runners.process import ProcessWorker, spawn
 from runners.transport import WorkerEvents
+from runners.types import EndpointStats
 
 logger = logging.getLogger("runners.worker")
 
@@ -89,6 +91,9 @@ class Supervisor:
         for worker in list(self.workers.values()):
             if worker.link is not None and worker.link.transport is not None:
                 worker.link.transport.close()
+
+    def endpoints(self, in_flight: Mapping[int, int]) -> list[EndpointStats]:
+        return []
 
     async def _start_worker(self, slot: int) -> ProcessWorker:
         worker_id, self._next_id = self._next_id, self._next_id + 1

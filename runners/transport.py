@@ -4,12 +4,13 @@ The pool owns queues, admission, the release policy, delivery and crash retry;
 a worker only runs batches. Three kinds plug in behind these protocols: a
 process over a socketpair (``runners.process``, supervised by
 ``runners.supervisor``), this process itself (``runners.local``, for
-``--local``), and later a worker on another host, whose hello, heartbeats and
-batch ids fit the same shape:
+``--local``), and a worker on another host over TCP (``runners.remote``), one
+``Worker`` per connected endpoint:
 
     pool ── Worker.send_batch(batch id, method, args, kwargs, call contexts) ──> worker
     pool <── WorkerEvents.on_reply(worker, ["ok", batch id, value])
                                  | ["error", batch id, error type, message]
+    pool <── on_refused(worker)   the batch was not run (busy, draining): sent again
     pool <── on_ready(worker) / on_lost(worker) / on_gave_up()   (from Workers)
 
 The call contexts (``runners.call_context``) name each call's request and trace
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 
 from runners.call_context import CallContext
 from runners.runnable import MethodSpec
+from runners.types import EndpointStats
 
 Reply = Any  # a decoded reply frame, checked by the pool against the batch it sent
 
@@ -55,6 +57,12 @@ class Worker(Protocol):
         """The methods its Runnable declares (before the runner's overrides)."""
         ...
 
+    @property
+    def load(self) -> int:
+        """Batches it holds for all its callers, as it last said (0 if only this pool
+        uses it): of two idle workers, the pool sends a batch to the less loaded."""
+        ...
+
     def send_batch(
         self,
         batch_id: int,
@@ -80,6 +88,11 @@ class WorkerEvents(Protocol):
 
     def on_reply(self, worker: Worker, reply: Reply) -> None:
         """``worker`` answered the batch it holds."""
+        ...
+
+    def on_refused(self, worker: Worker) -> None:
+        """``worker`` refused the batch it was given without running it (at capacity,
+        or draining); it takes no batch until its next ``on_ready``."""
         ...
 
     def on_lost(self, worker: Worker) -> None:
@@ -124,6 +137,11 @@ class Workers(Protocol):
 
     async def run(self) -> None:
         """Supervise until ``close()``; returns once every worker is stopped."""
+        ...
+
+    def endpoints(self, in_flight: Mapping[int, int]) -> list[EndpointStats]:
+        """Per remote endpoint figures (none for local workers); ``in_flight`` gives
+        the items each worker id holds now."""
         ...
 
     def close(self) -> None:

@@ -53,6 +53,18 @@ class MethodStats:
 
 
 @dataclass(frozen=True)
+class EndpointStats:
+    """A snapshot of one remote endpoint of a runner (``runners.remote``)."""
+
+    endpoint: str  # HOST:PORT as connected
+    connected: bool  # authenticated and taking batches (not draining)
+    in_flight: int = 0  # items sent to it and not yet answered
+    batches: int = 0  # answered
+    failures: int = 0  # connections lost or refused (a batch in flight is retried)
+    reconnects: int = 0  # connections made after the first
+
+
+@dataclass(frozen=True)
 class PoolStats:
     """A snapshot of one runner's pool."""
 
@@ -65,6 +77,12 @@ class PoolStats:
     methods: Mapping[str, MethodStats] = field(default_factory=dict)
     # Worker id -> process id, for the workers that are processes of this host.
     worker_pids: Mapping[int, int] = field(default_factory=dict)
+    endpoints: Sequence[EndpointStats] = ()  # remote workers only
+
+    @property
+    def load_items(self) -> int:
+        """Items queued or in flight over every method: the autoscaling signal."""
+        return sum(m.queue_length + m.in_flight for m in self.methods.values())
 
 
 class RunnerClient(Protocol):

@@ -44,7 +44,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runners import call_context, codec, log_context, otel, worker_log
 from runners.call_context import CallContext
@@ -59,6 +59,9 @@ from runners.replies import (
     value_reply,
 )
 from runners.runnable import runnable_methods
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 _PR_SET_PDEATHSIG = 1
 
@@ -80,7 +83,11 @@ def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
     asyncio.set_event_loop(loop)  # the Runnable's __init__ may bind objects to it
     runner, worker = str(config["runner"]), int(config.get("worker", 0))
     try:
-        with log_context.bound(runner=runner, worker=worker), _batch_spans(runner, worker) as spans:
+        provider = _process_provider(runner, worker)
+        with (
+            log_context.bound(runner=runner, worker=worker),
+            batch_spans(provider, runner) as spans,
+        ):
             _serve_on(loop, sock, config, spans)
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
@@ -88,15 +95,19 @@ def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
         loop.close()
 
 
-@contextmanager
-def _batch_spans(runner: str, worker: int) -> Iterator[otel.BatchSpans | None]:
-    """This worker's span per batch when the environment asks for traces; the
-    spans still buffered are exported when serving ends."""
+def _process_provider(runner: str, worker: int) -> TracerProvider | None:
+    """This worker process's provider when the environment asks for traces."""
     try:
-        provider = otel.tracer_provider(otel.worker_attributes(runner, worker))
+        return otel.tracer_provider(otel.worker_attributes(runner, worker))
     except TracingError as error:  # the server reported it too; serve untraced
         logger.warning("traces are off in this worker: %s", error)
-        provider = None
+        return None
+
+
+@contextmanager
+def batch_spans(provider: TracerProvider | None, runner: str) -> Iterator[otel.BatchSpans | None]:
+    """A span per batch through ``provider`` (none without one); the spans still
+    buffered are exported when the block ends. Shared with ``runners.remote``'s host."""
     if provider is None:
         yield None
         return
@@ -134,14 +145,11 @@ def _serve_on(
             if kind != "call":
                 raise SystemExit(f"unexpected message {kind!r} from the pool")
             contexts = call_context.checked(rest[0]) if rest else []
-            with batch_log_fields(contexts):
-                answer = _answer(
-                    loop, table, runner, (batch_id, method, args, kwargs), spans, contexts
-                )
-            codec.send_frame(sock, answer)
+            call = (batch_id, method, args, kwargs)
+            codec.send_frame(sock, answer(loop, table, runner, call, spans, contexts))
 
 
-def _answer(
+def answer(
     loop: asyncio.AbstractEventLoop,
     table: Mapping[str, Callable[..., Any]],
     runner: str,
@@ -149,20 +157,24 @@ def _answer(
     spans: otel.BatchSpans | None,
     contexts: Sequence[CallContext],
 ) -> list[Any]:
+    """The reply frame of one batch, run with its calls' log fields and its span: an
+    ``async def`` method runs on ``loop`` (the worker's one loop, shared with
+    ``runners.remote``'s host)."""
     batch_id, method, args, kwargs = call
-    func = table.get(method)
-    if func is None:
-        return no_method_reply(batch_id, method)
-    try:
-        with batch_span(spans, batch_id, method, contexts):
-            value = func(*args, **kwargs)
-            if inspect.iscoroutine(value):
-                value = loop.run_until_complete(value)
-    except Exception as exc:  # the user's error goes to the caller; the worker lives on
-        if not isinstance(exc, UnsupportedValue):
-            logger.error("%s raised", method, exc_info=True)
-        return error_reply(batch_id, exc)
-    return value_reply(batch_id, value, runner, method)
+    with batch_log_fields(contexts):
+        func = table.get(method)
+        if func is None:
+            return no_method_reply(batch_id, method)
+        try:
+            with batch_span(spans, batch_id, method, contexts):
+                value = func(*args, **kwargs)
+                if inspect.iscoroutine(value):
+                    value = loop.run_until_complete(value)
+        except Exception as exc:  # the user's error goes to the caller; the worker lives on
+            if not isinstance(exc, UnsupportedValue):
+                logger.error("%s raised", method, exc_info=True)
+            return error_reply(batch_id, exc)
+        return value_reply(batch_id, value, runner, method)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -201,3 +201,17 @@ def test_integers_beyond_64_bits_and_nested_unsupported_values_are_refused() -> 
     assert _feed(_wire([2**64 - 1, -(2**63)]), 1 << 20) == [[2**64 - 1, -(2**63)]]
     with pytest.raises(UnsupportedValue, match="type frozenset"):
         encode({"deep": [{"x": frozenset()}]})
+
+
+def test_a_frame_over_the_limit_is_refused_before_its_buffers_exist() -> None:
+    stream = _wire(["call", 1, "m", [np.zeros(1 << 16, np.uint8)], {}])
+    head = stream[: stream.index(b"call") + 64]  # prefix, lengths, header: no array bytes
+    assembler = FrameAssembler(max_frame_bytes=1 << 12)
+    target = assembler.get_buffer()
+    target[: len(head)] = head
+    with pytest.raises(ProtocolError, match="over the limit of 4096"):
+        assembler.advance(len(head))
+    roomy = FrameAssembler(max_frame_bytes=1 << 20)
+    target = roomy.get_buffer()
+    target[: len(head)] = head
+    assert roomy.advance(len(head)) == []  # within the limit: waits for the array

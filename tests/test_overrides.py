@@ -72,7 +72,7 @@ def test_bad_file_reports_every_problem_with_its_position(tmp_path: Path) -> Non
         f"{f}:2:3: error: graph 'diamond' has no runner 'mlp_c'; did you mean 'mlp_b'?"
         " (runners: mlp_a, mlp_b)",
         f"{f}:5:5: error: runner 'mlp_a': unknown key 'wokers'; expected one of: workers,"
-        " batching, methods, max_queue, resources, env, supervision",
+        " batching, methods, max_queue, resources, env, supervision, endpoints, remote",
         f"{f}:6:16: error: runner 'mlp_a': must be an integer >= 1, got 0",
         f"{f}:7:15: error: runner 'mlp_a': runner 'mlp_a' has no method 'score'; known: predict",
     ]
@@ -175,3 +175,28 @@ def test_settings_document_replays_every_override(graph: str, tmp_path: Path) ->
     replayed = apply_overrides(compile_file(ROOT / "graphs" / graph), config)
     assert effective_runners(replayed) == effective_runners(overridden)
     assert effective_runners(replayed) != effective_runners(plain)
+
+
+def test_endpoints_and_remote_settings_are_set_and_checked(tmp_path: Path) -> None:
+    config = _write(
+        tmp_path,
+        """runners:
+  mlp_a:
+    endpoints: ["10.0.0.7:7000", "dns:mlp-a.prod.svc:7000", "[::1]:7001"]
+    remote: {dead_peer_timeout_s: 2, tls_ca: ca.pem}
+""",
+    )
+    a = apply_overrides(compile_file(DIAMOND), config).runners["mlp_a"]
+    assert [str(e) for e in a.endpoints] == [
+        "10.0.0.7:7000",
+        "dns:mlp-a.prod.svc:7000",
+        "[::1]:7001",
+    ]
+    assert a.endpoints[1].dns and a.remote.dead_peer_timeout_s == 2 and a.remote.tls_ca == "ca.pem"
+    bad = ["runners.mlp_a.endpoints=[nohost, 'h:99999']", "runners.mlp_a.remote.dns_refresh_s=0"]
+    with pytest.raises(GraphFileError) as caught:
+        apply_overrides(compile_file(DIAMOND), None, bad)
+    text = "\n".join(str(d) for d in caught.value.diagnostics)
+    assert "'nohost' must be HOST:PORT or dns:NAME:PORT" in text
+    assert "'h:99999' must be HOST:PORT" in text
+    assert "dns_refresh_s" in text and "must be a number > 0" in text

@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "schema",
     "run",
     "serve",
+    "worker",
     "bench",
     "config",
     "models",

@@ -184,12 +184,15 @@ def effective_runners(plan: Plan) -> dict[str, dict[str, Any]]:
 def settings_document(plan: Plan) -> dict[str, Any]:
     """An overrides file (``--config``) that sets every runner to its effective
     settings: applied to the graph file, it gives ``plan``'s runners back. What a
-    runner leaves to its ``@method`` declarations (``null``) is left out."""
+    runner leaves to its ``@method`` declarations (``null``) is left out, and so are
+    empty ``endpoints``."""
     runners = {}
     for name, settings in effective_runners(plan).items():
         kept = {key: settings[key] for key in SETTINGS_KEYS}
         kept["batching"] = _without_nulls(kept["batching"])
         kept["methods"] = {m: _without_nulls(b) for m, b in kept["methods"].items()}
+        if not kept["endpoints"]:  # local workers: the default, and a worker host's view
+            del kept["endpoints"]
         runners[name] = kept
     return {"runners": runners}
 

@@ -1,5 +1,6 @@
 """Runner settings written in YAML (``workers``, ``batching``, ``methods``,
-``max_queue``, ``resources``, ``env``, ``supervision``) merged onto a ``RunnerConfig``.
+``max_queue``, ``resources``, ``env``, ``supervision``, ``endpoints``, ``remote``)
+merged onto a ``RunnerConfig``.
 
 One merge serves both places that need it: a model runner's graph entry on
 top of its stored signatures, and a deploy-time override on top of a compiled
@@ -15,13 +16,31 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from runners.config import BatchingConfig, Resources, RunnerConfig, SupervisionConfig
+from runners.config import (
+    BatchingConfig,
+    Endpoint,
+    RemoteConfig,
+    Resources,
+    RunnerConfig,
+    SupervisionConfig,
+    parse_endpoint,
+)
 
-SETTINGS_KEYS = ("workers", "batching", "methods", "max_queue", "resources", "env", "supervision")
+SETTINGS_KEYS = (
+    "workers",
+    "batching",
+    "methods",
+    "max_queue",
+    "resources",
+    "env",
+    "supervision",
+    "endpoints",
+    "remote",
+)
 RESOURCES_KEYS = ("cpu", "gpu", "devices")
 
 Path = tuple[str | int, ...]
-ConfigT = TypeVar("ConfigT", BatchingConfig, SupervisionConfig)
+ConfigT = TypeVar("ConfigT", BatchingConfig, SupervisionConfig, RemoteConfig)
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,16 @@ _SUPERVISION_CHECKS: dict[str, Check] = {
     "restart_backoff_s": _POSITIVE,
     "restart_backoff_cap_s": _POSITIVE,
     "max_start_failures": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+}
+
+_REMOTE_CHECKS: dict[str, Check] = {
+    "tls_ca": (lambda v: v is None or (isinstance(v, str) and bool(v)), "a file name or null"),
+    "connect_timeout_s": _POSITIVE,
+    "heartbeat_interval_s": _POSITIVE,
+    "dead_peer_timeout_s": _POSITIVE,
+    "dns_refresh_s": _POSITIVE,
+    "reconnect_backoff_s": _POSITIVE,
+    "reconnect_backoff_cap_s": _POSITIVE,
 }
 
 
@@ -149,6 +178,20 @@ def _merge_supervision(
 ) -> SupervisionConfig:
     """``base`` with the timings of ``raw`` replaced (``hang_timeout_s: null``: adaptive)."""
     return _merge_checked(base, raw, _SUPERVISION_CHECKS, path, problems)
+
+
+def _endpoints(raw: Any, path: Path, problems: list[Problem]) -> tuple[Endpoint, ...] | None:
+    """A list of ``HOST:PORT`` or ``dns:NAME:PORT`` strings (empty: local workers)."""
+    if not isinstance(raw, list):
+        problems.append(Problem(path, f"must be a list of HOST:PORT or dns:NAME:PORT, got {raw!r}"))
+        return None
+    endpoints = []
+    for index, text in enumerate(raw):
+        try:
+            endpoints.append(parse_endpoint(str(text)))
+        except ValueError as error:
+            problems.append(Problem((*path, index), str(error)))
+    return tuple(endpoints)
 
 
 def _merge_env(
@@ -230,6 +273,14 @@ def merge_settings(
         changes["supervision"] = _merge_supervision(
             config.supervision, raw["supervision"], ("supervision",), problems
         )
+    if "endpoints" in raw:
+        endpoints = _endpoints(raw["endpoints"], ("endpoints",), problems)
+        if endpoints is not None:
+            changes["endpoints"] = endpoints
+    if "remote" in raw:
+        changes["remote"] = _merge_checked(
+            config.remote, raw["remote"], _REMOTE_CHECKS, ("remote",), problems
+        )
     if "batching" in raw or "methods" in raw:
         changes["batching"], changes["methods"] = _merge_methods(
             config, raw, known_methods, problems
@@ -249,6 +300,8 @@ def config_to_dict(config: RunnerConfig) -> dict[str, Any]:
         "resources": _resources_to_dict(config.resources),
         "env": dict(config.env),
         "supervision": dataclasses.asdict(config.supervision),
+        "endpoints": [str(endpoint) for endpoint in config.endpoints],
+        "remote": dataclasses.asdict(config.remote),
     }
 
 

@@ -22,9 +22,11 @@ from runners.config import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_STARTUP_TIMEOUT_S,
     BatchingConfig,
+    RemoteConfig,
     Resources,
     RunnerConfig,
     SupervisionConfig,
+    parse_endpoint,
 )
 from runners.errors import RunnerError
 from runners.runnable import MethodSpec, Runnable, runnable_methods
@@ -63,6 +65,8 @@ def _config(ctx: CompileContext, name: str, data: Mapping[str, Any]) -> RunnerCo
         env=dict(data.get("env") or {}),
         startup_timeout_s=data.get("startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S),
         supervision=SupervisionConfig(**dict(data.get("supervision") or {})),
+        endpoints=tuple(parse_endpoint(str(e)) for e in data.get("endpoints") or ()),
+        remote=RemoteConfig(**dict(data.get("remote") or {})),
     )
 
 

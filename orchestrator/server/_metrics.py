@@ -38,7 +38,7 @@ from prometheus_client.registry import Collector
 
 from orchestrator._about import graphctl_version
 from orchestrator.server._process_usage import process_usage
-from runners.types import QUEUE_WAIT_BUCKETS_S, CallResult, MethodStats, PoolStats
+from runners.types import QUEUE_WAIT_BUCKETS_S, CallResult, EndpointStats, MethodStats, PoolStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (
@@ -149,6 +149,44 @@ _POOL_FAMILIES: tuple[tuple[str, str, _Family, Callable[[PoolStats], float]], ..
         CounterMetricFamily,
         lambda pool: pool.restarts,
     ),
+    (
+        "graphctl_runner_load_items",
+        "Items queued or in flight over every method: the signal to autoscale worker hosts on.",
+        GaugeMetricFamily,
+        lambda pool: pool.load_items,
+    ),
+)
+_ENDPOINT_FAMILIES: tuple[tuple[str, str, _Family, Callable[[EndpointStats], float]], ...] = (
+    (
+        "graphctl_endpoint_up",
+        "1 while the worker host is connected and takes batches.",
+        GaugeMetricFamily,
+        lambda host: float(host.connected),
+    ),
+    (
+        "graphctl_endpoint_in_flight_items",
+        "Items sent to the worker host and not yet answered.",
+        GaugeMetricFamily,
+        lambda host: host.in_flight,
+    ),
+    (
+        "graphctl_endpoint_batches",
+        "Batches the worker host answered.",
+        CounterMetricFamily,
+        lambda host: host.batches,
+    ),
+    (
+        "graphctl_endpoint_failures",
+        "Connections to the worker host that failed or were lost.",
+        CounterMetricFamily,
+        lambda host: host.failures,
+    ),
+    (
+        "graphctl_endpoint_reconnects",
+        "Connections to the worker host made after the first.",
+        CounterMetricFamily,
+        lambda host: host.reconnects,
+    ),
 )
 _METHOD_FAMILIES: tuple[tuple[str, str, _Family, Callable[[MethodStats], float]], ...] = (
     (
@@ -191,6 +229,7 @@ _METHOD_FAMILIES: tuple[tuple[str, str, _Family, Callable[[MethodStats], float]]
 _POOL_LABELS = ["graph", "runner"]
 _METHOD_LABELS = [*_POOL_LABELS, "method"]
 _WORKER_LABELS = [*_POOL_LABELS, "worker"]
+_ENDPOINT_LABELS = [*_POOL_LABELS, "endpoint"]
 
 
 class PoolCollector(Collector):
@@ -213,6 +252,10 @@ class PoolCollector(Collector):
         method_families = [
             (kind(name, doc, labels=_METHOD_LABELS), figure)
             for name, doc, kind, figure in _METHOD_FAMILIES
+        ]
+        endpoint_families = [
+            (kind(name, doc, labels=_ENDPOINT_LABELS), figure)
+            for name, doc, kind, figure in _ENDPOINT_FAMILIES
         ]
         sizes = HistogramMetricFamily(
             "graphctl_runner_batch_size", "Items per batch.", labels=_METHOD_LABELS
@@ -250,7 +293,11 @@ class PoolCollector(Collector):
                     if usage is not None:  # gone since the snapshot: left out
                         cpu.add_metric([*key, str(worker)], usage.cpu_s)
                         memory.add_metric([*key, str(worker)], usage.resident_bytes)
+                for host in pool.endpoints:
+                    for family, of_host in endpoint_families:
+                        family.add_metric([*key, host.endpoint], of_host(host))
         yield from (family for family, _ in pool_families)
+        yield from (family for family, _ in endpoint_families)
         yield from (family for family, _ in method_families)
         yield from (sizes, waits, cpu, memory)
 

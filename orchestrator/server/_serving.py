@@ -130,6 +130,8 @@ def runner_not_ready(pool: PoolStats) -> str:
         return ""
     if pool.hung_workers:
         return f"hung: {pool.hung_workers} of {pool.workers} workers hold a batch far too long"
+    if pool.endpoints:
+        return "no reachable worker host: " + ", ".join(e.endpoint for e in pool.endpoints)
     return f"no ready worker: {pool.workers - pool.ready_workers} of {pool.workers} restarting"
 
 

@@ -1,0 +1,247 @@
+"""The orchestrator's end of one connection to a worker host: a
+``runners.transport.Worker`` once the handshake is done.
+
+``connect`` opens the connection, proves the token and checks the worker's proof
+(``runners.remote.protocol``); a refusal or a failed proof is a ``WorkerRefused``
+naming the endpoint and the cause, raised at once. Once connected, a heartbeat
+goes every ``heartbeat_interval_s``; a peer silent for ``dead_peer_timeout_s`` is
+dropped, and the pool retries its batch elsewhere (``on_lost``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runners import codec
+from runners.call_context import CallContext
+from runners.config import RemoteConfig
+from runners.errors import WorkerRefused
+from runners.remote import protocol
+from runners.remote.link import FrameLink
+from runners.runnable import MethodSpec
+from runners.transport import WorkerEvents
+
+logger = logging.getLogger("runners.remote")
+
+BUSY_RETRY_S = 0.02  # a worker that said "busy" is offered batches again after this
+
+
+@dataclass(frozen=True)
+class Address:
+    """One worker host to connect to; ``server_name`` is what its TLS certificate names."""
+
+    host: str
+    port: int
+    server_name: str
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class RemoteWorker:
+    """One authenticated connection to a worker host."""
+
+    def __init__(
+        self,
+        runner: str,
+        worker_id: int,
+        address: Address,
+        events: WorkerEvents,
+        remote: RemoteConfig,
+    ) -> None:
+        self.id = worker_id
+        self.runner = runner
+        self.address = address
+        self.label = f"{runner}/{address}"
+        self.methods: Mapping[str, MethodSpec] = {}
+        self.load = 0
+        self.pid: int | None = None  # a process of another host: none of its figures here
+        self.batch_id: int | None = None
+        self.batches = 0
+        self.draining = False
+        self.serving = False
+        self.closed = asyncio.Event()
+        self.close_reason: str | None = None
+        self._events = events
+        self._remote = remote
+        self._handshake: asyncio.Queue[Any] = asyncio.Queue()
+        self._timer: asyncio.TimerHandle | None = None
+        self._pings = 0
+        self.link = FrameLink(self._on_message, self._on_closed, protocol.DEFAULT_MAX_FRAME_BYTES)
+
+    # -- Worker ----------------------------------------------------------------
+
+    def send_batch(
+        self,
+        batch_id: int,
+        method: str,
+        args: list[Any],
+        kwargs: Any,
+        contexts: Sequence[CallContext] = (),
+    ) -> None:
+        chunks = codec.encode(
+            ["call", batch_id, method, args, kwargs, list(contexts)],
+            runner=self.label,
+            method=method,
+        )
+        self.batch_id = batch_id
+        self.link.send(chunks)
+
+    def kill(self) -> None:
+        self.link.abort("stopped by the pool")
+
+    # -- the connection ----------------------------------------------------------
+
+    def _on_message(self, message: Any) -> None:
+        if not self.serving:
+            self._handshake.put_nowait(message)
+        elif protocol.is_message(message, "ok", 3) or protocol.is_message(message, "error", 4):
+            self._answered(message)
+        elif protocol.is_message(message, "pong", 3):
+            self.load = int(message[2]) if isinstance(message[2], int) else 0
+        elif protocol.is_message(message, "busy", 3):
+            self._busy(message)
+        elif protocol.is_message(message, "going_away", 1):
+            self._going_away()
+        else:
+            self.link.abort("the worker sent an unexpected message")
+
+    def _answered(self, message: list[Any]) -> None:
+        if message[1] != self.batch_id:  # a late answer to a batch sent elsewhere since
+            logger.warning("[%s] dropped an answer to batch %r", self.label, message[1])
+            return
+        self.batch_id = None
+        self.batches += 1
+        self._events.on_reply(self, message)
+        if self.draining:
+            self._events.on_refused(self)
+
+    def _busy(self, message: list[Any]) -> None:
+        if message[1] != self.batch_id:
+            return
+        self.batch_id = None
+        logger.debug("[%s] refused a batch: %s", self.label, message[2])
+        self._events.on_refused(self)
+        if not self.draining:
+            asyncio.get_running_loop().call_later(BUSY_RETRY_S, self._offer_again)
+
+    def _offer_again(self) -> None:
+        if self.serving and not self.draining and not self.closed.is_set():
+            self._events.on_ready(self)
+
+    def _going_away(self) -> None:
+        logger.info("[%s] is draining: no new batches", self.label)
+        self.draining = True
+        if self.batch_id is None:
+            self._events.on_refused(self)
+
+    def _heartbeat(self) -> None:
+        """Ping, or drop the connection if the peer has been silent too long."""
+        loop = asyncio.get_running_loop()
+        silent = loop.time() - self.link.last_heard
+        if silent > self._remote.dead_peer_timeout_s:
+            self.link.abort(f"no answer for {silent:.1f} s: the host is taken for dead")
+            return
+        self._pings += 1
+        self.link.send(codec.encode(["ping", self._pings]))
+        self._timer = loop.call_later(self._remote.heartbeat_interval_s, self._heartbeat)
+
+    def _on_closed(self, reason: str | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.close_reason = reason
+        self._handshake.put_nowait(None)
+        was_serving, self.serving = self.serving, False
+        self.closed.set()
+        if was_serving:
+            if reason is not None:
+                logger.warning("[%s] connection lost: %s", self.label, reason)
+            self._events.on_lost(self)
+
+    # -- the handshake ------------------------------------------------------------
+
+    async def handshake(self, token: str, spec_hash: str) -> None:
+        """Prove the token, check the worker's proof; ``WorkerRefused`` on a mismatch."""
+        client_nonce = protocol.new_nonce()
+        self.link.send(codec.encode(["hello", protocol.PROTOCOL_VERSION, spec_hash, client_nonce]))
+        challenge = await self._next()
+        if not protocol.is_message(challenge, "challenge", 5):
+            raise self._unexpected(challenge)
+        _, _, worker_spec, worker_nonce, worker_proof = challenge
+        expected = protocol.proof(token, "worker", client_nonce, worker_nonce, str(worker_spec))
+        if not protocol.proof_matches(expected, worker_proof):
+            self.link.abort("wrong token")
+            raise self._refused(
+                protocol.TOKEN, f"wrong {protocol.TOKEN_ENV}: the worker's proof does not match"
+            )
+        mine = protocol.proof(token, "orchestrator", client_nonce, worker_nonce, str(worker_spec))
+        self.link.send(codec.encode(["proof", mine]))
+        welcome = await self._next()
+        if not protocol.is_message(welcome, "welcome", 3):
+            raise self._unexpected(welcome)
+        self.load = int(welcome[1])
+        self.methods = {
+            name: MethodSpec(name, bool(batchable), int(batch_dim), bool(stack))
+            for name, (batchable, batch_dim, stack) in welcome[2].items()
+        }
+        self.serving = True
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._remote.heartbeat_interval_s, self._heartbeat)
+
+    async def _next(self) -> Any:
+        message = await self._handshake.get()
+        if message is None:
+            raise ConnectionError(self.close_reason or "the worker closed the connection")
+        return message
+
+    def _unexpected(self, message: Any) -> Exception:
+        if protocol.is_message(message, "refused", 3):
+            self.link.close()
+            return self._refused(str(message[1]), str(message[2]))
+        self.link.abort("an unexpected handshake message")
+        return ConnectionError("the worker sent an unexpected handshake message")
+
+    def _refused(self, cause: str, message: str) -> WorkerRefused:
+        return WorkerRefused(
+            f"endpoint {self.address} refused the connection ({cause}): {message}",
+            runner=self.runner,
+        )
+
+
+async def connect(
+    runner: str,
+    worker_id: int,
+    address: Address,
+    events: WorkerEvents,
+    *,
+    token: str,
+    spec_hash: str,
+    remote: RemoteConfig,
+) -> RemoteWorker:
+    """A connected, authenticated worker; ``WorkerRefused`` for a configuration error,
+    ``OSError``/``TimeoutError``/``ConnectionError`` when it cannot be reached."""
+    worker = RemoteWorker(runner, worker_id, address, events, remote)
+    loop = asyncio.get_running_loop()
+    tls = protocol.client_tls(remote.tls_ca)
+    try:
+        async with asyncio.timeout(remote.connect_timeout_s):
+            transport, _ = await loop.create_connection(
+                lambda: worker.link,
+                address.host,
+                address.port,
+                ssl=tls,
+                server_hostname=address.server_name if tls else None,
+            )
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                protocol.tune_socket(sock, remote.dead_peer_timeout_s)
+            await worker.handshake(token, spec_hash)
+    except BaseException:
+        worker.link.abort("handshake failed")
+        raise
+    return worker

@@ -43,7 +43,10 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def require_namespaces() -> None:
     """Raise a clear error where network namespaces cannot be made here."""
     probe = f"{PREFIX}{os.getpid()}-probe"
-    done = ip("netns", "add", probe, check=False)
+    try:
+        done = ip("netns", "add", probe, check=False)
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"these tests need iproute2's `ip` command: {exc}") from exc
     ip("netns", "delete", probe, check=False)
     if done.returncode != 0:
         raise RuntimeError(

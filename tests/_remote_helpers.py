@@ -49,12 +49,13 @@ class WorkerProcess:
         host: str = "127.0.0.1",
         runner: str = "doubler",
         wait: bool = True,
+        prefix: Sequence[str] = (),  # e.g. `ip netns exec NS`, to run it on another host
     ) -> None:
         self.port = port or free_port()
         env = {k: v for k, v in os.environ.items() if k != protocol.TOKEN_ENV}
         if token is not None:
             env[protocol.TOKEN_ENV] = token
-        command = [sys.executable, "-c", CLI, "worker", str(graph), "--runner", runner]
+        command = [*prefix, sys.executable, "-c", CLI, "worker", str(graph), "--runner", runner]
         command += ["--listen", f"{host}:{self.port}", *args]
         self.process = subprocess.Popen(
             command,

@@ -93,10 +93,18 @@ def open_post(url: str, path: str, body: Mapping[str, object]) -> socket.socket:
 class ServeProcess:
     """``graphctl serve ARGS`` as a child process on a free port."""
 
-    def __init__(self, args: Sequence[str], *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        prefix: Sequence[str] = (),  # e.g. `ip netns exec NS`, to run it on another host
+    ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-c", CLI, "serve", *args, "--port", str(self.port)]
+        self.url = f"http://{host}:{self.port}"
+        command = [*prefix, sys.executable, "-c", CLI, "serve", *args, "--port", str(self.port)]
+        command += ["--host", host]
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,

@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,11 +70,15 @@ def _gone(pid: int) -> bool:
 
 
 def remove_leftovers() -> None:
-    """Remove namespaces, links and /etc/netns folders of runs that are gone."""
+    """Remove namespaces (and the processes left in them), links and /etc/netns
+    folders of runs that are gone."""
     for line in ip("netns", "list").stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         match = _OWN_NAME.match(name)
         if match and _gone(int(match.group(1))):
+            for pid in ip("netns", "pids", name, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)  # the dead run's worker hosts
             ip("netns", "delete", name, check=False)
     for line in ip("-o", "link", "show").stdout.splitlines():
         name = line.split(":")[1].strip().split("@")[0]
@@ -154,9 +159,7 @@ class Network:
         """Make ``address`` the resolver of processes started with ``exec(host, ...)``."""
         folder = NETNS_ETC / self.namespace(host)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "resolv.conf").write_text(
-            f"nameserver {address}\noptions timeout:1 attempts:2\n"
-        )
+        (folder / "resolv.conf").write_text(f"nameserver {address}\noptions timeout:1 attempts:2\n")
 
     def close(self) -> None:
         """Remove everything made, whatever state it is in."""

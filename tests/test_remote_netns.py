@@ -169,8 +169,7 @@ def test_a_cut_link_is_detected_within_the_timeout_and_its_batches_retried(
         for worker in workers:
             worker.close()
     load.check()
-    print(f"link cut detected in {detected_s:.2f} s (dead_peer_timeout_s={DEAD_PEER_TIMEOUT_S})")
-    assert DEAD_PEER_TIMEOUT_S * 0.9 <= detected_s < 3 * DEAD_PEER_TIMEOUT_S
+    assert DEAD_PEER_TIMEOUT_S * 0.9 <= detected_s < 3 * DEAD_PEER_TIMEOUT_S, detected_s
     assert workers[0].process.pid in load.pids(len(load.results) - 50)  # used again
 
 
@@ -180,13 +179,13 @@ def _listed_endpoints(url: str) -> set[str]:
     return set(re.findall(r'graphctl_endpoint_up\{[^}]*endpoint="([^"]+)"', text))
 
 
-def test_a_dns_endpoint_follows_hosts_joining_and_leaving(
-    network: Network, tmp_path: Path
-) -> None:
+def test_a_dns_endpoint_follows_hosts_joining_and_leaving(network: Network, tmp_path: Path) -> None:
     name = "workers.test"
     config = tmp_path / "hosts.yaml"
     config.write_text(
-        json.dumps({"runners": {"doubler": {"endpoints": [f"dns:{name}:{PORT}"], "remote": REMOTE}}})
+        json.dumps(
+            {"runners": {"doubler": {"endpoints": [f"dns:{name}:{PORT}"], "remote": REMOTE}}}
+        )
     )
     h1, h2 = network.address("h1"), network.address("h2")
     network.use_nameserver("orch", network.gateway)

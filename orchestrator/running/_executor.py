@@ -121,13 +121,16 @@ class Executor:
         start = time.monotonic()
         parent = request.trace.start(node.name, node.kind) if request.trace is not None else None
         try:
-            with (
-                call_context.traced(parent) if parent is not None else _UNTRACED,
-                # A function node's own log lines name it; a runner node's come from
-                # its worker, which binds its own fields.
-                log_context.bound(node=node.name) if node.kind == "function" else _UNTRACED,
-            ):
+            if parent is None and node.kind != "function":  # the usual case: no scope
                 value, calls, status = await self._evaluate(node, request)
+            else:
+                with (
+                    call_context.traced(parent) if parent is not None else _UNTRACED,
+                    # A function node's own log lines name it; a runner node's come
+                    # from its worker, which binds its own fields.
+                    log_context.bound(node=node.name) if node.kind == "function" else _UNTRACED,
+                ):
+                    value, calls, status = await self._evaluate(node, request)
         except BaseException as error:
             if request.first_error is None and not isinstance(error, asyncio.CancelledError):
                 request.first_error = error

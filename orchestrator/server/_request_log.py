@@ -117,7 +117,8 @@ class RequestLog:
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
             await send(message)
 
-        with log_context.bound(request_id=request_id):
+        # Every line of the request names it, and its graph on a graph route.
+        with log_context.bound(request_id=request_id, graph=route[0] if route else None):
             try:
                 await self.app(scope, receive, identified_send)
             except Exception as error:

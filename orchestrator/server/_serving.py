@@ -31,7 +31,6 @@ from orchestrator.running._trace import Tee
 from orchestrator.server._deadlines import shorter_timeout_ms
 from orchestrator.server._errors import HttpError, classify, error_body
 from orchestrator.server._metrics import Metrics
-from runners import log_context
 from runners.errors import Overloaded, RunnerError
 from runners.lifecycle import Lifecycle
 from runners.types import PoolStats
@@ -194,24 +193,23 @@ class Served:
         """
         slot = self.slots[name]
         start = time.perf_counter()
-        with log_context.bound(graph=name):  # every line of the request names its graph
-            try:
-                return await self._run(slot, inputs, self._tracers[name], timeout_ms)
-            except Exception as error:  # every failure becomes an HTTP answer, never a traceback
-                failure = classify(
-                    error, bad_request_status=bad_request_status, expose=self.expose_errors
-                )
-                if failure.status >= 500 and failure.status != 503:
-                    _log_failure(name, route, error, failure)
-                return failure
-            except asyncio.CancelledError:
-                log.info(
-                    "graph %r: request cancelled after %.0f ms, before its answer "
-                    "(its client disconnected)",
-                    name,
-                    (time.perf_counter() - start) * 1000,
-                )
-                raise
+        try:
+            return await self._run(slot, inputs, self._tracers[name], timeout_ms)
+        except Exception as error:  # every failure becomes an HTTP answer, never a traceback
+            failure = classify(
+                error, bad_request_status=bad_request_status, expose=self.expose_errors
+            )
+            if failure.status >= 500 and failure.status != 503:
+                _log_failure(name, route, error, failure)
+            return failure
+        except asyncio.CancelledError:
+            log.info(
+                "graph %r: request cancelled after %.0f ms, before its answer "
+                "(its client disconnected)",
+                name,
+                (time.perf_counter() - start) * 1000,
+            )
+            raise
 
     async def _run(
         self, slot: Slot, inputs: Mapping[str, Any], trace: Tracer, timeout_ms: float | None

@@ -23,8 +23,8 @@ from typing import Any
 
 from bench._common import BENCH_DIR, DURATION_ENV, REPO_DIR, RESULTS_DIR, WARMUP_ENV
 
-# (name, time limit in seconds) in running order: the other issues' benchmarks
-# first, then the suite's own. A missing script is reported, not an error.
+# (name, time limit in seconds) in running order: the component benchmarks
+# first, then the end-to-end ones. A missing script is reported, not an error.
 BENCHMARKS: tuple[tuple[str, float], ...] = (
     ("runners", 90.0),
     ("graph", 90.0),

@@ -4,7 +4,7 @@
      ├── Unavailable            temporary: the same call may succeed if sent again
      │    │                     later (HTTP answers 503 with ``Retry-After``)
      │    ├── WorkerCrashed     no worker is left to run a call (they keep failing
-     │    │                     to start, or the last one died holding the call)
+     │    │                     to start)
      │    ├── Overloaded        the queue is full or its predicted wait is already
      │    │                     past the call's deadline (carries ``retry_after_s``)
      │    ├── CallTimeout       the call waited longer than its deadline or
@@ -21,9 +21,8 @@
      ├── MethodError            the user's method raised; carries its type and message
      ├── UnsupportedValue       a value cannot cross the data-only IPC protocol
      ├── ProtocolError          a malformed frame: the worker sending it is killed
- ├── TracingError           the OTEL_* variables ask for traces this install
- │                          cannot export (SDK missing, unknown exporter)
-     ├── PoolClosed             the pool is not started, or already stopped
+     ├── TracingError           the OTEL_* variables ask for traces this install
+     │                          cannot export (SDK missing, unknown exporter)
      └── ModelError             a model store entry cannot be used (names the entry)
           ├── ModelNotFound     no such model name or version in the store
           └── ModelCorrupt      metadata unreadable, a file missing, or a file whose

@@ -1,7 +1,7 @@
 """What a log line knows of the work it is about, whichever process writes it.
 
 The server binds a request's fields (``request_id``, ``trace_id``, ``graph``)
-around the request, the executor a node's (``node``, ``runner``), and a worker
+around the request, the executor a function node's (``node``), and a worker
 the fields of the batch it runs (``runner``, ``worker``, and the ``request_id``
 list of the requests in the batch). A log formatter reads ``current()``; fields
 never set are absent, not ``None``.

@@ -185,7 +185,7 @@ class BatchSpans:
         attributes: dict[str, Any] = {
             "graphctl.runner": self._runner,
             "graphctl.method": method,
-            "graphctl.batch.id": batch_id,
+            "graphctl.batch_id": batch_id,
             "graphctl.batch.calls": len(contexts),
         }
         parent_context = trace.set_span_in_context(trace.NonRecordingSpan(parents[0]))

@@ -19,4 +19,8 @@ def test_unknown_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
         raise PackageNotFoundError(name)
 
     monkeypatch.setattr(_about, "version", missing)
-    assert graphctl_version() == "unknown"
+    graphctl_version.cache_clear()  # looked up once per process
+    try:
+        assert graphctl_version() == "unknown"
+    finally:
+        graphctl_version.cache_clear()

@@ -130,11 +130,11 @@ def test_a_served_request_is_traced_from_caller_to_the_batch_it_rode_in(
     assert alone.parent_span_id == node_span[callers[0][1]], "a batch of one nests in its trace"
     linked = {(ln.trace_id, ln.span_id) for ln in shared.links}
     assert linked == {(callers[i][1], node_span[callers[i][1]]) for i in (1, 2, 3)}
-    assert alone.attributes["graphctl.batch.id"] != shared.attributes["graphctl.batch.id"]
+    assert alone.attributes["graphctl.batch_id"] != shared.attributes["graphctl.batch_id"]
     held_batches = {
         s.trace_id: s.attributes["graphctl.batch_id"] for s in receiver.named("node held")
     }
-    assert held_batches[callers[1][1]] == shared.attributes["graphctl.batch.id"]
+    assert held_batches[callers[1][1]] == shared.attributes["graphctl.batch_id"]
 
 
 def test_graphctl_run_exports_a_trace_per_request(receiver: Receiver) -> None:

@@ -113,7 +113,7 @@ class RequestLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                # A new message: a prebuilt one (the 503 past the in-flight bound) is shared.
+                # A new message: the caller's may be reused (never change what was sent).
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
             await send(message)
 

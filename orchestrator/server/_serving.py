@@ -169,7 +169,7 @@ class Served:
         return {name: reasons for name, reasons in report.items() if reasons}
 
     def refusal(self, name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The prebuilt 503 when graph ``name`` is at its in-flight bound, else ``None``:
+        """The 503 when graph ``name`` is at its in-flight bound, else ``None``:
         cheap enough that refusing does not starve the requests being served."""
         slot = self.slots[name]
         if slot.inflight < slot.max_inflight:

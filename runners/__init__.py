@@ -28,10 +28,11 @@ from runners.errors import (
 from runners.lifecycle import Lifecycle
 from runners.local import LocalClient
 from runners.pool import WorkerPool
-from runners.runnable import MethodSpec, Runnable, method
+from runners.runnable import END, MethodSpec, Runnable, method
 from runners.types import CallResult, MethodStats, PoolStats, RunnerClient
 
 __all__ = [
+    "END",
     "BatchingConfig",
     "CallResult",
     "CallTimeout",

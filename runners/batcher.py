@@ -39,6 +39,7 @@ from runners.latency_model import (
 )
 from runners.merging import call_key, split_outputs
 from runners.runnable import MethodSpec
+from runners.streaming import ItemStream
 from runners.types import QUEUE_WAIT_BUCKETS_S, CallResult, MethodStats
 
 _EWMA = 0.2  # weight of the newest batch in the measured batch time
@@ -64,6 +65,7 @@ class PendingCall:
     queued: bool = True
     limit: float = math.inf  # dispatched by then, or dropped (deadline, max_latency_ms)
     context: CallContext | None = None  # request id and trace parent, sent with the batch
+    stream: ItemStream | None = None  # a streaming call's chunks, on their way to its caller
 
 
 def key_of(call: PendingCall, spec: MethodSpec) -> Hashable:
@@ -293,6 +295,7 @@ class Flight:
     batch_id: int
     sent_at: float
     rows: int  # the batch's size in rows
+    progress_at: float = 0.0  # a streaming batch's last step, for the hang limit
 
 
 @dataclass(eq=False)

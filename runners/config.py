@@ -250,4 +250,5 @@ class RunnerConfig:
             declared.batchable if batching.batchable is None else batching.batchable,
             declared.batch_dim if batching.batch_dim is None else batching.batch_dim,
             declared.stack if batching.stack is None else batching.stack,
+            declared.stream,
         )

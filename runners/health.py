@@ -83,7 +83,7 @@ class HangWatch:
         suspect = self.limit_s(method)
         if times is not None and times.count >= self._timings.hang_warmup_batches:
             suspect = min(suspect, self._timings.hang_factor * times.p99_s)
-        return now - flight.sent_at > suspect
+        return now - max(flight.sent_at, flight.progress_at) > suspect
 
     def sent(self, state: WorkerState, method: str) -> None:
         """A batch was sent: one timer per busy worker, left armed across batches (no
@@ -111,7 +111,7 @@ class HangWatch:
         if flight is None:
             return
         limit = self.limit_s(flight.queue.spec.name)
-        left = flight.sent_at + limit - time.monotonic()
+        left = max(flight.sent_at, flight.progress_at) + limit - time.monotonic()
         if left > 0.0:
             self._arm(state, left)
             return

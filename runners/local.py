@@ -42,7 +42,8 @@ from runners.replies import (
     no_method_reply,
     value_reply,
 )
-from runners.runnable import MethodSpec, runnable_methods
+from runners.runnable import MethodSpec, method_spec_of, runnable_methods
+from runners.streaming import answer_stream
 from runners.transport import WorkerEvents
 from runners.types import EndpointStats
 
@@ -84,6 +85,7 @@ class InProcessWorker:
         self._events = events
         self._inbox: asyncio.Queue[Call | None] = asyncio.Queue()
         self._spans: otel.BatchSpans | None = None  # made at the first traced batch
+        self._stops: dict[int, list[int]] = {}  # streaming batch id -> items to stop
 
     def send_batch(
         self,
@@ -100,6 +102,11 @@ class InProcessWorker:
         )
         _, batch_id, method, args, kwargs, contexts = codec.roundtrip(frame)
         self._inbox.put_nowait((batch_id, method, args, kwargs, list(contexts)))
+
+    def stop_item(self, batch_id: int, index: int) -> None:
+        stops = self._stops.get(batch_id)
+        if stops is not None:
+            stops.append(index)
 
     def kill(self) -> None:
         logger.error("[%s] a method running in this process cannot be stopped", self.label)
@@ -136,14 +143,42 @@ class InProcessWorker:
                 if inspect.iscoroutinefunction(func):
                     value = await func(*args, **kwargs)
                 else:  # in the method thread, with this batch's log fields and span
-                    loop = asyncio.get_running_loop()
-                    run = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-                    value = await loop.run_in_executor(self._thread, run)
+                    value = await self._in_thread(functools.partial(func, *args, **kwargs))
+                if inspect.isgenerator(value) or inspect.isasyncgen(value):
+                    return await self._stream(value, func, (batch_id, method, args, kwargs))
         except Exception as exc:  # logged once with its traceback, as a worker process does
             if not isinstance(exc, UnsupportedValue):
                 logger.error("[%s] %s raised", self.label, method, exc_info=True)
             return error_reply(batch_id, exc)
         return value_reply(batch_id, value, self._runner, method)
+
+    async def _in_thread(self, step: Callable[[], Any]) -> Any:
+        """Run ``step`` in the method thread, in this task's context (log fields, span)."""
+        run = functools.partial(contextvars.copy_context().run, step)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, run)
+
+    async def _stream(
+        self, gen: Any, func: Callable[..., Any], call: tuple[int, str, list[Any], dict[str, Any]]
+    ) -> list[Any]:
+        """Run a streaming batch, its steps answered as a worker process answers them."""
+        batch_id, method = call[0], call[1]
+        stops = self._stops[batch_id] = []
+
+        def emit(frame: list[Any]) -> None:
+            encoded = codec.encode(frame, runner=self._runner, method=method)
+            self._events.on_reply(self, codec.roundtrip(encoded))
+
+        def poll() -> list[int]:
+            taken = list(stops)
+            stops.clear()
+            return taken
+
+        try:
+            spec = method_spec_of(func)
+            error = await answer_stream(gen, spec, call, emit, poll, self._in_thread)
+        finally:
+            del self._stops[batch_id]
+        return error if error is not None else codec.encode(["ok", batch_id, None])
 
     def _batch_spans(self, contexts: Sequence[CallContext]) -> otel.BatchSpans | None:
         """Spans through this process's global provider, looked up only once a call

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -52,6 +52,14 @@ from runners.lifecycle import Lifecycle
 from runners.merging import merge_inputs
 from runners.resources import plan_environments
 from runners.runnable import MethodSpec
+from runners.streaming import (
+    ItemStream,
+    deliver_progress,
+    end_stream,
+    is_done,
+    is_progress,
+    unstarted,
+)
 from runners.supervisor import Supervisor
 from runners.transport import Reply, Worker, WorkerEvents, Workers
 from runners.types import Args, CallResult, Kwargs, PoolStats
@@ -187,6 +195,38 @@ class WorkerPool:
             raise
         return result
 
+    async def stream(
+        self, method: str, args: Args, kwargs: Kwargs, *, deadline: float | None = None
+    ) -> AsyncIterator[Any]:
+        """The chunks of one call of a streaming method, as they come (see
+        ``runners.streaming``). Leaving the iterator early (``aclose``, or a
+        cancelled consumer) stops its item in the worker; use it in
+        ``contextlib.aclosing`` so that happens at once."""
+        queue = self._queue(method)
+        if not queue.spec.stream:
+            raise RunnerError(
+                f"{method} is not a streaming method", runner=self.name, method=method
+            )
+        (call,) = self._enqueue(queue, [(args, kwargs)], deadline, stream=True)
+        sink = call.stream
+        assert sink is not None
+        try:
+            while not is_done(chunk := await sink.next_chunk()):
+                yield chunk
+            await call.future  # raises the call's error, if it failed
+        finally:
+            if not call.future.done():
+                call.future.cancel()
+                queue.discard(call)
+                self._stop_item(sink)
+
+    def _stop_item(self, sink: ItemStream) -> None:
+        """Tell the worker running ``sink``'s batch to stop producing for it."""
+        for state in self._states.values():
+            flight = state.flight
+            if flight is not None and flight.batch_id == sink.batch_id:
+                state.worker.stop_item(flight.batch_id, sink.index)
+
     async def submit_many(
         self, method: str, calls: Sequence[tuple[Args, Kwargs]], *, deadline: float | None = None
     ) -> list[CallResult]:
@@ -239,7 +279,12 @@ class WorkerPool:
         return queue
 
     def _enqueue(
-        self, queue: MethodQueue, calls: Sequence[tuple[Args, Kwargs]], deadline: float | None
+        self,
+        queue: MethodQueue,
+        calls: Sequence[tuple[Args, Kwargs]],
+        deadline: float | None,
+        *,
+        stream: bool = False,
     ) -> list[PendingCall]:
         workers = self._workers
         assert workers is not None
@@ -258,6 +303,10 @@ class WorkerPool:
             idle=bool(self._idle),
         )
         pending = admission.enqueue(queue, calls, now, limit, call_context.capture())
+        if stream:
+            for call in pending:
+                call.stream = ItemStream()
+                call.stream.watch(call.future)
         if not self._dispatch_pending:
             self._dispatch()
         admission.arm_timers(queue, pending, limit - now, self.name)
@@ -312,6 +361,9 @@ class WorkerPool:
             return
         now = time.monotonic()
         state.flight = Flight(queue, batch, self._next_batch, now, batch_rows(batch, queue.spec))
+        for index, call in enumerate(batch):
+            if call.stream is not None:
+                call.stream.batch_id, call.stream.index = self._next_batch, index
         queue.in_flight += len(batch)
         for call in batch:
             queue.record_wait(now - call.enqueued_at)
@@ -326,6 +378,9 @@ class WorkerPool:
     # -- WorkerEvents (called by the workers, on the loop) ---------------------------
 
     def on_reply(self, worker: Worker, reply: Reply) -> None:
+        if is_progress(reply):
+            self._on_progress(worker, reply)
+            return
         state = self._states.get(worker.id)
         flight = None if state is None else self._take_flight(state)
         if (
@@ -339,16 +394,32 @@ class WorkerPool:
             return
         queue, calls, now = flight.queue, flight.calls, time.monotonic()
         queue.record_batch(flight.rows, now - flight.sent_at)
-        self._hangs.observe(queue.spec.name, now - flight.sent_at)
-        queue.warn_if_over_budget(self.name)
-        if reply[0] == "ok":
-            deliver(flight, reply[2], self.name, worker.id)
+        method = queue.spec.name
+        error = None if reply[0] == "ok" else batch_error(reply[2], reply[3], self.name, method)
+        if queue.spec.stream:  # its time is the stream's, not one step's
+            end_stream(flight, error, worker.id)
         else:
-            fail_batch(queue, calls, batch_error(reply[2], reply[3], self.name, queue.spec.name))
+            self._hangs.observe(method, now - flight.sent_at)
+            queue.warn_if_over_budget(self.name)
+            if error is None:
+                deliver(flight, reply[2], self.name, worker.id)
+            else:
+                fail_batch(queue, calls, error)
         self._idle.append(state)
         if len(calls) > 1 or oldest_queue(self._queues.values()) is not None:
             self._schedule_dispatch()
         self._check_drained()
+
+    def _on_progress(self, worker: Worker, reply: list[Any]) -> None:
+        """A step of the streaming batch ``worker`` holds: chunks to their callers."""
+        state = self._states.get(worker.id)
+        flight = None if state is None else state.flight
+        if flight is None or reply[1] != flight.batch_id or not flight.queue.spec.stream:
+            logger.error("[%s] streamed for a batch it was not given; stopping it", worker.label)
+            worker.kill()
+            return
+        flight.progress_at = time.monotonic()
+        deliver_progress(flight.calls, reply, flight.sent_at, worker.id)
 
     def _schedule_dispatch(self) -> None:
         """Dispatch after the callers just answered have run: a caller that calls again at
@@ -380,7 +451,7 @@ class WorkerPool:
                 runner=self.name,
                 method=flight.queue.spec.name,
             )
-            retry = survivors_of_crash(flight.calls, error)
+            retry = survivors_of_crash(unstarted(flight.calls, error), error)
             flight.queue.requeue(retry, solo=len(flight.calls) > 1)
         self._dispatch()
         self._check_drained()

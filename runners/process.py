@@ -25,6 +25,7 @@ from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import ProtocolError, RunnerStartupError
 from runners.runnable import MethodSpec
+from runners.streaming import is_progress
 from runners.transport import WorkerEvents
 
 logger = logging.getLogger("runners.worker")
@@ -106,7 +107,8 @@ class ProcessWorker:
                 self.ping_timer.cancel()
                 self.ping_timer = None
         else:
-            self.batch_id = None
+            if not is_progress(message):
+                self.batch_id = None
             self.events.on_reply(self, message)
 
     def send_batch(
@@ -124,6 +126,10 @@ class ProcessWorker:
         )
         self.batch_id = batch_id
         self.send(chunks)
+
+    def stop_item(self, batch_id: int, index: int) -> None:
+        if self.batch_id == batch_id and not self.closed.is_set():
+            self.send(codec.encode(["stop", batch_id, index]))
 
     def ping(self, timeout_s: float) -> None:
         """Ask an idle worker for a pong; kill it if none comes within ``timeout_s``."""
@@ -245,8 +251,7 @@ async def spawn(
         raise
     if isinstance(hello, list) and len(hello) == 3 and hello[0] == "ready":
         worker.methods = {
-            name: MethodSpec(name, bool(batchable), int(batch_dim), bool(stack))
-            for name, (batchable, batch_dim, stack) in hello[2].items()
+            name: MethodSpec.from_wire(name, fields) for name, fields in hello[2].items()
         }
         return worker
     worker.kill()

@@ -18,6 +18,14 @@ is split back by each call's own rows. A method that takes one item per call
 declares ``@method(batchable=True, stack=True)``: items are stacked along a new
 axis ``batch_dim`` and item ``i`` of the result goes to the ``i``-th call.
 See ``runners.merging``.
+
+A streaming method (``@method(stream=True)``) is a generator, sync or async: alone,
+it yields its chunks; batchable, it receives one item per call (``stack``) and
+yields, per step, a list aligned with the batch: a chunk for each item still
+running, ``None`` for an item with nothing this step, ``END`` for an item that
+finishes now. The value of each ``yield`` is the set of batch indices no longer
+wanted (finished, or their caller went away), which the method may skip. See
+``runners.streaming``.
 """
 
 from __future__ import annotations
@@ -41,6 +49,30 @@ class MethodSpec:
     batchable: bool = False
     batch_dim: int = 0
     stack: bool = False
+    stream: bool = False
+
+    def to_wire(self) -> list[Any]:
+        """The spec as the worker's READY frame carries it."""
+        return [self.batchable, self.batch_dim, self.stack, self.stream]
+
+    @classmethod
+    def from_wire(cls, name: str, fields: Any) -> MethodSpec:
+        """The spec a worker's READY frame describes (``to_wire``)."""
+        batchable, batch_dim, stack, *rest = fields
+        stream = bool(rest[0]) if rest else False
+        return cls(
+            name, bool(batchable), int(batch_dim), bool(stack) or (stream and batchable), stream
+        )
+
+
+class _End:
+    """``END``: yielded for an item of a batchable stream that finishes at this step."""
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = _End()  # a streaming batch's item that finishes at this step
 
 
 class Runnable:
@@ -54,7 +86,7 @@ class Runnable:
 def method(func: F, /) -> F: ...
 @overload
 def method(
-    *, batchable: bool = False, batch_dim: int = 0, stack: bool = False
+    *, batchable: bool = False, batch_dim: int = 0, stack: bool = False, stream: bool = False
 ) -> Callable[[F], F]: ...
 def method(
     func: F | None = None,
@@ -63,15 +95,23 @@ def method(
     batchable: bool = False,
     batch_dim: int = 0,
     stack: bool = False,
+    stream: bool = False,
 ) -> F | Callable[[F], F]:
     """Expose a Runnable method to graphs: ``@method``, ``@method(batchable=True)``
-    (calls concatenated along ``batch_dim``) or ``@method(batchable=True, stack=True)``
-    (one item per call, stacked)."""
+    (calls concatenated along ``batch_dim``), ``@method(batchable=True, stack=True)``
+    (one item per call, stacked) or ``@method(stream=True)`` on a generator (a
+    batchable stream takes one item per call)."""
     if batch_dim < 0:
         raise ValueError(f"batch_dim must be >= 0, got {batch_dim}")
 
     def mark(target: F) -> F:
-        spec = MethodSpec(target.__name__, batchable, batch_dim, stack)
+        if stream and not (
+            inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target)
+        ):
+            raise TypeError(f"@method(stream=True) needs a generator; {target.__name__} is not one")
+        spec = MethodSpec(
+            target.__name__, batchable, batch_dim, stack or (stream and batchable), stream
+        )
         setattr(target, METHOD_ATTRIBUTE, spec)
         return target
 
@@ -84,5 +124,13 @@ def runnable_methods(cls: type) -> dict[str, MethodSpec]:
     for name, member in inspect.getmembers(cls, callable):
         spec = getattr(member, METHOD_ATTRIBUTE, None)
         if isinstance(spec, MethodSpec):
-            found[name] = MethodSpec(name, spec.batchable, spec.batch_dim, spec.stack)
+            found[name] = MethodSpec(name, spec.batchable, spec.batch_dim, spec.stack, spec.stream)
     return found
+
+
+def method_spec_of(func: Callable[..., Any]) -> MethodSpec:
+    """The ``@method`` declaration of a (bound) method."""
+    spec = getattr(func, METHOD_ATTRIBUTE, None)
+    if not isinstance(spec, MethodSpec):
+        raise TypeError(f"{func!r} is not a @method")
+    return spec

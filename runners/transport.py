@@ -10,6 +10,8 @@ process over a socketpair (``runners.process``, supervised by
     pool ── Worker.send_batch(batch id, method, args, kwargs, call contexts) ──> worker
     pool <── WorkerEvents.on_reply(worker, ["ok", batch id, value])
                                  | ["error", batch id, error type, message]
+    pool <── on_reply(worker, ["chunk", ...] | ["end", ...])   steps of a streaming batch
+    pool ── Worker.stop_item(batch id, item index) ──> worker   its caller went away
     pool <── on_refused(worker)   the batch was not run (busy, draining): sent again
     pool <── on_ready(worker) / on_lost(worker) / on_gave_up()   (from Workers)
 
@@ -72,6 +74,11 @@ class Worker(Protocol):
         contexts: Sequence[CallContext] = (),
     ) -> None:
         """Start running one batch; raises ``UnsupportedValue`` if a value cannot cross."""
+        ...
+
+    def stop_item(self, batch_id: int, index: int) -> None:
+        """Stop producing chunks for item ``index`` of the streaming batch it holds
+        (``runners.streaming``); ignored when the batch is no longer held."""
         ...
 
     def kill(self) -> None:

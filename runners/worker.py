@@ -11,6 +11,8 @@ The config is data (JSON), never code. The worker speaks the frames of
                      ["failed", error type, message]          (then exits)
     pool -> worker   ["call", batch id, method, [args], {kwargs}, [call contexts]]
     worker -> pool   ["ok", batch id, value] | ["error", batch id, error type, message]
+    worker -> pool   ["chunk", ...], ["end", ...] before the reply of a streaming batch;
+    pool -> worker   ["stop", batch id, item index]   (``runners.streaming``)
     pool -> worker   ["ping", n]        (only while the worker holds no batch)
     worker -> pool   ["pong", n]
 
@@ -39,6 +41,7 @@ import inspect
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -46,7 +49,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from runners import call_context, codec, log_context, otel, worker_log
+from runners import call_context, codec, log_context, otel, streaming, worker_log
 from runners.call_context import CallContext
 from runners.errors import TracingError, UnsupportedValue
 from runners.replies import (
@@ -58,7 +61,7 @@ from runners.replies import (
     no_method_reply,
     value_reply,
 )
-from runners.runnable import runnable_methods
+from runners.runnable import method_spec_of, runnable_methods
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -132,7 +135,7 @@ def _serve_on(
         return
     specs = runnable_methods(type(instance))
     table = method_table(instance)
-    ready = {name: [spec.batchable, spec.batch_dim, spec.stack] for name, spec in specs.items()}
+    ready = {name: spec.to_wire() for name, spec in specs.items()}
     codec.send_frame(sock, codec.encode(["ready", os.getpid(), ready]))
     assembler = codec.FrameAssembler()
     while frames := codec.recv_frames(sock, assembler):
@@ -141,12 +144,49 @@ def _serve_on(
             if message[0] == "ping":
                 codec.send_frame(sock, codec.encode(["pong", message[1]]))
                 continue
+            if message[0] == "stop":  # for a stream already finished
+                continue
             kind, batch_id, method, args, kwargs, *rest = message
             if kind != "call":
                 raise SystemExit(f"unexpected message {kind!r} from the pool")
             contexts = call_context.checked(rest[0]) if rest else []
             call = (batch_id, method, args, kwargs)
-            codec.send_frame(sock, answer(loop, table, runner, call, spans, contexts))
+            spec = specs.get(method)
+            if spec is not None and spec.stream:
+                link = _StreamLink(sock, assembler, runner, method)
+                reply = answer(loop, table, runner, call, spans, contexts, link)
+            else:
+                reply = answer(loop, table, runner, call, spans, contexts)
+            codec.send_frame(sock, reply)
+
+
+class _StreamLink:
+    """A streaming batch's side of the socket: sends its chunk frames, and reads the
+    pool's stop frames between steps without blocking."""
+
+    def __init__(
+        self, sock: socket.socket, assembler: codec.FrameAssembler, runner: str, method: str
+    ) -> None:
+        self._sock = sock
+        self._assembler = assembler
+        self._runner = runner
+        self._method = method
+
+    def emit(self, frame: list[Any]) -> None:
+        codec.send_frame(self._sock, codec.encode(frame, runner=self._runner, method=self._method))
+
+    def stops(self) -> list[int]:
+        """Items the pool asked to stop since the last step."""
+        stopped: list[int] = []
+        while select.select([self._sock], [], [], 0)[0]:
+            frames = codec.recv_frames(self._sock, self._assembler)
+            if not frames:
+                raise ConnectionError("the pool closed the socket")
+            for frame in frames:
+                message = codec.decode(*frame)
+                if message[0] == "stop":
+                    stopped.append(int(message[2]))
+        return stopped
 
 
 def answer(
@@ -156,10 +196,12 @@ def answer(
     call: tuple[int, str, list[Any], dict[str, Any]],
     spans: otel.BatchSpans | None,
     contexts: Sequence[CallContext],
+    link: _StreamLink | None = None,
 ) -> list[Any]:
     """The reply frame of one batch, run with its calls' log fields and its span: an
     ``async def`` method runs on ``loop`` (the worker's one loop, shared with
-    ``runners.remote``'s host)."""
+    ``runners.remote``'s host). A streaming method sends its steps over ``link``
+    first; without one (a worker host) it is refused."""
     batch_id, method, args, kwargs = call
     with batch_log_fields(contexts):
         func = table.get(method)
@@ -170,11 +212,33 @@ def answer(
                 value = func(*args, **kwargs)
                 if inspect.iscoroutine(value):
                     value = loop.run_until_complete(value)
+                if inspect.isgenerator(value) or inspect.isasyncgen(value):
+                    return _stream_reply(loop, value, func, call, link)
         except Exception as exc:  # the user's error goes to the caller; the worker lives on
             if not isinstance(exc, UnsupportedValue):
                 logger.error("%s raised", method, exc_info=True)
             return error_reply(batch_id, exc)
         return value_reply(batch_id, value, runner, method)
+
+
+def _stream_reply(
+    loop: asyncio.AbstractEventLoop,
+    gen: Any,
+    func: Callable[..., Any],
+    call: tuple[int, str, list[Any], dict[str, Any]],
+    link: _StreamLink | None,
+) -> list[Any]:
+    """Run a streaming batch to its end; its final reply frame."""
+    batch_id = call[0]
+    if link is None:
+        gen.close() if inspect.isgenerator(gen) else loop.run_until_complete(gen.aclose())
+        raise UnsupportedValue(
+            f"{call[1]} is a streaming method: worker hosts do not serve streams yet"
+        )
+    spec = method_spec_of(func)
+    run = streaming.answer_stream(gen, spec, call, link.emit, link.stops, streaming.run_direct)
+    error = loop.run_until_complete(run)
+    return error if error is not None else codec.encode(["ok", batch_id, None])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -92,6 +92,9 @@ class RemoteWorker:
         self.batch_id = batch_id
         self.link.send(chunks)
 
+    def stop_item(self, batch_id: int, index: int) -> None:
+        """Worker hosts refuse streaming methods: there is no stream to stop."""
+
     def kill(self) -> None:
         self.link.abort("stopped by the pool")
 
@@ -186,8 +189,7 @@ class RemoteWorker:
             raise self._unexpected(welcome)
         self.load = int(welcome[1])
         self.methods = {
-            name: MethodSpec(name, bool(batchable), int(batch_dim), bool(stack))
-            for name, (batchable, batch_dim, stack) in welcome[2].items()
+            name: MethodSpec.from_wire(name, fields) for name, fields in welcome[2].items()
         }
         self.serving = True
         loop = asyncio.get_running_loop()

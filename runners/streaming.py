@@ -1,0 +1,237 @@
+"""Streaming methods: a generator's steps as frames on the worker's side, chunks
+delivered to each caller's iterator on the pool's side.
+
+A streaming method (``@method(stream=True)``, sync or async generator) runs as
+one batch like any other, but answers in steps before its final reply:
+
+    worker -> pool   ["chunk", batch id, [chunk or None per item]]   (a step)
+                     ["end", batch id, item index]                   (an item finished)
+                     ["ok", batch id, None] | ["error", batch id, type, message]
+    pool -> worker   ["stop", batch id, item index]   (its caller went away)
+
+Alone (not batchable) the method yields its chunks one by one. Batchable, it
+takes one item per call (the ``stack`` style) and yields, per step, a list
+aligned with the batch: a chunk per item still running, ``None`` for an item
+with nothing to say this step, ``END`` for an item that finishes at this step.
+The value of each ``yield`` is the frozenset of indices no longer wanted (ended,
+or stopped because their caller went away): the method may skip their work.
+When every item is unwanted the generator is closed; when it returns, every
+item still running ends. Chunks are never ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runners.errors import MethodError, RunnerError
+from runners.replies import error_reply
+from runners.runnable import END, MethodSpec
+from runners.types import CallResult
+
+RunSync = Callable[[Callable[[], Any]], Awaitable[Any]]
+Emit = Callable[[list[Any]], None]
+PROGRESS = ("chunk", "end")  # the frames a streaming batch sends before its reply
+
+
+def is_progress(message: Any) -> bool:
+    """A chunk or end frame: the worker still holds its batch."""
+    return isinstance(message, list) and bool(message) and message[0] in PROGRESS
+
+
+class StepFramer:
+    """The frames of each step of one streaming batch of ``size`` items."""
+
+    def __init__(self, batch_id: int, size: int, batchable: bool) -> None:
+        self.batch_id = batch_id
+        self.size = size
+        self.batchable = batchable
+        self.ended: set[int] = set()
+        self.stopped: set[int] = set()
+
+    @property
+    def unwanted(self) -> frozenset[int]:
+        return frozenset(self.ended | self.stopped)
+
+    @property
+    def finished(self) -> bool:
+        return len(self.ended | self.stopped) >= self.size
+
+    def step(self, yielded: Any) -> list[list[Any]]:
+        """The chunk frame (if any chunk) and end frames of one yielded step."""
+        items = self._items(yielded)
+        chunks: list[Any] = [None] * self.size
+        ends: list[int] = []
+        for index, value in enumerate(items):
+            if index in self.ended or index in self.stopped or value is None:
+                continue
+            if value is END:
+                self.ended.add(index)
+                ends.append(index)
+            else:
+                chunks[index] = value
+        frames: list[list[Any]] = []
+        if any(chunk is not None for chunk in chunks):
+            frames.append(["chunk", self.batch_id, chunks])
+        frames.extend(["end", self.batch_id, index] for index in ends)
+        return frames
+
+    def _items(self, yielded: Any) -> Sequence[Any]:
+        if not self.batchable:
+            return [yielded]
+        if not isinstance(yielded, (list, tuple)) or len(yielded) != self.size:
+            raise MethodError(
+                f"a batchable streaming method must yield a list of {self.size} items "
+                f"(one per item of its batch), got {type(yielded).__name__}",
+                error_type="BatchShapeError",
+            )
+        return yielded
+
+
+def batch_size(spec: MethodSpec, args: Sequence[Any], kwargs: Any) -> int:
+    """Items in a streaming batch: the length of its stacked arguments (1 unbatched)."""
+    if not spec.batchable:
+        return 1
+    for value in (*args, *dict(kwargs).values()):
+        return len(value)
+    return 1
+
+
+async def run_direct(step: Callable[[], Any]) -> Any:
+    """Run a sync step where we are (a worker process's own loop)."""
+    return step()
+
+
+def _send(gen: Any, value: Any) -> tuple[bool, Any]:
+    """One step of a sync generator; ``(True, None)`` once it returned (a
+    ``StopIteration`` cannot cross a future)."""
+    try:
+        return False, gen.send(value)
+    except StopIteration:
+        return True, None
+
+
+async def _next_step(gen: Any, value: Any, run_sync: RunSync) -> tuple[bool, Any]:
+    if inspect.isasyncgen(gen):
+        try:
+            return False, await gen.asend(value)
+        except StopAsyncIteration:
+            return True, None
+    result: tuple[bool, Any] = await run_sync(functools.partial(_send, gen, value))
+    return result
+
+
+async def drive(
+    gen: Any,
+    framer: StepFramer,
+    emit: Emit,
+    poll: Callable[[], Iterable[int]],
+    run_sync: RunSync,
+) -> None:
+    """Step ``gen`` until it returns or no item is wanted, emitting each step's frames."""
+    sent: frozenset[int] | None = None
+    try:
+        while not framer.finished:
+            done, yielded = await _next_step(gen, sent, run_sync)
+            if done:
+                break
+            for frame in framer.step(yielded):
+                emit(frame)
+            framer.stopped.update(poll())
+            sent = framer.unwanted
+    finally:
+        if inspect.isasyncgen(gen):
+            await gen.aclose()
+        else:
+            await run_sync(gen.close)
+
+
+async def answer_stream(
+    gen: Any,
+    spec: MethodSpec,
+    call: tuple[int, str, list[Any], dict[str, Any]],
+    emit: Emit,
+    poll: Callable[[], Iterable[int]],
+    run_sync: RunSync,
+) -> list[Any] | None:
+    """Run one streaming batch; ``None`` when it ended well (the caller sends the
+    ``ok`` reply), else its error reply. ``gen`` is what the method returned."""
+    batch_id, _, args, kwargs = call
+    if not (inspect.isgenerator(gen) or inspect.isasyncgen(gen)):
+        return error_reply(batch_id, TypeError(f"{spec.name} did not return a generator"))
+    framer = StepFramer(batch_id, batch_size(spec, args, kwargs), spec.batchable)
+    await drive(gen, framer, emit, poll, run_sync)
+    return None
+
+
+_DONE = object()  # the iterator's last value: its future holds the outcome
+
+
+@dataclass(eq=False)
+class ItemStream:
+    """One caller's side of a streaming call: its chunks, in order, then the end."""
+
+    chunks: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    batch_id: int | None = None  # the batch running it, once sent
+    index: int = 0  # its place in that batch
+    started: bool = False  # a chunk reached the caller's queue
+
+    def watch(self, future: asyncio.Future[Any]) -> None:
+        """End the iterator whenever the call's future is settled, however."""
+        future.add_done_callback(lambda _: self.chunks.put_nowait(_DONE))
+
+    async def next_chunk(self) -> Any:
+        """The next chunk, or ``DONE`` once the call is settled."""
+        return await self.chunks.get()
+
+
+def is_done(value: Any) -> bool:
+    return value is _DONE
+
+
+def deliver_progress(calls: Sequence[Any], message: list[Any], sent_at: float, worker: int) -> None:
+    """Hand a chunk frame's chunks to their callers, or end one item."""
+    if message[0] == "chunk":
+        for call, chunk in zip(calls, message[2], strict=False):
+            if chunk is not None and call.stream is not None and not call.future.done():
+                call.stream.started = True
+                call.stream.chunks.put_nowait(chunk)
+        return
+    index = int(message[2])
+    if 0 <= index < len(calls):
+        settle(calls[index], message[1], len(calls), sent_at, worker)
+
+
+def settle(call: Any, batch_id: int, size: int, sent_at: float, worker: int) -> None:
+    """End a streaming call well (its chunks were its value)."""
+    if not call.future.done():
+        wait = sent_at - call.enqueued_at
+        call.future.set_result(CallResult(None, wait, batch_id, size, worker))
+
+
+def end_stream(flight: Any, error: RunnerError | None, worker: int) -> None:
+    """A streaming batch's final reply: items still running end, or fail with
+    ``error`` (a stream is never retried: its chunks already reached the caller)."""
+    for call in flight.calls:
+        if call.future.done():
+            continue
+        if error is None:
+            settle(call, flight.batch_id, len(flight.calls), flight.sent_at, worker)
+        else:
+            call.future.set_exception(error)
+
+
+def unstarted(calls: Sequence[Any], error: RunnerError) -> list[Any]:
+    """Calls of a batch lost with its worker that may run again: a stream that sent
+    chunks fails with ``error`` instead (its caller already has a part of it)."""
+    retry = []
+    for call in calls:
+        if call.stream is not None and call.stream.started and not call.future.done():
+            call.future.set_exception(error)
+        else:
+            retry.append(call)
+    return retry

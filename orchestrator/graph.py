@@ -125,11 +125,14 @@ class Graph(AsyncLifecycle):
         *,
         timeout_ms: float | None = None,
         trace: Tracer | None = None,
+        on_chunk: Callable[[str, Any], None] | None = None,
     ) -> dict[str, Any]:
         """Run one request; returns the graph's outputs by name.
 
         ``timeout_ms`` overrides the graph's deadline; ``trace`` records one span
-        per node. Raises ``RequestError`` for bad inputs, ``NodeFailed``,
+        per node; ``on_chunk(output, chunk)`` hears each chunk of a ``stream: true``
+        output as it comes (its value in the outputs is the list of its chunks).
+        Raises ``RequestError`` for bad inputs, ``NodeFailed``,
         ``DeadlineExceeded`` or ``SkippedOutput``.
         """
         if not self.state.accepts_work or self._executor is None:
@@ -138,7 +141,9 @@ class Graph(AsyncLifecycle):
             )
         values = validate_inputs(self.plan, inputs)
         request_trace = trace.request(self.name) if trace is not None else None
-        return await self._executor.run(values, timeout_ms=timeout_ms, trace=request_trace)
+        return await self._executor.run(
+            values, timeout_ms=timeout_ms, trace=request_trace, on_chunk=on_chunk
+        )
 
     def __repr__(self) -> str:
         return f"<Graph {self.name!r} {self.state.value}>"

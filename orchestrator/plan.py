@@ -150,6 +150,7 @@ class OutputPlan:
     tensor: TensorSpec | None = None
     if_skipped: Literal["null", "error"] = "null"
     location: Location | None = None
+    stream: bool = False  # the chunks of a streaming node, sent as they come
 
 
 @dataclass(frozen=True)

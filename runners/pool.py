@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -197,7 +197,7 @@ class WorkerPool:
 
     async def stream(
         self, method: str, args: Args, kwargs: Kwargs, *, deadline: float | None = None
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """The chunks of one call of a streaming method, as they come (see
         ``runners.streaming``). Leaving the iterator early (``aclose``, or a
         cancelled consumer) stops its item in the worker; use it in

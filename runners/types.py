@@ -4,7 +4,7 @@ debug runner: both give the same answers)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -112,5 +112,11 @@ class RunnerClient(Protocol):
     async def submit_many(
         self, method: str, calls: Sequence[tuple[Args, Kwargs]], *, deadline: float | None = None
     ) -> list[CallResult]: ...
+
+    def stream(
+        self, method: str, args: Args, kwargs: Kwargs, *, deadline: float | None = None
+    ) -> AsyncGenerator[Any, None]:
+        """The chunks of one call of a streaming method (``runners.streaming``)."""
+        ...
 
     def stats(self) -> PoolStats: ...

@@ -67,7 +67,8 @@ def _compile_output(
     elif tensor is not None:
         schema = tensor_json_schema(tensor)
     if_skipped: Literal["null", "error"] = "error" if body.get("if_skipped") == "error" else "null"
-    return OutputPlan(name, ref, schema, tensor, if_skipped, ctx.key(path))
+    stream = bool(body.get("stream", False))
+    return OutputPlan(name, ref, schema, tensor, if_skipped, ctx.key(path), stream)
 
 
 def _check_output_tensor(
@@ -85,6 +86,28 @@ def _check_output_tensor(
             spec_path("outputs", output.name, "tensor"),
             f"output {output.name!r}: input {ref.path[0]!r} cannot be this tensor: {problem}",
         )
+
+
+def _check_stream_output(
+    ctx: CompileContext,
+    output: OutputPlan,
+    nodes: Mapping[str, NodePlan],
+    runners: Mapping[str, CompiledRunner],
+) -> None:
+    """A ``stream: true`` output reads a whole runner node whose method streams."""
+    if not output.stream:
+        return
+    ref = output.ref
+    node = nodes.get(ref.source)
+    runner = runners.get(node.runner or "") if node is not None else None
+    declared = (runner.methods or {}).get(node.method or "") if runner and node else None
+    if node is None or node.kind != "runner" or ref.path or node.map is not None:
+        problem = "must read a whole runner node ($node) that calls a streaming method"
+    elif declared is not None and not declared.stream:
+        problem = f"{node.runner}.{node.method} does not stream: declare @method(stream=True)"
+    else:
+        return
+    ctx.error_at(spec_path("outputs", output.name, "from"), f"output {output.name!r}: {problem}")
 
 
 def _check_batch_inputs(
@@ -167,6 +190,7 @@ def compile_document(doc: SpecDocument) -> Plan:
     nodes = gate_branches(ctx, drafts, declared_nodes)
     for output in outputs.values():
         _check_output_tensor(ctx, output, inputs)
+        _check_stream_output(ctx, output, nodes, runners)
     for node in nodes.values():
         if node.kind == "runner":
             _check_batch_inputs(ctx, node, runners, inputs)

@@ -46,6 +46,7 @@ from runners.errors import CallTimeout, Overloaded, PoolClosed, Unavailable
 from runners.types import CallResult, RunnerClient
 
 Outcome = tuple[Any, Sequence[CallResult]]  # a node's value and the runner calls behind it
+OnChunk = Callable[[str, Any], None]  # (output name, chunk) of a streamed output
 _UNTRACED = contextlib.nullcontext()  # a node whose calls carry no trace parent
 
 
@@ -59,6 +60,7 @@ class _Request:
     timeout_ms: float | None
     trace: SpanSink | None
     first_error: BaseException | None = field(default=None)
+    on_chunk: OnChunk | None = None  # told each chunk of a ``stream: true`` output
 
     def deadline_passed(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -84,6 +86,10 @@ class Executor:
         self._clients = clients
         self._threads = threads
         self._jitter = random.Random()  # this executor's own: no shared random state
+        self._streamed: dict[str, list[str]] = {}  # node -> the stream outputs it feeds
+        for output in plan.outputs.values():
+            if output.stream:
+                self._streamed.setdefault(output.ref.source, []).append(output.name)
 
     async def run(
         self,
@@ -91,8 +97,11 @@ class Executor:
         *,
         timeout_ms: float | None = None,
         trace: SpanSink | None = None,
+        on_chunk: OnChunk | None = None,
     ) -> dict[str, Any]:
-        """Run one request over already validated ``inputs``; returns the outputs."""
+        """Run one request over already validated ``inputs``; returns the outputs.
+        ``on_chunk`` hears each chunk of a ``stream: true`` output as it comes (the
+        output's value is still the list of its chunks)."""
         timeout_ms = self.plan.timeout_ms if timeout_ms is None else timeout_ms
         timeout_s = timeout_ms / 1000 if timeout_ms is not None else None
         request = _Request(
@@ -101,6 +110,7 @@ class Executor:
             deadline=time.monotonic() + timeout_s if timeout_s is not None else None,
             timeout_ms=timeout_ms,
             trace=trace,
+            on_chunk=on_chunk,
         )
         try:
             async with asyncio.timeout(timeout_s), asyncio.TaskGroup() as group:
@@ -163,7 +173,7 @@ class Executor:
                 return _switch(node, request.values), (), "ok"
             if node.kind == "coalesce":
                 return _coalesce(node, request.values), (), "ok"
-            call = self._prepare(node, request.values)
+            call = self._prepare(node, request)
         except SkippedInput:
             return SKIPPED, (), "skipped"
         except Exception as error:
@@ -175,13 +185,14 @@ class Executor:
         return value, calls, "ok"
 
     def _prepare(
-        self, node: NodePlan, values: Values
+        self, node: NodePlan, request: _Request
     ) -> Callable[[float | None], Awaitable[Outcome]]:
         """Resolve the node's arguments now; the result runs one attempt by deadline."""
         skipped_as_none = node.on_skipped_input == "null"
+        values = request.values
         if node.map is None:
             kwargs = render_kwargs(node.args, values, skipped_as_none=skipped_as_none)
-            return functools.partial(self._call_one, node, kwargs)
+            return functools.partial(self._call_one, node, kwargs, request)
         items = lookup(node.map, values)
         if items is SKIPPED:
             if not skipped_as_none:
@@ -241,13 +252,36 @@ class Executor:
         raise NodeFailed(node.name, error, runner=node.runner) from error
 
     async def _call_one(
-        self, node: NodePlan, kwargs: dict[str, Any], deadline: float | None
+        self, node: NodePlan, kwargs: dict[str, Any], request: _Request, deadline: float | None
     ) -> Outcome:
         if node.kind == "runner":
             client = self._clients[node.runner or ""]
+            spec = client.methods.get(node.method or "")
+            if spec is not None and spec.stream:
+                return await self._call_stream(node, client, kwargs, request, deadline), ()
             result = await client.submit(node.method or "", (), kwargs, deadline=deadline)
             return result.value, (result,)
         return await self._call_function(node, kwargs), ()
+
+    async def _call_stream(
+        self,
+        node: NodePlan,
+        client: RunnerClient,
+        kwargs: dict[str, Any],
+        request: _Request,
+        deadline: float | None,
+    ) -> list[Any]:
+        """A streaming node's chunks, each told to ``on_chunk`` for the outputs it feeds."""
+        outputs = self._streamed.get(node.name, []) if request.on_chunk is not None else []
+        chunks: list[Any] = []
+        stream = client.stream(node.method or "", (), kwargs, deadline=deadline)
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                chunks.append(chunk)
+                for name in outputs:
+                    assert request.on_chunk is not None
+                    request.on_chunk(name, chunk)
+        return chunks
 
     async def _call_many(
         self, node: NodePlan, calls: list[dict[str, Any]], deadline: float | None

@@ -11,7 +11,9 @@ OpenAPI documents that still describe these routes) falls through to FastAPI.
 A request may shorten its deadline with the ``X-Request-Timeout-Ms`` header, and
 a client that disconnects cancels its request if it is still running after
 20 ms (``ClientWatch``): its calls still
-queued leave their queues instead of costing a worker's time.
+queued leave their queues instead of costing a worker's time. With ``Accept:
+text/event-stream`` the answer is server-sent events (``_events``): chunks of
+streamed outputs as they come, then the result.
 
     app.add_middleware(GraphRoutes, served=served)
 """
@@ -31,6 +33,7 @@ from orchestrator.errors import RequestError
 from orchestrator.plan import Plan
 from orchestrator.server._deadlines import header_timeout_ms
 from orchestrator.server._errors import HttpError
+from orchestrator.server._events import send_events, wants_events
 from orchestrator.server._json_body import loads
 from orchestrator.server._responses import error_response
 from orchestrator.server._serving import Served
@@ -71,6 +74,9 @@ class GraphRoutes:
         body = parse_json_object(raw, self.served.slots[name].graph.plan)
         if isinstance(body, HttpError):
             await error_response(body, detail=True)(scope, receive, send)
+            return
+        if wants_events(scope["headers"]):
+            await send_events(self.served, name, body, timeout_ms, send, receive)
             return
         with ClientWatch(receive) as watch:
             result = await self.served.call(name, "json", body, timeout_ms=timeout_ms)

@@ -66,6 +66,7 @@ class ServedGraph(Protocol):
         *,
         timeout_ms: float | None = None,
         trace: Tracer | None = None,
+        on_chunk: Callable[[str, Any], None] | None = None,
     ) -> dict[str, Any]:
         """Run one request; returns the graph's outputs by name."""
 
@@ -184,6 +185,7 @@ class Served:
         *,
         bad_request_status: int = 422,
         timeout_ms: float | None = None,
+        on_chunk: Callable[[str, Any], None] | None = None,
     ) -> dict[str, Any] | HttpError:
         """Run one request through graph ``name``: its outputs, or the HTTP error to answer.
 
@@ -194,7 +196,7 @@ class Served:
         slot = self.slots[name]
         start = time.perf_counter()
         try:
-            return await self._run(slot, inputs, self._tracers[name], timeout_ms)
+            return await self._run(slot, inputs, self._tracers[name], timeout_ms, on_chunk)
         except Exception as error:  # every failure becomes an HTTP answer, never a traceback
             failure = classify(
                 error, bad_request_status=bad_request_status, expose=self.expose_errors
@@ -212,7 +214,12 @@ class Served:
             raise
 
     async def _run(
-        self, slot: Slot, inputs: Mapping[str, Any], trace: Tracer, timeout_ms: float | None
+        self,
+        slot: Slot,
+        inputs: Mapping[str, Any],
+        trace: Tracer,
+        timeout_ms: float | None,
+        on_chunk: Callable[[str, Any], None] | None = None,
     ) -> dict[str, Any]:
         if not slot.state.accepts_work:  # a restarting runner queues calls until it is back
             raise GraphClosed(f"graph {slot.graph.name!r} is not ready yet")
@@ -223,7 +230,9 @@ class Served:
         slot.inflight += 1
         try:
             deadline_ms = shorter_timeout_ms(slot.graph.plan.timeout_ms, timeout_ms)
-            return await slot.graph.run(inputs, trace=trace, timeout_ms=deadline_ms)
+            return await slot.graph.run(
+                inputs, trace=trace, timeout_ms=deadline_ms, on_chunk=on_chunk
+            )
         finally:
             slot.inflight -= 1
 

@@ -7,7 +7,7 @@
 The config is data (JSON), never code. The worker speaks the frames of
 ``runners.codec`` over the inherited socket ``--fd``:
 
-    worker -> pool   ["ready", pid, {method: [batchable, batch_dim, stack]}]
+    worker -> pool   ["ready", pid, {method: [batchable, batch_dim, stack, stream]}]
                      ["failed", error type, message]          (then exits)
     pool -> worker   ["call", batch id, method, [args], {kwargs}, [call contexts]]
     worker -> pool   ["ok", batch id, value] | ["error", batch id, error type, message]

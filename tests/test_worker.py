@@ -80,8 +80,10 @@ def worker() -> Iterator[WorkerUnderTest]:
 def test_ready_lists_the_methods(worker: WorkerUnderTest) -> None:
     kind, pid, methods = worker.receive()
     assert kind == "ready" and pid == worker.process.pid
-    assert methods["predict"] == [True, 0, True] and methods["columns"] == [True, 1, True]
-    assert methods["rows"] == [True, 0, False] and methods["describe"] == [False, 0, False]
+    assert methods["predict"] == [True, 0, True, False]
+    assert methods["columns"] == [True, 1, True, False]
+    assert methods["rows"] == [True, 0, False, False]
+    assert methods["describe"] == [False, 0, False, False]
 
 
 def test_calls_are_answered_with_their_batch_id(worker: WorkerUnderTest) -> None:

@@ -3,9 +3,11 @@
 
 ``connect`` opens the connection, proves the token and checks the worker's proof
 (``runners.remote.protocol``); a refusal or a failed proof is a ``WorkerRefused``
-naming the endpoint and the cause, raised at once. Once connected, a heartbeat
-goes every ``heartbeat_interval_s``; a peer silent for ``dead_peer_timeout_s`` is
-dropped, and the pool retries its batch elsewhere (``on_lost``).
+naming the endpoint and the cause, raised at once. Until the worker has proven the
+token and its welcome checks out, frames are bounded by ``WELCOME_LIMIT_BYTES``.
+Once connected, a heartbeat goes every ``heartbeat_interval_s``; a peer silent for
+``dead_peer_timeout_s`` is dropped, and the pool retries its batch elsewhere
+(``on_lost``).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class RemoteWorker:
         self._handshake: asyncio.Queue[Any] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._pings = 0
-        self.link = FrameLink(self._on_message, self._on_closed, protocol.DEFAULT_MAX_FRAME_BYTES)
+        self.link = FrameLink(self._on_message, self._on_closed, protocol.WELCOME_LIMIT_BYTES)
 
     # -- Worker ----------------------------------------------------------------
 
@@ -189,6 +191,7 @@ class RemoteWorker:
             name: MethodSpec(name, bool(batchable), int(batch_dim), bool(stack))
             for name, (batchable, batch_dim, stack) in welcome[2].items()
         }
+        self.link.set_limit(protocol.DEFAULT_MAX_FRAME_BYTES)
         self.serving = True
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._remote.heartbeat_interval_s, self._heartbeat)

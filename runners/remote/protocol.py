@@ -40,6 +40,9 @@ from runners.config import RunnerConfig
 
 PROTOCOL_VERSION = 1
 HELLO_LIMIT_BYTES = 4096  # what an unauthenticated peer can make us allocate
+# What an orchestrator reads from a worker before both proofs and the welcome check
+# out: the welcome carries the method table, a few dozen bytes per method.
+WELCOME_LIMIT_BYTES = HELLO_LIMIT_BYTES + (1 << 16)
 DEFAULT_MAX_FRAME_BYTES = 1 << 30
 NONCE_BYTES = 32
 TOKEN_ENV = "GRAPHCTL_WORKER_TOKEN"

@@ -104,6 +104,31 @@ def test_an_unproven_worker_cannot_declare_a_large_frame() -> None:
         asyncio.run(_connect_to(peer))
 
 
+@pytest.mark.parametrize(
+    "welcome",
+    [
+        ["welcome", "3", {"predict": [True, 0, False]}],
+        ["welcome", 0, [["predict", True, 0, False]]],
+        ["welcome", 0, {"predict": 5}],
+        ["welcome", 0, {"predict": [True, "0", False]}],
+        ["welcome", 0, {"predict": [True, 0]}],
+    ],
+)
+def test_a_malformed_welcome_is_a_connection_error(welcome: Any) -> None:
+    with pytest.raises(ConnectionError, match="malformed welcome"):
+        asyncio.run(_connect_to(_handshake_then(welcome)))
+
+
+def test_a_malformed_challenge_is_a_connection_error() -> None:
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_message(reader)
+        _send(writer, ["challenge", protocol.PROTOCOL_VERSION, SPEC_HASH, 7, b"x"])
+        await reader.read()
+
+    with pytest.raises(ConnectionError, match="malformed challenge"):
+        asyncio.run(_connect_to(peer))
+
+
 def test_a_welcome_then_lifts_the_frame_limit() -> None:
     welcome = ["welcome", 2, {"m": [True, 0, False]}]
     serving, load, methods, limit = asyncio.run(_connect_to(_handshake_then(welcome)))

@@ -4,10 +4,11 @@
 ``connect`` opens the connection, proves the token and checks the worker's proof
 (``runners.remote.protocol``); a refusal or a failed proof is a ``WorkerRefused``
 naming the endpoint and the cause, raised at once. Until the worker has proven the
-token and its welcome checks out, frames are bounded by ``WELCOME_LIMIT_BYTES``.
-Once connected, a heartbeat goes every ``heartbeat_interval_s``; a peer silent for
-``dead_peer_timeout_s`` is dropped, and the pool retries its batch elsewhere
-(``on_lost``).
+token and sent a well-formed welcome, frames are bounded by
+``WELCOME_LIMIT_BYTES``; a malformed handshake message is a ``ConnectionError``,
+so the endpoint is retried like one that cannot be reached. Once connected, a heartbeat
+goes every ``heartbeat_interval_s``; a peer silent for ``dead_peer_timeout_s`` is
+dropped, and the pool retries its batch elsewhere (``on_lost``).
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ class RemoteWorker:
         if not protocol.is_message(challenge, "challenge", 5):
             raise self._unexpected(challenge)
         _, _, worker_spec, worker_nonce, worker_proof = challenge
+        if not isinstance(worker_nonce, bytes) or len(worker_nonce) != protocol.NONCE_BYTES:
+            raise self._malformed("challenge")
         expected = protocol.proof(token, "worker", client_nonce, worker_nonce, str(worker_spec))
         if not protocol.proof_matches(expected, worker_proof):
             self.link.abort("wrong token")
@@ -186,11 +189,10 @@ class RemoteWorker:
         welcome = await self._next()
         if not protocol.is_message(welcome, "welcome", 3):
             raise self._unexpected(welcome)
-        self.load = int(welcome[1])
-        self.methods = {
-            name: MethodSpec(name, bool(batchable), int(batch_dim), bool(stack))
-            for name, (batchable, batch_dim, stack) in welcome[2].items()
-        }
+        methods = _method_table(welcome[2])
+        if not isinstance(welcome[1], int) or methods is None:
+            raise self._malformed("welcome")
+        self.load, self.methods = welcome[1], methods
         self.link.set_limit(protocol.DEFAULT_MAX_FRAME_BYTES)
         self.serving = True
         loop = asyncio.get_running_loop()
@@ -209,11 +211,33 @@ class RemoteWorker:
         self.link.abort("an unexpected handshake message")
         return ConnectionError("the worker sent an unexpected handshake message")
 
+    def _malformed(self, kind: str) -> ConnectionError:
+        self.link.abort(f"a malformed {kind}")
+        return ConnectionError(f"the worker sent a malformed {kind}")
+
     def _refused(self, cause: str, message: str) -> WorkerRefused:
         return WorkerRefused(
             f"endpoint {self.address} refused the connection ({cause}): {message}",
             runner=self.runner,
         )
+
+
+def _method_table(table: Any) -> dict[str, MethodSpec] | None:
+    """The methods a welcome describes, ``None`` unless each is
+    ``name: [batchable, batch_dim, stack]`` with those types."""
+    if not isinstance(table, dict):
+        return None
+    methods = {}
+    for name, spec in table.items():
+        if not (isinstance(name, str) and isinstance(spec, list) and len(spec) == 3):
+            return None
+        batchable, batch_dim, stack = spec
+        if not (isinstance(batchable, bool) and isinstance(stack, bool)):
+            return None
+        if not isinstance(batch_dim, int) or isinstance(batch_dim, bool):
+            return None
+        methods[name] = MethodSpec(name, batchable, batch_dim, stack)
+    return methods
 
 
 async def connect(

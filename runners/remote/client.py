@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -249,12 +250,13 @@ async def connect(
     token: str,
     spec_hash: str,
     remote: RemoteConfig,
+    tls: ssl.SSLContext | None = None,
 ) -> RemoteWorker:
     """A connected, authenticated worker; ``WorkerRefused`` for a configuration error,
-    ``OSError``/``TimeoutError``/``ConnectionError`` when it cannot be reached."""
+    ``OSError``/``TimeoutError``/``ConnectionError`` when it cannot be reached.
+    ``tls`` is ``protocol.client_tls(remote.tls_ca)``, built once by the caller."""
     worker = RemoteWorker(runner, worker_id, address, events, remote)
     loop = asyncio.get_running_loop()
-    tls = protocol.client_tls(remote.tls_ca)
     try:
         async with asyncio.timeout(remote.connect_timeout_s):
             transport, _ = await loop.create_connection(

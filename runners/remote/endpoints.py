@@ -18,6 +18,7 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 import time
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class RemoteWorkers:
         self._resolve_now = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._tls: ssl.SSLContext | None = None  # built once, in start()
 
     # -- Workers -------------------------------------------------------------------
 
@@ -91,6 +93,7 @@ class RemoteWorkers:
     async def start(self) -> None:
         """Connect to every address once; wait for a first host if none answered."""
         deadline = time.monotonic() + self.config.startup_timeout_s
+        self._tls = await self._client_tls()
         attempt = 0
         while True:
             self._add_hosts(await self._resolve_all())
@@ -112,6 +115,15 @@ class RemoteWorkers:
                 + self._errors(),
                 runner=self.config.name,
             )
+
+    async def _client_tls(self) -> ssl.SSLContext | None:
+        """The TLS context every connection uses, its CA file read off the loop."""
+        try:
+            return await asyncio.to_thread(protocol.client_tls, self._remote.tls_ca)
+        except OSError as exc:  # ssl.SSLError is an OSError
+            raise RunnerStartupError(
+                f"remote.tls_ca {self._remote.tls_ca}: {_reason(exc)}", runner=self.config.name
+            ) from None
 
     async def run(self) -> None:
         """Keep every host connected until ``close()``."""
@@ -170,6 +182,7 @@ class RemoteWorkers:
                 token=self._token,
                 spec_hash=self._spec_hash,
                 remote=self._remote,
+                tls=self._tls,
             )
         except WorkerRefused as exc:
             host.refused, host.failures, host.last_error = True, host.failures + 1, exc.message

@@ -6,7 +6,8 @@ up (``runners.transport.Workers``); no local process is started.
 Each address has its own task: connect, serve until the connection ends,
 reconnect after a jittered exponential backoff. A ``dns:NAME:PORT`` endpoint is
 resolved every ``dns_refresh_s`` and right after a failure: a new address gets a
-task, one gone from the answer is dropped once its connection ends. ``start()``
+task, one gone from the answer is dropped once its connection ends; while the
+name cannot be resolved, the addresses it had are kept. ``start()``
 tries every address once, fails at once on a configuration error (wrong token,
 protocol version, runner spec), and waits up to ``startup_timeout_s`` for a first
 worker host if none answered.
@@ -244,12 +245,16 @@ class RemoteWorkers:
     # -- addresses -------------------------------------------------------------------------
 
     async def _resolve_all(self) -> list[Address]:
+        """Every endpoint's addresses; a name that cannot be resolved now keeps the
+        addresses it had (a DNS hiccup must not retire every host behind it)."""
         found: list[Address] = []
         for endpoint in self.config.endpoints:
-            found.extend(await self._resolve(endpoint))
+            addresses = await self._resolve(endpoint)
+            found.extend(self._known(endpoint) if addresses is None else addresses)
         return found
 
-    async def _resolve(self, endpoint: Endpoint) -> list[Address]:
+    async def _resolve(self, endpoint: Endpoint) -> list[Address] | None:
+        """The addresses of ``endpoint``; ``None`` when its name cannot be resolved."""
         if not endpoint.dns:
             return [Address(endpoint.host, endpoint.port, endpoint.host)]
         loop = asyncio.get_running_loop()
@@ -257,9 +262,18 @@ class RemoteWorkers:
             infos = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
         except OSError as exc:
             logger.warning("runner %r: cannot resolve %s: %s", self.config.name, endpoint, exc)
-            return []
+            return None
         ips = sorted({str(info[4][0]) for info in infos})
         return [Address(ip, endpoint.port, endpoint.host) for ip in ips]
+
+    def _known(self, endpoint: Endpoint) -> list[Address]:
+        """The addresses ``endpoint`` last resolved to, not yet retired."""
+        return [
+            address
+            for address, host in self._hosts.items()
+            if not host.retired
+            and (address.server_name, address.port) == (endpoint.host, endpoint.port)
+        ]
 
     def _add_hosts(self, addresses: Iterable[Address]) -> list[Host]:
         added = []

@@ -2,16 +2,19 @@
 pickle) with a handshake that proves both ends hold the same secret.
 
     orchestrator -> worker   ["hello", version, spec hash, client nonce]
-    worker -> orchestrator   ["challenge", version, spec, worker nonce, worker proof,
-                              {method: [batchable, batch_dim, stack]}]
+    worker -> orchestrator   ["challenge", version, spec hash, worker nonce, worker proof]
                              | ["refused", cause, message]            (then closes)
     orchestrator -> worker   ["proof", orchestrator proof]
-    worker -> orchestrator   ["welcome", load] | ["refused", cause, message]
+    worker -> orchestrator   ["welcome", load, {method: [batchable, batch_dim, stack]}]
+                             | ["refused", cause, message]            (then closes)
 
-A proof is ``HMAC-SHA256(token, role | client nonce | worker nonce | spec hash)``:
-each end proves the token on the other's fresh nonce, and the token never crosses
-the wire. Until the orchestrator's proof checks out, the worker accepts frames of
-at most ``HELLO_LIMIT_BYTES``. Then, in both directions:
+A proof is ``HMAC-SHA256(token, role | client nonce | worker nonce | spec hash)``
+(the worker's spec hash): each end proves the token on the other's fresh nonce,
+and the token never crosses the wire. Until the orchestrator's proof checks out,
+the worker accepts frames of at most ``HELLO_LIMIT_BYTES``; until the worker's
+proof and welcome check out, the orchestrator accepts at most
+``WELCOME_LIMIT_BYTES``. Only the handshake is authenticated: later frames carry
+no MAC, so off a trusted network the connection needs TLS. Then:
 
     orchestrator -> worker   ["call", batch id, method, [args], {kwargs}, [call contexts]]
                              | ["ping", n]
@@ -19,7 +22,8 @@ at most ``HELLO_LIMIT_BYTES``. Then, in both directions:
                              | ["busy", batch id, reason]   (not run: send it elsewhere)
                              | ["pong", n, load] | ["going_away"]   (draining)
 
-``load`` is how many items the worker holds for all its orchestrators. The call
+``load`` is how many batches the worker holds (running or waiting) for all its
+orchestrators; the pool sends a batch to the idle connection of least load. The call
 contexts are those of a worker process's call frame (``runners.call_context``: each
 call's request id and trace parent, ``[]`` when none has any); the worker binds
 them as log fields and links its batch span to them.

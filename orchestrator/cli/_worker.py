@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import os
 import signal
 import sys
@@ -67,14 +66,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
-    from runners.remote import TOKEN_ENV
+    from runners.remote.protocol import TOKEN_ENV, is_loopback
 
     try:
         listen = parse_endpoint(args.listen, listen=True)
     except ValueError:
         return _usage(f"--listen {args.listen!r} must be HOST:PORT")
     token = os.environ.get(TOKEN_ENV, "")
-    if not token and not _is_loopback(listen.host):
+    if not token and not is_loopback(listen.host):
         return _usage(
             f"--listen {args.listen}: a worker reachable from other hosts needs a token "
             f"in {TOKEN_ENV} (or listen on 127.0.0.1)"
@@ -88,15 +87,6 @@ def handle(args: argparse.Namespace) -> int:
 def _usage(message: str) -> int:
     print(f"graphctl worker: error: {message}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _runner(args: argparse.Namespace) -> RunnerConfig:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import socket
@@ -88,6 +89,17 @@ def proof(token: str, role: str, client_nonce: bytes, worker_nonce: bytes, spec:
 
 def proof_matches(expected: bytes, received: Any) -> bool:
     return isinstance(received, bytes) and hmac.compare_digest(expected, received)
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` is this machine alone (``localhost`` or a loopback address): what may
+    go without a token, or be load-tested without asking."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def tune_socket(sock: socket.socket, dead_peer_timeout_s: float) -> None:

@@ -29,6 +29,9 @@ _ARRAY_META = struct.Struct("<IB")  # buffer index, ndim; then ndim u64 sizes, t
 ARRAY_EXT = 1
 _INLINE_LIMIT = 1 << 16  # headers below this are joined with the prefix: one write
 _STAGE_SIZE = 1 << 16
+# Arrays per frame: a frame of many zero-length buffers is small in bytes yet costs
+# one allocation each, so their count is bounded as the frame's size is.
+MAX_BUFFERS = 1 << 16
 # No complex dtypes: neither JSON nor the Open Inference Protocol carries them,
 # so a method returning one is told so where it happened (runner and method).
 _ARRAY_KINDS = frozenset("biufSUmM")
@@ -77,6 +80,12 @@ def encode(message: Any, *, runner: str | None = None, method: str | None = None
         if len(header) < _INLINE_LIMIT:
             return [PREFIX.pack(len(header), 0) + header]  # small: one chunk, one syscall
         return [PREFIX.pack(len(header), 0), header]
+    if len(buffers) > MAX_BUFFERS:
+        raise UnsupportedValue(
+            f"cannot send {len(buffers)} arrays in one message: at most {MAX_BUFFERS}",
+            runner=runner,
+            method=method,
+        )
     sizes = [b.nbytes for b in buffers]
     head = _lengths_struct(len(sizes)).pack(len(header), len(sizes), *sizes)
     if len(header) + sum(sizes) < _INLINE_LIMIT:
@@ -84,7 +93,7 @@ def encode(message: Any, *, runner: str | None = None, method: str | None = None
     return [head, header, *buffers]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _lengths_struct(count: int) -> struct.Struct:
     return struct.Struct(f"<II{count}Q")
 
@@ -162,9 +171,10 @@ class FrameAssembler:
     bytes are received straight into the arrays' own memory (``recv_into``,
     ``asyncio.BufferedProtocol``); ``advance(n)`` returns the frames completed.
 
-    ``max_frame_bytes`` (``None``: no limit) bounds what a frame may declare: a larger
-    one is a ``ProtocolError`` raised before anything is allocated for it, so a peer
-    on a network (``runners.remote``) cannot make us allocate more than we allow."""
+    ``max_frame_bytes`` (``None``: no limit) bounds what a frame may declare, and
+    ``MAX_BUFFERS`` how many arrays: a frame over either is a ``ProtocolError``
+    raised before anything is allocated for it, so a peer on a network
+    (``runners.remote``) cannot make us allocate more than we allow."""
 
     def __init__(self, max_frame_bytes: int | None = None) -> None:
         self.max_frame_bytes = max_frame_bytes
@@ -212,6 +222,8 @@ class FrameAssembler:
 
     def _read_prefix(self) -> bool:
         header_len, count = PREFIX.unpack_from(self._stage)
+        if count > MAX_BUFFERS:
+            raise ProtocolError(f"a frame declares {count} arrays, over the limit of {MAX_BUFFERS}")
         end = PREFIX.size + 8 * count + header_len
         self._check_size(end)
         if end > len(self._stage):  # a new buffer: the old one may still be exported

@@ -1,7 +1,8 @@
 """A tiny authoritative DNS server over UDP, for the ``dns:NAME:PORT`` tests: it
 answers A queries from a table the test changes while it runs (TTL 0, so every
 lookup sees the table as it is), NODATA for other types of a known name, and
-NXDOMAIN for unknown names.
+NXDOMAIN for unknown names; ``failing`` makes it answer SERVFAIL, as a resolver
+in trouble does.
 
     with DnsServer("10.213.7.1") as dns:
         dns.set("workers.test", ["10.213.7.11"])
@@ -16,10 +17,10 @@ from collections.abc import Mapping, Sequence
 
 TYPE_A, CLASS_IN = 1, 1
 RESPONSE, AUTHORITATIVE, RECURSION_DESIRED, RECURSION_AVAILABLE = 0x8000, 0x0400, 0x0100, 0x0080
-NXDOMAIN = 3
+SERVFAIL, NXDOMAIN = 2, 3
 
 
-def answer(query: bytes, table: Mapping[str, Sequence[str]]) -> bytes | None:
+def answer(query: bytes, table: Mapping[str, Sequence[str]], failing: bool = False) -> bytes | None:
     """The reply to one query; ``None`` for what is not a single-question query."""
     if len(query) < 12:
         return None
@@ -43,6 +44,8 @@ def answer(query: bytes, table: Mapping[str, Sequence[str]]) -> bytes | None:
     ]
     reply_flags = RESPONSE | AUTHORITATIVE | RECURSION_AVAILABLE | (flags & RECURSION_DESIRED)
     reply_flags |= 0 if addresses else NXDOMAIN
+    if failing:
+        records, reply_flags = [], (reply_flags & ~0xF) | SERVFAIL
     header = struct.pack("!6H", ident, reply_flags, 1, len(records), 0, 0)
     return header + query[12:end] + b"".join(records)
 
@@ -55,6 +58,7 @@ class DnsServer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.queries = 0
+        self.failing = False  # answer SERVFAIL to everything
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind((host, port))
         self._sock.settimeout(0.05)  # how soon close() is noticed
@@ -73,7 +77,7 @@ class DnsServer:
             except TimeoutError:
                 continue
             with self._lock:
-                reply = answer(query, self._table)
+                reply = answer(query, self._table, self.failing)
             if reply is not None:
                 self.queries += 1
                 self._sock.sendto(reply, peer)

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from runners import ProtocolError, UnsupportedValue
-from runners.codec import FrameAssembler, decode, encode, recv_frames, send_frame
+from runners.codec import (
+    MAX_BUFFERS,
+    FrameAssembler,
+    _lengths_struct,
+    decode,
+    encode,
+    recv_frames,
+    send_frame,
+)
 
 
 def _wire(message: Any) -> bytes:
@@ -215,3 +223,27 @@ def test_a_frame_over_the_limit_is_refused_before_its_buffers_exist() -> None:
     target = roomy.get_buffer()
     target[: len(head)] = head
     assert roomy.advance(len(head)) == []  # within the limit: waits for the array
+
+
+def _frame_of_empty_buffers(count: int) -> bytes:
+    header = encode(["ok", 1, None])[0][8:]
+    return struct.pack(f"<II{count}Q", len(header), count, *([0] * count)) + header
+
+
+def test_a_frame_declaring_too_many_arrays_is_refused_before_they_exist() -> None:
+    stream = _frame_of_empty_buffers(MAX_BUFFERS + 1)  # under 1 MiB: the size allows it
+    assembler = FrameAssembler(max_frame_bytes=1 << 20)
+    target = assembler.get_buffer()
+    target[:8] = stream[:8]
+    with pytest.raises(ProtocolError, match=f"over the limit of {MAX_BUFFERS}"):
+        assembler.advance(8)
+    assert _feed(_frame_of_empty_buffers(3), 1 << 20) == [["ok", 1, None]]
+
+
+def test_a_message_of_too_many_arrays_is_refused_when_sent() -> None:
+    arrays = [np.zeros(0, np.uint8)] * (MAX_BUFFERS + 1)
+    with pytest.raises(UnsupportedValue, match=f"at most {MAX_BUFFERS}"):
+        encode(["ok", 1, arrays], runner="r", method="m")
+    for count in range(1, 300):  # many frame shapes keep a bounded cache
+        _wire([np.zeros(1, np.uint8)] * count)
+    assert _lengths_struct.cache_info().currsize <= 64

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -239,3 +240,14 @@ def test_a_silent_host_is_taken_for_dead_and_its_batch_retried() -> None:
             run(scenario())
         finally:
             a.signal(signal.SIGCONT)
+
+
+def test_an_unreadable_tls_ca_fails_at_once_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    graph = orchestrator.load(
+        REMOTE_GRAPHS / "unreachable.yaml",
+        sets=[endpoints_set([free_port()]), *FAST, f"runners.doubler.remote.tls_ca={missing}"],
+    )
+    with pytest.raises(RunnerStartupError, match=f"remote.tls_ca {missing}") as raised:
+        run(graph.__aenter__(), timeout_s=20)
+    assert "no worker host answered" not in str(raised.value)

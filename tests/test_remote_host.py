@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -235,3 +237,23 @@ def test_a_worker_host_exports_its_batch_span_linked_to_the_node_span(
     assert (batch.trace_id, batch.parent_span_id) == (root.trace_id, node.span_id)
     assert [(ln.trace_id, ln.span_id) for ln in batch.links] == [(node.trace_id, node.span_id)]
     assert batch.attributes["graphctl.batch.calls"] == 1
+
+
+def test_a_second_signal_exits_at_once_while_draining(tmp_path: Path) -> None:
+    slow = {"runnable": "remote_kit:Doubler", "init": {"delay_ms": 600_000}}
+    shutil.copy(REMOTE_GRAPHS / "remote_kit.py", tmp_path)
+    graph = tmp_path / "slow.yaml"
+    graph.write_text(
+        (REMOTE_GRAPHS / "remote.yaml").read_text().replace("delay_ms: 5", "delay_ms: 600000")
+    )
+    with WorkerProcess(graph=graph) as worker, RawClient(worker.port) as client:
+        assert client.authenticate(TOKEN, protocol.spec_hash(slow))[0] == "welcome"
+        client.send(["call", 1, "double", [[1.0]], {}, []])  # held for ten minutes
+        client.send(["ping", 1])
+        assert client.receive() == ["pong", 1, 1]  # the batch is held
+        worker.signal(signal.SIGTERM)
+        wait_until(lambda: "draining: 1 batches held" in worker.output, what="the drain")
+        assert worker.process.poll() is None  # the first signal waits for the batch
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout_s=10) == 130
+    assert "second signal: exiting now" in worker.output

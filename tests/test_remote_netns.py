@@ -2,7 +2,7 @@
 namespace (``tests/_netns.py``), reached over a bridge. A link cut mid-load is
 detected within the configured timeout and its batches are retried elsewhere;
 a ``dns:`` endpoint follows hosts joining and leaving a name served by a small
-local resolver (``tests/_dns_server.py``).
+local resolver (``tests/_dns_server.py``), and keeps them while it fails.
 
 These tests need root (network namespaces); where the machine does not allow
 them they fail, saying so."""
@@ -218,6 +218,11 @@ def test_a_dns_endpoint_follows_hosts_joining_and_leaving(network: Network, tmp_
                         joined = len(load.results)
                         dns.set(name, [h1, h2])  # a host joins: it gets batches
                         await until(lambda: second.process.pid in load.pids(joined))
+                        dns.failing = True  # a resolver in trouble retires no host
+                        asked = dns.queries
+                        await until(lambda: dns.queries >= asked + 6)  # a few refreshes
+                        assert _listed_endpoints(server.url) == {f"{h1}:{PORT}", f"{h2}:{PORT}"}
+                        dns.failing = False
                         dns.set(name, [h2])  # a host leaves: out of the name, then stopped
                         await until(lambda: _listed_endpoints(server.url) == {f"{h2}:{PORT}"})
                         first.signal(signal.SIGTERM)  # as a pod removed from its Service

@@ -7,18 +7,19 @@ The Runnable loads first, then the port is bound (a TCP readiness probe is
 exact) and ``graphctl: worker RUNNER listening on HOST:PORT`` is printed.
 SIGTERM or Ctrl-C drains: no new connection or batch is taken, connected
 orchestrators are told it is going away, the batches held are answered, then it
-exits 0. A non-loopback address without ``GRAPHCTL_WORKER_TOKEN`` refuses to
-start (exit 2): anyone reaching the port could run the model.
+exits 0; a second signal exits at once (130), as ``graphctl serve`` does. A
+non-loopback address without ``GRAPHCTL_WORKER_TOKEN`` refuses to start (exit 2):
+anyone reaching the port could run the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from orchestrator.cli._args import (
     add_log_level_argument,
@@ -27,9 +28,12 @@ from orchestrator.cli._args import (
     positive_int,
 )
 from orchestrator.cli._config import add_override_arguments
+from orchestrator.cli._serve import EXIT_FORCED
 from orchestrator.compiling._validation import did_you_mean
 from orchestrator.errors import GraphctlError
 from runners.config import RunnerConfig, parse_endpoint
+from runners.remote.host import DEFAULT_MAX_PENDING, WorkerHost
+from runners.remote.protocol import DEFAULT_MAX_FRAME_BYTES, TOKEN_ENV, is_loopback, server_tls
 
 EXIT_USAGE = 2
 
@@ -51,14 +55,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--max-pending",
         type=positive_int,
-        default=2,
-        help="batches held (running or waiting) before more are refused as busy (default 2)",
+        default=DEFAULT_MAX_PENDING,
+        help="batches held (running or waiting) before more are refused as busy "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--max-frame-mb",
         type=positive_float,
-        default=1024.0,
-        help="largest frame an orchestrator may send, in MiB (default 1024)",
+        default=DEFAULT_MAX_FRAME_BYTES / 2**20,
+        help="largest frame an orchestrator may send, in MiB (default %(default)g)",
     )
     add_override_arguments(parser)
     add_log_level_argument(parser, "info")
@@ -67,14 +72,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
-    from runners.remote import TOKEN_ENV
-
     try:
         listen = parse_endpoint(args.listen, listen=True)
     except ValueError:
         return _usage(f"--listen {args.listen!r} must be HOST:PORT")
     token = os.environ.get(TOKEN_ENV, "")
-    if not token and not _is_loopback(listen.host):
+    if not token and not is_loopback(listen.host):
         return _usage(
             f"--listen {args.listen}: a worker reachable from other hosts needs a token "
             f"in {TOKEN_ENV} (or listen on 127.0.0.1)"
@@ -90,13 +93,20 @@ def _usage(message: str) -> int:
     return EXIT_USAGE
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _drain_then_exit(drain: Callable[[], None]) -> Callable[[], None]:
+    """The first SIGTERM/SIGINT drains; a second exits at once, the batches held
+    unanswered (their orchestrators retry them elsewhere)."""
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            print("graphctl: second signal: exiting now", file=sys.stderr, flush=True)
+            os._exit(EXIT_FORCED)
+        drain()
+
+    return on_signal
 
 
 def _runner(args: argparse.Namespace) -> RunnerConfig:
@@ -116,12 +126,9 @@ def _runner(args: argparse.Namespace) -> RunnerConfig:
 async def _serve(
     args: argparse.Namespace, config: RunnerConfig, host: str, port: int, token: str
 ) -> int:
-    from runners.remote import WorkerHost
-    from runners.remote.protocol import server_tls
-
     try:
         tls = server_tls(args.tls_cert, args.tls_key)
-    except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+    except OSError as error:  # ssl.SSLError is an OSError
         raise GraphctlError(f"--tls-cert/--tls-key: {error}") from None
     worker = WorkerHost(
         config,
@@ -129,10 +136,12 @@ async def _serve(
         tls=tls,
         max_pending=args.max_pending,
         max_frame_bytes=int(args.max_frame_mb * 2**20),
+        dead_peer_timeout_s=config.remote.dead_peer_timeout_s,
     )
     loop = asyncio.get_running_loop()
+    on_signal = _drain_then_exit(worker.drain)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.drain)
+        loop.add_signal_handler(sig, on_signal)
 
     def listening(bound_host: str, bound_port: int) -> None:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host

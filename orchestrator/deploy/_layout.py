@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from orchestrator.errors import DeployError
 from orchestrator.plan import Plan
+from runners.remote.protocol import TOKEN_ENV
 
 Autoscaler = Literal["keda", "hpa"]
 AUTOSCALERS: tuple[Autoscaler, ...] = ("keda", "hpa")
@@ -25,7 +26,7 @@ GRAPH_DIR = "/srv/graph"  # where the image holds the graph's folder
 CONFIG_DIR = "/etc/graphctl"  # where pods see the generated settings files
 WORKERS_CONFIG = "workers.config.yaml"
 ORCHESTRATOR_CONFIG = "orchestrator.config.yaml"
-TOKEN_VARIABLE = "GRAPHCTL_WORKER_TOKEN"
+TOKEN_VARIABLE = TOKEN_ENV  # the worker protocol's, in both containers' environment
 TOKEN_KEY = "token"
 
 _DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")

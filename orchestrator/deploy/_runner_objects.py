@@ -2,9 +2,9 @@
 PodDisruptionBudget, NetworkPolicy and autoscaler.
 
 One pod runs one ``graphctl worker``; the orchestrator resolves the headless
-Service to every ready pod and sends each batch to the one with the fewest
-items outstanding, so kube-proxy (which balances connections, not batches)
-is not in the path.
+Service to every ready pod and sends each batch to the one holding the fewest
+batches, so kube-proxy (which balances connections, not batches) is not in the
+path.
 """
 
 from __future__ import annotations

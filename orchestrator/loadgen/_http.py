@@ -13,7 +13,6 @@ histograms' counts and sums).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ from orchestrator.loadgen._client import ConnectionPool
 from orchestrator.loadgen._errors import BenchError
 from orchestrator.loadgen._summary import NodeSample, NodeSummary
 from runners.lifecycle import AsyncLifecycle
+from runners.remote.protocol import is_loopback
 
 LabelSet = tuple[tuple[str, str], ...]
 
@@ -75,21 +75,12 @@ def require_loopback(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise BenchError(f"--url must look like http://127.0.0.1:8000, got {url!r}")
-    if not _is_loopback(parts.hostname):
+    if not is_loopback(parts.hostname):
         raise BenchError(
             f"--url host {parts.hostname!r} is not a loopback address: "
             "graphctl bench only sends load to this machine (127.0.0.1, ::1, localhost)"
         )
     return url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HTTPTarget(AsyncLifecycle):

@@ -3,7 +3,10 @@
 
 ``connect`` opens the connection, proves the token and checks the worker's proof
 (``runners.remote.protocol``); a refusal or a failed proof is a ``WorkerRefused``
-naming the endpoint and the cause, raised at once. Once connected, a heartbeat
+naming the endpoint and the cause, raised at once. Until the worker has proven the
+token and sent a well-formed welcome, frames are bounded by
+``WELCOME_LIMIT_BYTES``; a malformed handshake message is a ``ConnectionError``,
+so the endpoint is retried like one that cannot be reached. Once connected, a heartbeat
 goes every ``heartbeat_interval_s``; a peer silent for ``dead_peer_timeout_s`` is
 dropped, and the pool retries its batch elsewhere (``on_lost``).
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +76,7 @@ class RemoteWorker:
         self._handshake: asyncio.Queue[Any] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._pings = 0
-        self.link = FrameLink(self._on_message, self._on_closed, protocol.DEFAULT_MAX_FRAME_BYTES)
+        self.link = FrameLink(self._on_message, self._on_closed, protocol.WELCOME_LIMIT_BYTES)
 
     # -- Worker ----------------------------------------------------------------
 
@@ -176,6 +180,8 @@ class RemoteWorker:
         if not protocol.is_message(challenge, "challenge", 5):
             raise self._unexpected(challenge)
         _, _, worker_spec, worker_nonce, worker_proof = challenge
+        if not isinstance(worker_nonce, bytes) or len(worker_nonce) != protocol.NONCE_BYTES:
+            raise self._malformed("challenge")
         expected = protocol.proof(token, "worker", client_nonce, worker_nonce, str(worker_spec))
         if not protocol.proof_matches(expected, worker_proof):
             self.link.abort("wrong token")
@@ -187,10 +193,11 @@ class RemoteWorker:
         welcome = await self._next()
         if not protocol.is_message(welcome, "welcome", 3):
             raise self._unexpected(welcome)
-        self.load = int(welcome[1])
-        self.methods = {
-            name: MethodSpec.from_wire(name, fields) for name, fields in welcome[2].items()
-        }
+        methods = _method_table(welcome[2])
+        if not isinstance(welcome[1], int) or methods is None:
+            raise self._malformed("welcome")
+        self.load, self.methods = welcome[1], methods
+        self.link.set_limit(protocol.DEFAULT_MAX_FRAME_BYTES)
         self.serving = True
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._remote.heartbeat_interval_s, self._heartbeat)
@@ -208,11 +215,33 @@ class RemoteWorker:
         self.link.abort("an unexpected handshake message")
         return ConnectionError("the worker sent an unexpected handshake message")
 
+    def _malformed(self, kind: str) -> ConnectionError:
+        self.link.abort(f"a malformed {kind}")
+        return ConnectionError(f"the worker sent a malformed {kind}")
+
     def _refused(self, cause: str, message: str) -> WorkerRefused:
         return WorkerRefused(
             f"endpoint {self.address} refused the connection ({cause}): {message}",
             runner=self.runner,
         )
+
+
+def _method_table(table: Any) -> dict[str, MethodSpec] | None:
+    """The methods a welcome describes, ``None`` unless each is
+    ``name: [batchable, batch_dim, stack, stream?]`` with those types (``to_wire``)."""
+    if not isinstance(table, dict):
+        return None
+    methods = {}
+    for name, fields in table.items():
+        if not (isinstance(name, str) and isinstance(fields, list) and len(fields) in (3, 4)):
+            return None
+        batchable, batch_dim, *flags = fields
+        if not all(isinstance(flag, bool) for flag in (batchable, *flags)):
+            return None
+        if not isinstance(batch_dim, int) or isinstance(batch_dim, bool):
+            return None
+        methods[name] = MethodSpec.from_wire(name, fields)
+    return methods
 
 
 async def connect(
@@ -224,12 +253,13 @@ async def connect(
     token: str,
     spec_hash: str,
     remote: RemoteConfig,
+    tls: ssl.SSLContext | None = None,
 ) -> RemoteWorker:
     """A connected, authenticated worker; ``WorkerRefused`` for a configuration error,
-    ``OSError``/``TimeoutError``/``ConnectionError`` when it cannot be reached."""
+    ``OSError``/``TimeoutError``/``ConnectionError`` when it cannot be reached.
+    ``tls`` is ``protocol.client_tls(remote.tls_ca)``, built once by the caller."""
     worker = RemoteWorker(runner, worker_id, address, events, remote)
     loop = asyncio.get_running_loop()
-    tls = protocol.client_tls(remote.tls_ca)
     try:
         async with asyncio.timeout(remote.connect_timeout_s):
             transport, _ = await loop.create_connection(

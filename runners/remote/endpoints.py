@@ -6,7 +6,8 @@ up (``runners.transport.Workers``); no local process is started.
 Each address has its own task: connect, serve until the connection ends,
 reconnect after a jittered exponential backoff. A ``dns:NAME:PORT`` endpoint is
 resolved every ``dns_refresh_s`` and right after a failure: a new address gets a
-task, one gone from the answer is dropped once its connection ends. ``start()``
+task, one gone from the answer is dropped once its connection ends; while the
+name cannot be resolved, the addresses it had are kept. ``start()``
 tries every address once, fails at once on a configuration error (wrong token,
 protocol version, runner spec), and waits up to ``startup_timeout_s`` for a first
 worker host if none answered.
@@ -18,6 +19,7 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 import time
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
@@ -63,6 +65,7 @@ class RemoteWorkers:
         self._resolve_now = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._tls: ssl.SSLContext | None = None  # built once, in start()
 
     # -- Workers -------------------------------------------------------------------
 
@@ -91,6 +94,7 @@ class RemoteWorkers:
     async def start(self) -> None:
         """Connect to every address once; wait for a first host if none answered."""
         deadline = time.monotonic() + self.config.startup_timeout_s
+        self._tls = await self._client_tls()
         attempt = 0
         while True:
             self._add_hosts(await self._resolve_all())
@@ -112,6 +116,15 @@ class RemoteWorkers:
                 + self._errors(),
                 runner=self.config.name,
             )
+
+    async def _client_tls(self) -> ssl.SSLContext | None:
+        """The TLS context every connection uses, its CA file read off the loop."""
+        try:
+            return await asyncio.to_thread(protocol.client_tls, self._remote.tls_ca)
+        except OSError as exc:  # ssl.SSLError is an OSError
+            raise RunnerStartupError(
+                f"remote.tls_ca {self._remote.tls_ca}: {_reason(exc)}", runner=self.config.name
+            ) from None
 
     async def run(self) -> None:
         """Keep every host connected until ``close()``."""
@@ -170,6 +183,7 @@ class RemoteWorkers:
                 token=self._token,
                 spec_hash=self._spec_hash,
                 remote=self._remote,
+                tls=self._tls,
             )
         except WorkerRefused as exc:
             host.refused, host.failures, host.last_error = True, host.failures + 1, exc.message
@@ -231,12 +245,16 @@ class RemoteWorkers:
     # -- addresses -------------------------------------------------------------------------
 
     async def _resolve_all(self) -> list[Address]:
+        """Every endpoint's addresses; a name that cannot be resolved now keeps the
+        addresses it had (a DNS hiccup must not retire every host behind it)."""
         found: list[Address] = []
         for endpoint in self.config.endpoints:
-            found.extend(await self._resolve(endpoint))
+            addresses = await self._resolve(endpoint)
+            found.extend(self._known(endpoint) if addresses is None else addresses)
         return found
 
-    async def _resolve(self, endpoint: Endpoint) -> list[Address]:
+    async def _resolve(self, endpoint: Endpoint) -> list[Address] | None:
+        """The addresses of ``endpoint``; ``None`` when its name cannot be resolved."""
         if not endpoint.dns:
             return [Address(endpoint.host, endpoint.port, endpoint.host)]
         loop = asyncio.get_running_loop()
@@ -244,9 +262,18 @@ class RemoteWorkers:
             infos = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
         except OSError as exc:
             logger.warning("runner %r: cannot resolve %s: %s", self.config.name, endpoint, exc)
-            return []
+            return None
         ips = sorted({str(info[4][0]) for info in infos})
         return [Address(ip, endpoint.port, endpoint.host) for ip in ips]
+
+    def _known(self, endpoint: Endpoint) -> list[Address]:
+        """The addresses ``endpoint`` last resolved to, not yet retired."""
+        return [
+            address
+            for address, host in self._hosts.items()
+            if not host.retired
+            and (address.server_name, address.port) == (endpoint.host, endpoint.port)
+        ]
 
     def _add_hosts(self, addresses: Iterable[Address]) -> list[Host]:
         added = []

@@ -78,6 +78,16 @@ class ModelThread:
         specs = runnable_methods(type(instance))
         return {n: [s.batchable, s.batch_dim, s.stack] for n, s in specs.items()}
 
+    async def listening_on(self, endpoint: str) -> None:
+        """Name this host by the address it listens on, in the log fields every batch
+        runs with: bound once, in the model thread, for its whole life."""
+        self.endpoint = endpoint
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._bind_log_fields)
+
+    def _bind_log_fields(self) -> None:
+        # Each thread has its own context: what is bound here stays for its next calls.
+        log_context.bound(runner=self._config.name, worker=self.endpoint).__enter__()
+
     def run(self, call: Call, contexts: list[CallContext]) -> asyncio.Future[Any]:
         """The reply frame of one batch, once every batch sent before it has run."""
         return asyncio.get_running_loop().run_in_executor(
@@ -86,11 +96,9 @@ class ModelThread:
 
     def _answer(self, call: Call, contexts: list[CallContext]) -> list[Any]:
         """In the model thread, with the log fields and span a worker process gives a
-        batch; this host is named by the address it listens on."""
+        batch (``runner`` and ``worker`` bound once, by ``listening_on``)."""
         assert self._loop is not None
-        name = self._config.name
-        with log_context.bound(runner=name, worker=self.endpoint):
-            return answer(self._loop, self._table, name, call, self.spans, contexts)
+        return answer(self._loop, self._table, self._config.name, call, self.spans, contexts)
 
     def close(self) -> None:
         if self._loop is not None:
@@ -143,7 +151,7 @@ class WorkerHost:
                 start_serving=False,
             )
             bound_host, bound_port = server.sockets[0].getsockname()[:2]
-            self._model.endpoint = f"{bound_host}:{bound_port}"
+            await self._model.listening_on(f"{bound_host}:{bound_port}")
             attributes = otel.host_attributes(self.config.name, self._model.endpoint)
             with batch_spans(otel.tracer_provider(attributes), self.config.name) as spans:
                 self._model.spans = spans

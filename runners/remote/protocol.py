@@ -2,16 +2,19 @@
 pickle) with a handshake that proves both ends hold the same secret.
 
     orchestrator -> worker   ["hello", version, spec hash, client nonce]
-    worker -> orchestrator   ["challenge", version, spec, worker nonce, worker proof,
-                              {method: [batchable, batch_dim, stack]}]
+    worker -> orchestrator   ["challenge", version, spec hash, worker nonce, worker proof]
                              | ["refused", cause, message]            (then closes)
     orchestrator -> worker   ["proof", orchestrator proof]
-    worker -> orchestrator   ["welcome", load] | ["refused", cause, message]
+    worker -> orchestrator   ["welcome", load, {method: [batchable, batch_dim, stack]}]
+                             | ["refused", cause, message]            (then closes)
 
-A proof is ``HMAC-SHA256(token, role | client nonce | worker nonce | spec hash)``:
-each end proves the token on the other's fresh nonce, and the token never crosses
-the wire. Until the orchestrator's proof checks out, the worker accepts frames of
-at most ``HELLO_LIMIT_BYTES``. Then, in both directions:
+A proof is ``HMAC-SHA256(token, role | client nonce | worker nonce | spec hash)``
+(the worker's spec hash): each end proves the token on the other's fresh nonce,
+and the token never crosses the wire. Until the orchestrator's proof checks out,
+the worker accepts frames of at most ``HELLO_LIMIT_BYTES``; until the worker's
+proof and welcome check out, the orchestrator accepts at most
+``WELCOME_LIMIT_BYTES``. Only the handshake is authenticated: later frames carry
+no MAC, so off a trusted network the connection needs TLS. Then:
 
     orchestrator -> worker   ["call", batch id, method, [args], {kwargs}, [call contexts]]
                              | ["ping", n]
@@ -19,7 +22,8 @@ at most ``HELLO_LIMIT_BYTES``. Then, in both directions:
                              | ["busy", batch id, reason]   (not run: send it elsewhere)
                              | ["pong", n, load] | ["going_away"]   (draining)
 
-``load`` is how many items the worker holds for all its orchestrators. The call
+``load`` is how many batches the worker holds (running or waiting) for all its
+orchestrators; the pool sends a batch to the idle connection of least load. The call
 contexts are those of a worker process's call frame (``runners.call_context``: each
 call's request id and trace parent, ``[]`` when none has any); the worker binds
 them as log fields and links its batch span to them.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import socket
@@ -40,6 +45,9 @@ from runners.config import RunnerConfig
 
 PROTOCOL_VERSION = 1
 HELLO_LIMIT_BYTES = 4096  # what an unauthenticated peer can make us allocate
+# What an orchestrator reads from a worker before both proofs and the welcome check
+# out: the welcome carries the method table, a few dozen bytes per method.
+WELCOME_LIMIT_BYTES = HELLO_LIMIT_BYTES + (1 << 16)
 DEFAULT_MAX_FRAME_BYTES = 1 << 30
 NONCE_BYTES = 32
 TOKEN_ENV = "GRAPHCTL_WORKER_TOKEN"
@@ -83,6 +91,17 @@ def proof_matches(expected: bytes, received: Any) -> bool:
     return isinstance(received, bytes) and hmac.compare_digest(expected, received)
 
 
+def is_loopback(host: str) -> bool:
+    """``host`` is this machine alone (``localhost`` or a loopback address): what may
+    go without a token, or be load-tested without asking."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def tune_socket(sock: socket.socket, dead_peer_timeout_s: float) -> None:
     """No Nagle delay; keepalive probes and a user timeout so that a peer gone silent
     (host down, cable cut) is noticed within ``dead_peer_timeout_s``, not minutes."""
@@ -108,11 +127,10 @@ def client_tls(ca_file: str | None) -> ssl.SSLContext | None:
 
 
 def server_tls(cert_file: str | None, key_file: str | None) -> ssl.SSLContext | None:
-    """The worker's TLS context, from its certificate and key files."""
-    if cert_file is None and key_file is None:
-        return None
+    """The worker's TLS context, from its certificate and key files (both or neither:
+    ``graphctl worker`` checks they come together)."""
     if cert_file is None or key_file is None:
-        raise ValueError("--tls-cert and --tls-key go together")
+        return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     return context

@@ -88,11 +88,7 @@ class RemoteWorker:
         kwargs: Any,
         contexts: Sequence[CallContext] = (),
     ) -> None:
-        chunks = codec.encode(
-            ["call", batch_id, method, args, kwargs, list(contexts)],
-            runner=self.label,
-            method=method,
-        )
+        chunks = codec.call_frame(batch_id, method, args, kwargs, contexts, runner=self.label)
         self.batch_id = batch_id
         self.link.send(chunks)
 

@@ -125,8 +125,12 @@ class Endpoint:
     dns: bool = False
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'dns:' if self.dns else ''}{host}:{self.port}"
+        return f"{'dns:' if self.dns else ''}{host_port(self.host, self.port)}"
+
+
+def host_port(host: str, port: int) -> str:
+    """``HOST:PORT``, with an IPv6 host in brackets so its colons are not read as the port's."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def parse_endpoint(text: str, *, listen: bool = False) -> Endpoint:

@@ -6,6 +6,7 @@ environment variables or graph files itself.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,12 @@ class RemoteConfig:
         for name in REMOTE_SECONDS:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    def reconnect_delay_s(self, failures: int, rng: random.Random) -> float:
+        """Delay before the connection attempt following ``failures`` failed ones:
+        exponential with full jitter from ``rng``, so hosts are not retried in step."""
+        cap = min(self.reconnect_backoff_cap_s, self.reconnect_backoff_s * 2 ** min(failures, 20))
+        return rng.uniform(self.reconnect_backoff_s, max(self.reconnect_backoff_s, cap))
 
 
 REMOTE_SECONDS = (

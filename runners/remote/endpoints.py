@@ -66,6 +66,7 @@ class RemoteWorkers:
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls: ssl.SSLContext | None = None  # built once, in start()
+        self._rng = random.Random()  # reconnection jitter
 
     # -- Workers -------------------------------------------------------------------
 
@@ -107,7 +108,10 @@ class RemoteWorkers:
                 break
             attempt += 1
             await asyncio.sleep(
-                min(self._backoff_s(attempt), max(0.0, deadline - time.monotonic()))
+                min(
+                    self._remote.reconnect_delay_s(attempt, self._rng),
+                    max(0.0, deadline - time.monotonic()),
+                )
             )
         if not self.live:
             self.close()
@@ -217,19 +221,12 @@ class RemoteWorkers:
                 self._hosts.pop(host.address, None)
                 return
             if failed:
-                await until_closed_or(self._closing, None, self._backoff_s(failed))
+                delay_s = self._remote.reconnect_delay_s(failed, self._rng)
+                await until_closed_or(self._closing, None, delay_s)
                 if self._closing.is_set():
                     return
             await self._connect(host)
             failed = 0 if host.worker is not None else failed + 1
-
-    def _backoff_s(self, failures: int) -> float:
-        """Exponential backoff with full jitter, so hosts are not retried in step."""
-        remote = self._remote
-        cap = min(
-            remote.reconnect_backoff_cap_s, remote.reconnect_backoff_s * 2 ** min(failures, 20)
-        )
-        return random.uniform(remote.reconnect_backoff_s, max(remote.reconnect_backoff_s, cap))
 
     # -- addresses -------------------------------------------------------------------------
 

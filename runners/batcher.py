@@ -121,6 +121,12 @@ def batch_rows(calls: Sequence[PendingCall], spec: MethodSpec) -> int:
     return sum(rows_of(call, spec) for call in calls)
 
 
+def split_rows(calls: Sequence[PendingCall], spec: MethodSpec) -> list[int]:
+    """The rows of the batch's output each call takes back (one output, whole, for a
+    method that does not batch)."""
+    return [rows_of(call, spec) for call in calls] if spec.batchable else [1]
+
+
 def predicted_wait_s(queued: int, max_batch_size: int, workers: int, batch_time_s: float) -> float:
     """How long a call joining the back of the queue waits, if every batch is full."""
     if batch_time_s <= 0.0 or workers <= 0:
@@ -295,6 +301,7 @@ class Flight:
     batch_id: int
     sent_at: float
     rows: int  # the batch's size in rows
+    split: list[int]  # each call's rows of the answer (``split_rows``)
     progress_at: float = 0.0  # a streaming batch's last step, for the hang limit
 
 
@@ -345,9 +352,8 @@ def next_release(
 def deliver(flight: Flight, value: Any, runner: str, worker: int) -> None:
     """Split a batch's answer back to its callers (a malformed answer fails the batch)."""
     spec = flight.queue.spec
-    rows = [call.rows for call in flight.calls] if spec.batchable else [1]
     try:
-        values = split_outputs(value, rows, spec, runner)
+        values = split_outputs(value, flight.split, spec, runner)
     except MethodError as exc:
         fail_batch(flight.queue, flight.calls, exc)
         return

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import socket
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -91,6 +92,21 @@ def encode(message: Any, *, runner: str | None = None, method: str | None = None
     if len(header) + sum(sizes) < _INLINE_LIMIT:
         return [b"".join((head, header, *buffers))]
     return [head, header, *buffers]
+
+
+def call_frame(
+    batch_id: int,
+    method: str,
+    args: list[Any],
+    kwargs: Any,
+    contexts: Sequence[Any],
+    *,
+    runner: str | None = None,
+) -> list[Any]:
+    """The chunks of a ``call`` frame: the one shape every worker kind receives a batch in."""
+    return encode(
+        ["call", batch_id, method, args, kwargs, list(contexts)], runner=runner, method=method
+    )
 
 
 @functools.lru_cache(maxsize=64)

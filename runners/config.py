@@ -6,6 +6,7 @@ environment variables or graph files itself.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,8 +126,12 @@ class Endpoint:
     dns: bool = False
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'dns:' if self.dns else ''}{host}:{self.port}"
+        return f"{'dns:' if self.dns else ''}{host_port(self.host, self.port)}"
+
+
+def host_port(host: str, port: int) -> str:
+    """``HOST:PORT``, with an IPv6 host in brackets so its colons are not read as the port's."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def parse_endpoint(text: str, *, listen: bool = False) -> Endpoint:
@@ -169,6 +174,12 @@ class RemoteConfig:
         for name in REMOTE_SECONDS:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    def reconnect_delay_s(self, failures: int, rng: random.Random) -> float:
+        """Delay before the connection attempt following ``failures`` failed ones:
+        exponential with full jitter from ``rng``, so hosts are not retried in step."""
+        cap = min(self.reconnect_backoff_cap_s, self.reconnect_backoff_s * 2 ** min(failures, 20))
+        return rng.uniform(self.reconnect_backoff_s, max(self.reconnect_backoff_s, cap))
 
 
 REMOTE_SECONDS = (

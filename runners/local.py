@@ -95,11 +95,7 @@ class InProcessWorker:
         kwargs: Any,
         contexts: Sequence[CallContext] = (),
     ) -> None:
-        frame = codec.encode(
-            ["call", batch_id, method, args, kwargs, list(contexts)],
-            runner=self._runner,
-            method=method,
-        )
+        frame = codec.call_frame(batch_id, method, args, kwargs, contexts, runner=self._runner)
         _, batch_id, method, args, kwargs, contexts = codec.roundtrip(frame)
         self._inbox.put_nowait((batch_id, method, args, kwargs, list(contexts)))
 

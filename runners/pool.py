@@ -42,6 +42,7 @@ from runners.batcher import (
     fail_batch,
     next_release,
     oldest_queue,
+    split_rows,
     survivors_of_crash,
     take_batch,
 )
@@ -360,7 +361,8 @@ class WorkerPool:
             fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
             return
         now = time.monotonic()
-        state.flight = Flight(queue, batch, self._next_batch, now, batch_rows(batch, queue.spec))
+        rows, split = batch_rows(batch, queue.spec), split_rows(batch, queue.spec)
+        state.flight = Flight(queue, batch, self._next_batch, now, rows, split)
         for index, call in enumerate(batch):
             if call.stream is not None:
                 call.stream.batch_id, call.stream.index = self._next_batch, index

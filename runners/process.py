@@ -119,11 +119,7 @@ class ProcessWorker:
         kwargs: Any,
         contexts: Sequence[CallContext] = (),
     ) -> None:
-        chunks = codec.encode(
-            ["call", batch_id, method, args, kwargs, list(contexts)],
-            runner=self.runner,
-            method=method,
-        )
+        chunks = codec.call_frame(batch_id, method, args, kwargs, contexts, runner=self.runner)
         self.batch_id = batch_id
         self.send(chunks)
 

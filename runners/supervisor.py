@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from runners.config import RunnerConfig, SupervisionConfig
 from runners.errors import RunnerStartupError
 from runners.process import ProcessWorker, spawn
-from runners.transport import WorkerEvents
+from runners.transport import WorkerEvents, until_closed_or
 from runners.types import EndpointStats
 
 logger = logging.getLogger("runners.worker")
@@ -129,7 +129,7 @@ class Supervisor:
         batch (a batch is bounded by the pool's hang limit instead). True if it was
         lost holding a batch."""
         timings = self._timings
-        while not await self._until_closed_or(worker.closed, timings.ping_interval_s):
+        while not await until_closed_or(self._closing, worker.closed, timings.ping_interval_s):
             if worker.closed.is_set():
                 break
             if worker.batch_id is None:
@@ -141,7 +141,7 @@ class Supervisor:
         try:
             for failures in range(self._timings.max_start_failures):
                 delay = self._timings.restart_delay_s(crash_streak + failures)
-                if await self._until_closed_or(None, delay):
+                if await until_closed_or(self._closing, None, delay):
                     return None
                 try:
                     worker = await self._start_worker(slot)
@@ -156,16 +156,3 @@ class Supervisor:
         logger.error("runner %r: workers keep failing to start; giving up", self.config.name)
         self._events.on_gave_up()
         return None
-
-    async def _until_closed_or(self, event: asyncio.Event | None, delay_s: float = 0.0) -> bool:
-        """Wait for ``close()`` or ``event`` (or ``delay_s`` seconds); True if closing."""
-        waits = [asyncio.ensure_future(self._closing.wait())]
-        if event is not None:
-            waits.append(asyncio.ensure_future(event.wait()))
-        try:
-            await asyncio.wait(waits, timeout=delay_s or None, return_when="FIRST_COMPLETED")
-        finally:
-            for waiter in waits:
-                waiter.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
-        return self._closing.is_set()

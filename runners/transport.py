@@ -25,6 +25,7 @@ sees the same values from each.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -154,3 +155,22 @@ class Workers(Protocol):
     def close(self) -> None:
         """Stop restarting and tell every worker to exit once its batch is done."""
         ...
+
+
+async def until_closed_or(
+    closing: asyncio.Event, event: asyncio.Event | None, delay_s: float = 0.0
+) -> bool:
+    """Wait for ``closing`` or ``event`` (or ``delay_s`` seconds); True if closing.
+
+    The waits a supervising ``Workers`` makes between pings, restarts and
+    reconnections, so ``close()`` cuts each of them short."""
+    waits = [asyncio.ensure_future(closing.wait())]
+    if event is not None:
+        waits.append(asyncio.ensure_future(event.wait()))
+    try:
+        await asyncio.wait(waits, timeout=delay_s or None, return_when="FIRST_COMPLETED")
+    finally:
+        for waiter in waits:
+            waiter.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+    return closing.is_set()

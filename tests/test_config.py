@@ -3,6 +3,7 @@ and hang-limit arithmetic, and method overrides over a ``@method`` declaration."
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from runners.config import (
     DEFAULT_MAX_BATCH_SIZE,
     SUPERVISION_SECONDS,
     BatchingConfig,
+    RemoteConfig,
     Resources,
     RunnerConfig,
     SupervisionConfig,
@@ -67,6 +69,19 @@ def test_restart_delay_doubles_per_early_death_up_to_the_cap(
 ) -> None:
     config = SupervisionConfig(restart_backoff_s=0.1, restart_backoff_cap_s=1.0)
     assert config.restart_delay_s(early_deaths) == pytest.approx(delay)
+
+
+@pytest.mark.parametrize(
+    ("failures", "ceiling"), [(0, 0.1), (1, 0.2), (3, 0.8), (4, 1.0), (50, 1.0)]
+)
+def test_reconnect_delay_is_jittered_between_the_backoff_and_its_doubling_up_to_the_cap(
+    failures: int, ceiling: float
+) -> None:
+    config = RemoteConfig(reconnect_backoff_s=0.1, reconnect_backoff_cap_s=1.0)
+    rng = random.Random(7)
+    delays = [config.reconnect_delay_s(failures, rng) for _ in range(200)]
+    assert all(0.1 <= d <= ceiling for d in delays)
+    assert max(delays) - min(delays) == pytest.approx(ceiling - 0.1, abs=0.1 * ceiling)
 
 
 @pytest.mark.parametrize(

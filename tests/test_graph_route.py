@@ -3,6 +3,7 @@ the request is cancelled and its queued call never reaches a worker."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from orchestrator import create_app, load
+from orchestrator.server._graph_route import ClientWatch
 from tests._serve_helpers import SERVE_GRAPHS, metric_value, open_post, thread_server, wait_until
 
 RUNNER = {"graph": "gated", "runner": "gate", "method": "wait"}
@@ -99,3 +101,23 @@ def test_answered_requests_are_not_counted_as_disconnects(url: str, tmp_path: Pa
         assert response.status_code == 200
         assert response.json() == {"y": [1.0]}
     assert metric_value(url, "graphctl_requests_total", code="499") == cancelled_before
+
+
+def test_a_failed_disconnect_watcher_is_reaped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def request() -> None:
+        called = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            called.set()
+            raise RuntimeError("the connection's receive failed")
+
+        with ClientWatch(receive):
+            await asyncio.wait_for(called.wait(), timeout=5)
+            await asyncio.sleep(0)  # the watcher's end and its done callback
+
+    with caplog.at_level(logging.ERROR, logger="graphctl.serve"):
+        asyncio.run(request())
+    reaped = [r for r in caplog.records if r.name == "graphctl.serve"]
+    assert [r.exc_info[1].args for r in reaped if r.exc_info and r.exc_info[1]] == [
+        ("the connection's receive failed",)
+    ]

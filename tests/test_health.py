@@ -75,7 +75,7 @@ class _Worker:
 
 def _flight(method: str, sent_at: float) -> Flight:
     queue = MethodQueue(MethodSpec(method, batchable=True), BatchingConfig(), 16)
-    return Flight(queue=queue, calls=[], batch_id=1, sent_at=sent_at, rows=1)
+    return Flight(queue=queue, calls=[], batch_id=1, sent_at=sent_at, rows=1, split=[])
 
 
 FAST = SupervisionConfig(hang_floor_s=0.05, hang_warmup_s=0.05, hang_warmup_batches=1)

@@ -31,7 +31,7 @@ from orchestrator.cli._config import add_override_arguments
 from orchestrator.cli._serve import EXIT_FORCED
 from orchestrator.compiling._validation import did_you_mean
 from orchestrator.errors import GraphctlError
-from runners.config import RunnerConfig, parse_endpoint
+from runners.config import RunnerConfig, host_port, parse_endpoint
 from runners.remote.host import DEFAULT_MAX_PENDING, WorkerHost
 from runners.remote.protocol import DEFAULT_MAX_FRAME_BYTES, TOKEN_ENV, is_loopback, server_tls
 
@@ -144,10 +144,10 @@ async def _serve(
         loop.add_signal_handler(sig, on_signal)
 
     def listening(bound_host: str, bound_port: int) -> None:
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        shown = host_port(bound_host, bound_port)
         secure = " with TLS" if tls is not None else ""
         print(
-            f"graphctl: worker {config.name} listening on {shown}:{bound_port}{secure}",
+            f"graphctl: worker {config.name} listening on {shown}{secure}",
             flush=True,
         )
 

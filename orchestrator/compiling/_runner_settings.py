@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from runners.config import (
+    REMOTE_SECONDS,
     BatchingConfig,
     Endpoint,
     RemoteConfig,
@@ -102,12 +103,7 @@ _SUPERVISION_CHECKS: dict[str, Check] = {
 
 _REMOTE_CHECKS: dict[str, Check] = {
     "tls_ca": (lambda v: v is None or (isinstance(v, str) and bool(v)), "a file name or null"),
-    "connect_timeout_s": _POSITIVE,
-    "heartbeat_interval_s": _POSITIVE,
-    "dead_peer_timeout_s": _POSITIVE,
-    "dns_refresh_s": _POSITIVE,
-    "reconnect_backoff_s": _POSITIVE,
-    "reconnect_backoff_cap_s": _POSITIVE,
+    **{name: _POSITIVE for name in REMOTE_SECONDS},
 }
 
 

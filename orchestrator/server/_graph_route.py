@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from types import TracebackType
 from typing import Any
@@ -41,6 +42,7 @@ from orchestrator.server._serving import Served
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 # A request still running this long is watched for its client's disconnect.
 WATCH_AFTER_S = 0.02
+log = logging.getLogger("graphctl.serve")
 
 
 class GraphRoutes:
@@ -126,6 +128,7 @@ class ClientWatch:
 
     def _start(self) -> None:
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        self._watcher.add_done_callback(_reap_watcher)
 
     def __exit__(
         self,
@@ -148,6 +151,13 @@ class ClientWatch:
             pass
         self.disconnected = True
         self._owner.cancel()
+
+
+def _reap_watcher(watcher: asyncio.Task[None]) -> None:
+    """Retrieve a watcher's end once it is over (cancelled when its block ends): a
+    failure is logged for the operator then, not left to the garbage collector."""
+    if not watcher.cancelled() and (error := watcher.exception()) is not None:
+        log.error("watching the client for a disconnect failed", exc_info=error)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

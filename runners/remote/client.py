@@ -22,7 +22,7 @@ from typing import Any
 
 from runners import codec
 from runners.call_context import CallContext
-from runners.config import RemoteConfig
+from runners.config import RemoteConfig, host_port
 from runners.errors import WorkerRefused
 from runners.remote import protocol
 from runners.remote.link import FrameLink
@@ -43,8 +43,7 @@ class Address:
     server_name: str
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 class RemoteWorker:
@@ -88,11 +87,7 @@ class RemoteWorker:
         kwargs: Any,
         contexts: Sequence[CallContext] = (),
     ) -> None:
-        chunks = codec.encode(
-            ["call", batch_id, method, args, kwargs, list(contexts)],
-            runner=self.label,
-            method=method,
-        )
+        chunks = codec.call_frame(batch_id, method, args, kwargs, contexts, runner=self.label)
         self.batch_id = batch_id
         self.link.send(chunks)
 

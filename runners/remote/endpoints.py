@@ -29,7 +29,7 @@ from runners.config import Endpoint, RunnerConfig
 from runners.errors import RunnerStartupError, WorkerRefused
 from runners.remote import protocol
 from runners.remote.client import Address, RemoteWorker, connect
-from runners.transport import WorkerEvents
+from runners.transport import WorkerEvents, until_closed_or
 from runners.types import EndpointStats
 
 logger = logging.getLogger("runners.remote")
@@ -66,6 +66,7 @@ class RemoteWorkers:
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls: ssl.SSLContext | None = None  # built once, in start()
+        self._rng = random.Random()  # reconnection jitter
 
     # -- Workers -------------------------------------------------------------------
 
@@ -107,7 +108,10 @@ class RemoteWorkers:
                 break
             attempt += 1
             await asyncio.sleep(
-                min(self._backoff_s(attempt), max(0.0, deadline - time.monotonic()))
+                min(
+                    self._remote.reconnect_delay_s(attempt, self._rng),
+                    max(0.0, deadline - time.monotonic()),
+                )
             )
         if not self.live:
             self.close()
@@ -205,7 +209,7 @@ class RemoteWorkers:
         while not self._closing.is_set():
             worker = host.worker
             if worker is not None:
-                await self._until_closed_or(worker.closed)
+                await until_closed_or(self._closing, worker.closed)
                 host.worker = None
                 if self._closing.is_set():
                     return
@@ -217,30 +221,12 @@ class RemoteWorkers:
                 self._hosts.pop(host.address, None)
                 return
             if failed:
-                await self._until_closed_or(None, self._backoff_s(failed))
+                delay_s = self._remote.reconnect_delay_s(failed, self._rng)
+                await until_closed_or(self._closing, None, delay_s)
                 if self._closing.is_set():
                     return
             await self._connect(host)
             failed = 0 if host.worker is not None else failed + 1
-
-    def _backoff_s(self, failures: int) -> float:
-        """Exponential backoff with full jitter, so hosts are not retried in step."""
-        remote = self._remote
-        cap = min(
-            remote.reconnect_backoff_cap_s, remote.reconnect_backoff_s * 2 ** min(failures, 20)
-        )
-        return random.uniform(remote.reconnect_backoff_s, max(remote.reconnect_backoff_s, cap))
-
-    async def _until_closed_or(self, event: asyncio.Event | None, delay_s: float = 0.0) -> None:
-        waits = [asyncio.ensure_future(self._closing.wait())]
-        if event is not None:
-            waits.append(asyncio.ensure_future(event.wait()))
-        try:
-            await asyncio.wait(waits, timeout=delay_s or None, return_when="FIRST_COMPLETED")
-        finally:
-            for waiter in waits:
-                waiter.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
 
     # -- addresses -------------------------------------------------------------------------
 
@@ -288,7 +274,7 @@ class RemoteWorkers:
     async def _refresh_dns(self) -> None:
         """Resolve ``dns:`` endpoints every ``dns_refresh_s`` and after each failure."""
         while not self._closing.is_set():
-            await self._until_closed_or(self._resolve_now, self._remote.dns_refresh_s)
+            await until_closed_or(self._closing, self._resolve_now, self._remote.dns_refresh_s)
             self._resolve_now.clear()
             if self._closing.is_set():
                 return

@@ -114,13 +114,6 @@ def _remove_taken(queue: deque[PendingCall], taken: list[PendingCall]) -> None:
     queue.extend(rest)
 
 
-def batch_rows(calls: Sequence[PendingCall], spec: MethodSpec) -> int:
-    """The rows of a batch: its size for ``max_batch_size``, stats and the latency model."""
-    if len(calls) == 1 and calls[0].key is None and not spec.batchable:
-        return 1
-    return sum(rows_of(call, spec) for call in calls)
-
-
 def split_rows(calls: Sequence[PendingCall], spec: MethodSpec) -> list[int]:
     """The rows of the batch's output each call takes back (one output, whole, for a
     method that does not batch)."""
@@ -300,7 +293,7 @@ class Flight:
     calls: list[PendingCall]
     batch_id: int
     sent_at: float
-    rows: int  # the batch's size in rows
+    rows: int  # the batch's size in rows: sum(split), for max_batch_size, stats, the cost model
     split: list[int]  # each call's rows of the answer (``split_rows``)
     progress_at: float = 0.0  # a streaming batch's last step, for the hang limit
 

@@ -37,7 +37,6 @@ from runners.batcher import (
     PendingCall,
     ReleaseTimer,
     batch_error,
-    batch_rows,
     deliver,
     fail_batch,
     next_release,
@@ -361,8 +360,8 @@ class WorkerPool:
             fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
             return
         now = time.monotonic()
-        rows, split = batch_rows(batch, queue.spec), split_rows(batch, queue.spec)
-        state.flight = Flight(queue, batch, self._next_batch, now, rows, split)
+        split = split_rows(batch, queue.spec)  # each call's rows, counted once per batch
+        state.flight = Flight(queue, batch, self._next_batch, now, sum(split), split)
         for index, call in enumerate(batch):
             if call.stream is not None:
                 call.stream.batch_id, call.stream.index = self._next_batch, index

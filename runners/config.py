@@ -28,6 +28,15 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
 
 
+
+def _require_positive(settings: object, names: tuple[str, ...]) -> None:
+    """``ValueError`` naming the first of ``names`` set to a value not > 0 (``None``:
+    unset, allowed)."""
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+
 @dataclass(frozen=True)
 class BatchingConfig:
     """How calls to one method are merged: up to ``max_batch_size`` items per batch,
@@ -82,10 +91,7 @@ class SupervisionConfig:
     max_start_failures: int = 3
 
     def __post_init__(self) -> None:
-        for name in SUPERVISION_SECONDS:
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
+        _require_positive(self, SUPERVISION_SECONDS)
         if self.hang_factor < 1:
             raise ValueError(f"hang_factor must be >= 1, got {self.hang_factor}")
         if self.hang_warmup_batches < 1 or self.max_start_failures < 1:
@@ -171,9 +177,7 @@ class RemoteConfig:
     reconnect_backoff_cap_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in REMOTE_SECONDS:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        _require_positive(self, REMOTE_SECONDS)
 
     def reconnect_delay_s(self, failures: int, rng: random.Random) -> float:
         """Delay before the connection attempt following ``failures`` failed ones:

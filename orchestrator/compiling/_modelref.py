@@ -22,9 +22,6 @@ from runners.models import framework_for, get, store_home
 from runners.models.store import ModelInfo
 from runners.runnable import MethodSpec
 
-# Keys of a model runner entry besides the shared runner settings.
-MODEL_RUNNER_KEYS = ("model", "init", *SETTINGS_KEYS)
-
 
 def model_methods(model_ref: str) -> dict[str, MethodSpec]:
     """The methods a stored model exposes (its signatures), for the compiler's checks.

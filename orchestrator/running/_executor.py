@@ -47,7 +47,23 @@ from runners.types import CallResult, RunnerClient
 
 Outcome = tuple[Any, Sequence[CallResult]]  # a node's value and the runner calls behind it
 OnChunk = Callable[[str, Any], None]  # (output name, chunk) of a streamed output
-_UNTRACED = contextlib.nullcontext()  # a node whose calls carry no trace parent
+_NO_SCOPE = contextlib.nullcontext()  # a runner node, untraced: the usual case
+
+
+def _node_scope(node: NodePlan, parent: str | None) -> contextlib.AbstractContextManager[Any]:
+    """What a node runs inside: its trace parent (carried with its calls), and for a
+    function node its name in its log lines (a runner node's lines come from its
+    worker, which binds its own fields)."""
+    traced = call_context.traced(parent) if parent is not None else None
+    if node.kind != "function":
+        return traced or _NO_SCOPE
+    named = log_context.bound(node=node.name)
+    if traced is None:
+        return named
+    stack = contextlib.ExitStack()
+    stack.enter_context(traced)
+    stack.enter_context(named)
+    return stack
 
 
 @dataclass
@@ -131,16 +147,8 @@ class Executor:
         start = time.monotonic()
         parent = request.trace.start(node.name, node.kind) if request.trace is not None else None
         try:
-            if parent is None and node.kind != "function":  # the usual case: no scope
+            with _node_scope(node, parent):
                 value, calls, status = await self._evaluate(node, request)
-            else:
-                with (
-                    call_context.traced(parent) if parent is not None else _UNTRACED,
-                    # A function node's own log lines name it; a runner node's come
-                    # from its worker, which binds its own fields.
-                    log_context.bound(node=node.name) if node.kind == "function" else _UNTRACED,
-                ):
-                    value, calls, status = await self._evaluate(node, request)
         except BaseException as error:
             if request.first_error is None and not isinstance(error, asyncio.CancelledError):
                 request.first_error = error

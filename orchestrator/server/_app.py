@@ -159,8 +159,9 @@ def _add_graph_route(app: FastAPI, served: Served, name: str) -> None:
     plan = served.slots[name].graph.plan
 
     async def run_graph(request: Request) -> Response:
-        # Served by GraphRoutes in front of the router; kept for the OpenAPI document
-        # and as the same behaviour should the middleware be bypassed.
+        # Never reached while GraphRoutes answers POST /{name} in front of the router
+        # (deadline header, disconnects, events); this route documents it in OpenAPI,
+        # and answers plain JSON only if the app is used without that middleware.
         body = parse_json_object(await request.body(), plan)
         if isinstance(body, HttpError):
             return error_response(body, detail=True)

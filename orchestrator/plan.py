@@ -105,7 +105,8 @@ class NodePlan:
     kinds: ``runner`` calls ``runner.method``; ``function`` calls ``func``;
     ``switch`` outputs the matching key of ``cases`` (or ``SWITCH_DEFAULT``) for the
     value of ``args["value"]``; ``coalesce`` outputs the first of ``args["values"]``
-    (a list of refs) that was not skipped.
+    (a list of refs) that was not skipped. A function node with ``each_chunk`` is
+    called once per chunk of the stream that argument reads, and streams itself.
     """
 
     name: str
@@ -126,6 +127,15 @@ class NodePlan:
     when: Condition | None = None  # includes the gates a switch puts on its branches
     map: Ref | None = None  # call once per item of this list; ``$item`` in args
     on_skipped_input: Literal["skip", "null"] = "skip"  # "null": pass None instead
+    each_chunk: str | None = None  # function nodes: the argument given one chunk per call
+
+    @property
+    def chunk_source(self) -> str | None:
+        """The streaming node a per-chunk node reads (its ``each_chunk`` argument)."""
+        if self.each_chunk is None:
+            return None
+        ref = self.args.get(self.each_chunk)
+        return ref.source if isinstance(ref, Ref) else None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from orchestrator.compiling._nodes import NodeDraft, compile_node
 from orchestrator.compiling._references import Collected
 from orchestrator.compiling._runners import CompiledRunner, compile_runners
 from orchestrator.compiling._spec import DataPath, SpecDocument, load_document, parse_document
+from orchestrator.compiling._streams import check_chunk_node, check_stream_output
 from orchestrator.compiling._validation import validate_document
 from orchestrator.errors import GraphFileError
 from orchestrator.plan import INPUTS, InputPlan, NodePlan, OutputPlan, Plan, Ref, TensorSpec
@@ -86,28 +87,6 @@ def _check_output_tensor(
             spec_path("outputs", output.name, "tensor"),
             f"output {output.name!r}: input {ref.path[0]!r} cannot be this tensor: {problem}",
         )
-
-
-def _check_stream_output(
-    ctx: CompileContext,
-    output: OutputPlan,
-    nodes: Mapping[str, NodePlan],
-    runners: Mapping[str, CompiledRunner],
-) -> None:
-    """A ``stream: true`` output reads a whole runner node whose method streams."""
-    if not output.stream:
-        return
-    ref = output.ref
-    node = nodes.get(ref.source)
-    runner = runners.get(node.runner or "") if node is not None else None
-    declared = (runner.methods or {}).get(node.method or "") if runner and node else None
-    if node is None or node.kind != "runner" or ref.path or node.map is not None:
-        problem = "must read a whole runner node ($node) that calls a streaming method"
-    elif declared is not None and not declared.stream:
-        problem = f"{node.runner}.{node.method} does not stream: declare @method(stream=True)"
-    else:
-        return
-    ctx.error_at(spec_path("outputs", output.name, "from"), f"output {output.name!r}: {problem}")
 
 
 def _check_batch_inputs(
@@ -190,8 +169,9 @@ def compile_document(doc: SpecDocument) -> Plan:
     nodes = gate_branches(ctx, drafts, declared_nodes)
     for output in outputs.values():
         _check_output_tensor(ctx, output, inputs)
-        _check_stream_output(ctx, output, nodes, runners)
+        check_stream_output(ctx, output, nodes, runners)
     for node in nodes.values():
+        check_chunk_node(ctx, node, drafts[node.name].sites, nodes, runners)
         if node.kind == "runner":
             _check_batch_inputs(ctx, node, runners, inputs)
     order = build_dag(ctx, nodes, outputs, complete=len(nodes) == len(declared_nodes))

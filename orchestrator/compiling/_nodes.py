@@ -166,9 +166,10 @@ def compile_node(
         _item_outside_args(ctx, name, found, 0)
     after_args = len(found.sites)
     draft_branches: dict[str, list[tuple[Any, DataPath]]] = {}
-    if "inline" in data and "function" not in data:
-        message = f"node {name!r}: `inline` applies only to function nodes"
-        ctx.error_at((*path, "inline"), message, on_key=True)
+    for key in ("inline", "each_chunk"):
+        if key in data and "function" not in data:
+            message = f"node {name!r}: `{key}` applies only to function nodes"
+            ctx.error_at((*path, key), message, on_key=True)
     if "runner" in data:
         kind = "runner"
         extra = {"runner": str(data["runner"]), "method": str(data["method"])}
@@ -181,6 +182,7 @@ def compile_node(
             "func": func,
             "is_async": func is not None and inspect.iscoroutinefunction(func),
             "inline": bool(data.get("inline", False)),
+            "each_chunk": data.get("each_chunk"),
         }
     else:
         kind = "switch" if "switch" in data else "coalesce"

@@ -40,13 +40,13 @@ from orchestrator.running._resolve import (
     render,
     render_kwargs,
 )
+from orchestrator.running._streams import OnChunk, RequestStreams, StreamRoutes, waits_for
 from orchestrator.running._trace import SpanSink
 from runners import call_context, log_context
 from runners.errors import CallTimeout, Overloaded, PoolClosed, Unavailable
 from runners.types import CallResult, RunnerClient
 
 Outcome = tuple[Any, Sequence[CallResult]]  # a node's value and the runner calls behind it
-OnChunk = Callable[[str, Any], None]  # (output name, chunk) of a streamed output
 _NO_SCOPE = contextlib.nullcontext()  # a runner node, untraced: the usual case
 
 
@@ -75,8 +75,8 @@ class _Request:
     deadline: float | None  # absolute time.monotonic() seconds
     timeout_ms: float | None
     trace: SpanSink | None
+    streams: RequestStreams  # where streaming nodes' chunks go as they come
     first_error: BaseException | None = field(default=None)
-    on_chunk: OnChunk | None = None  # told each chunk of a ``stream: true`` output
 
     def deadline_passed(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -102,10 +102,8 @@ class Executor:
         self._clients = clients
         self._threads = threads
         self._jitter = random.Random()  # this executor's own: no shared random state
-        self._streamed: dict[str, list[str]] = {}  # node -> the stream outputs it feeds
-        for output in plan.outputs.values():
-            if output.stream:
-                self._streamed.setdefault(output.ref.source, []).append(output.name)
+        self._streams = StreamRoutes.of(plan)
+        self._waits = {node.name: waits_for(node) for node in plan.nodes.values()}
 
     async def run(
         self,
@@ -126,7 +124,7 @@ class Executor:
             deadline=time.monotonic() + timeout_s if timeout_s is not None else None,
             timeout_ms=timeout_ms,
             trace=trace,
-            on_chunk=on_chunk,
+            streams=self._streams.open(on_chunk),
         )
         try:
             async with asyncio.timeout(timeout_s), asyncio.TaskGroup() as group:
@@ -142,13 +140,15 @@ class Executor:
         return f"graph {self.plan.name!r}: request deadline of {timeout_ms:g} ms passed"
 
     async def _node(self, node: NodePlan, request: _Request) -> None:
-        for dep in node.deps:
+        for dep in self._waits[node.name]:
             await request.done[dep].wait()
         start = time.monotonic()
         parent = request.trace.start(node.name, node.kind) if request.trace is not None else None
         try:
             with _node_scope(node, parent):
                 value, calls, status = await self._evaluate(node, request)
+            request.values[node.name] = value
+            request.done[node.name].set()
         except BaseException as error:
             if request.first_error is None and not isinstance(error, asyncio.CancelledError):
                 request.first_error = error
@@ -163,8 +163,8 @@ class Executor:
                     error=str(error),
                 )
             raise
-        request.values[node.name] = value
-        request.done[node.name].set()
+        finally:
+            request.streams.ended(node)  # after its value is set: its readers see it
         if request.trace is not None:
             request.trace.span(
                 node.name, start, time.monotonic(), kind=node.kind, status=status, calls=calls
@@ -188,6 +188,8 @@ class Executor:
             return self._on_error(node, error, request), (), "error handled"
         try:
             value, calls = await self._with_policy(node, call, request)
+        except SkippedInput:  # a per-chunk node's stream was skipped
+            return SKIPPED, (), "skipped"
         except Exception as error:
             return self._on_error(node, error, request), (), "error handled"
         return value, calls, "ok"
@@ -198,6 +200,10 @@ class Executor:
         """Resolve the node's arguments now; the result runs one attempt by deadline."""
         skipped_as_none = node.on_skipped_input == "null"
         values = request.values
+        if node.each_chunk is not None:
+            args = {k: v for k, v in node.args.items() if k != node.each_chunk}
+            kwargs = render_kwargs(args, values, skipped_as_none=skipped_as_none)
+            return functools.partial(self._call_chunks, node, kwargs, request)
         if node.map is None:
             kwargs = render_kwargs(node.args, values, skipped_as_none=skipped_as_none)
             return functools.partial(self._call_one, node, kwargs, request)
@@ -279,17 +285,30 @@ class Executor:
         request: _Request,
         deadline: float | None,
     ) -> list[Any]:
-        """A streaming node's chunks, each told to ``on_chunk`` for the outputs it feeds."""
-        outputs = self._streamed.get(node.name, []) if request.on_chunk is not None else []
+        """A streaming node's chunks, each sent on as it comes (``RequestStreams``)."""
         chunks: list[Any] = []
         stream = client.stream(node.method or "", (), kwargs, deadline=deadline)
         async with contextlib.aclosing(stream):
             async for chunk in stream:
                 chunks.append(chunk)
-                for name in outputs:
-                    assert request.on_chunk is not None
-                    request.on_chunk(name, chunk)
+                request.streams.emit(node.name, chunk)
+                if not request.streams.wanted(node.name):
+                    break  # no reader left: closing the stream stops the worker's item
         return chunks
+
+    async def _call_chunks(
+        self, node: NodePlan, kwargs: dict[str, Any], request: _Request, deadline: float | None
+    ) -> Outcome:
+        """A per-chunk node: its function called on each chunk of its source."""
+        arg, source = node.each_chunk or "", node.chunk_source or ""
+
+        def call(chunk: Any) -> Awaitable[Any]:
+            return self._call_function(node, {**kwargs, arg: chunk})
+
+        results = await request.streams.map_chunks(node, call)
+        if request.values.get(source) is SKIPPED and node.on_skipped_input == "skip":
+            raise SkippedInput(source)
+        return results, ()
 
     async def _call_many(
         self, node: NodePlan, calls: list[dict[str, Any]], deadline: float | None

@@ -21,3 +21,20 @@ class Streamer(Runnable):
             time.sleep(max(step_ms) / 1000)
             yield [f"t{step}" if step < k or k < 0 else END for k in n]
             step += 1
+
+
+def shout(token: str, fail_at: str = "") -> str:
+    """Per chunk: the token in capitals; raises on the token ``fail_at``."""
+    if token == fail_at:
+        raise ValueError(f"cannot shout {token!r}")
+    return token.upper() + "!"
+
+
+def every_other(token: str) -> str | None:
+    """Per chunk: keeps the even steps' tokens (``T0!``, ``T2!``, ...), drops the rest."""
+    return token if int(token[1:-1]) % 2 == 0 else None
+
+
+def count(items: list[str]) -> int:
+    """A plain node reading a stream: it gets the whole list once the stream ended."""
+    return len(items)

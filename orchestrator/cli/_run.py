@@ -4,7 +4,9 @@
     graphctl run graphs/diamond.yaml --inputs data.jsonl --output out.jsonl --concurrency 16
 
 Outputs are JSON on stdout (or ``--output``), one line per input line in input
-order. A line that fails becomes ``{"error": ..., "line": N}`` and is reported on
+order. With ``--input``, each chunk of a ``stream: true`` output is printed as it
+comes, one line ``{"output": NAME, "chunk": VALUE}`` (flushed), before the answer's
+line (which still holds each streamed output as the list of its chunks). A line that fails becomes ``{"error": ..., "line": N}`` and is reported on
 stderr; the other lines still run, and the exit code is 1. Progress, the summary
 and the log (``--log-level``, worker output included) go to stderr, the progress
 bar only on a terminal. stdout holds the outputs alone: whatever else writes to
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -92,7 +95,12 @@ async def _main(
         async with graph:
             if inputs is not None:
                 with request_span(graph.name):
-                    output = await graph.run(inputs, timeout_ms=args.timeout_ms, trace=trace)
+                    output = await graph.run(
+                        inputs,
+                        timeout_ms=args.timeout_ms,
+                        trace=trace,
+                        on_chunk=functools.partial(_print_chunk, results),
+                    )
                 print(json.dumps(to_jsonable(output)), file=results, flush=True)
                 return 0
             summary = await _run_file(graph, args, trace, request_span, results)
@@ -101,6 +109,11 @@ async def _main(
             chrome.write(args.trace)
     _print_summary(summary)
     return 1 if summary.errors else 0
+
+
+def _print_chunk(results: IO[str], output: str, chunk: Any) -> None:
+    """One chunk of a streamed output, on its own line as soon as it comes."""
+    print(json.dumps(to_jsonable({"output": output, "chunk": chunk})), file=results, flush=True)
 
 
 def _tracers(

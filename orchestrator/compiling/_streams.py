@@ -16,7 +16,10 @@ from orchestrator.compiling._runners import CompiledRunner
 from orchestrator.compiling._validation import did_you_mean
 from orchestrator.plan import INPUTS, NodePlan, OutputPlan, Ref
 
-_NOT_A_STREAM = "a whole runner node whose method streams, or a per-chunk node (each_chunk)"
+_NOT_A_STREAM = (
+    "a whole streaming node ($node): a runner node whose method streams, or a per-chunk"
+    " node (each_chunk)"
+)
 
 
 def streams(node: NodePlan, runners: Mapping[str, CompiledRunner]) -> bool | None:
@@ -46,7 +49,7 @@ def check_stream_output(
         if node is not None and node.kind == "runner" and node.map is None and not ref.path:
             problem = f"{node.runner}.{node.method} does not stream: declare @method(stream=True)"
         else:
-            problem = f"must read {_NOT_A_STREAM} ($node)"
+            problem = f"must read {_NOT_A_STREAM}"
         ctx.error_at(
             spec_path("outputs", output.name, "from"), f"output {output.name!r}: {problem}"
         )
@@ -80,7 +83,7 @@ def check_chunk_node(
     if not whole or (source is not None and streams(source, runners) is False):
         ctx.error_at(
             (*path, "args", arg),
-            f"node {name!r}: its each_chunk argument {arg!r} must read {_NOT_A_STREAM} ($node)",
+            f"node {name!r}: its each_chunk argument {arg!r} must read {_NOT_A_STREAM}",
         )
     chunk_arg = (*path, "args", arg)
     for site in sites:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
+import shlex
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from tests._executor_helpers import EXAMPLES, ROOT
@@ -135,3 +139,73 @@ def test_local_prints_go_to_stderr_and_stdout_is_only_json(tmp_path: Path) -> No
     assert re.search(r" ERROR runners\.local: \[talker/local\] talk raised\nTraceback ",
                      many.stderr), many.stderr  # fmt: skip
     assert many.stderr.count("Traceback (most recent call last)") == 1
+
+
+CHUNKED = "tests/graphs/serve/chunked.yaml"
+
+
+def _timed_lines(process: subprocess.Popen[str], timeout_s: float = 90) -> list[tuple[str, float]]:
+    """Each stdout line of ``process`` with the time it arrived, read until the end;
+    bounded: a reader thread, and a process killed past ``timeout_s``."""
+    lines: queue.Queue[tuple[str, float] | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put((line.rstrip("\n"), time.monotonic()))
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    found: list[tuple[str, float]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while (item := lines.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+            found.append(item)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        reader.join(timeout=30)
+        assert process.stdout is not None
+        process.stdout.close()
+    return found
+
+
+def test_a_streamed_output_prints_each_chunk_as_it_comes() -> None:
+    command = [str(GRAPHCTL), "run", CHUNKED, "--input", '{"n": 6, "step_ms": 100}']
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lines = _timed_lines(process)
+    assert process.returncode == 0
+    assert [json.loads(line) for line, _ in lines[:-1]] == [
+        {"output": "shouted", "chunk": f"T{i}!"} for i in range(6)
+    ]
+    answer = json.loads(lines[-1][0])
+    assert answer == {
+        "shouted": [f"T{i}!" for i in range(6)], "kept": ["T0!", "T2!", "T4!"], "count": 3,
+    }  # fmt: skip
+    first, end = lines[0][1], lines[-1][1]
+    assert end - first >= 0.4  # printed at least 4 steps before the stream ended
+
+
+def test_an_error_mid_stream_follows_the_chunks_and_exits_one() -> None:
+    for local in ((), ("--local",)):
+        done = graphctl(
+            "run", CHUNKED, *local, "--input", '{"n": 5, "step_ms": 1, "fail_at": "t2"}'
+        )
+        assert done.returncode == 1
+        assert done.stdout.splitlines() == [
+            '{"output": "shouted", "chunk": "T0!"}',
+            '{"output": "shouted", "chunk": "T1!"}',
+        ]
+        assert done.stderr.strip() == "graphctl: error: node 'shouted' failed: cannot shout 't2'"
+
+
+def test_the_documented_streaming_run_prints_what_the_doc_shows() -> None:
+    doc = (ROOT / "docs" / "graph-file.md").read_text()
+    section = doc.split("### `graphctl run` prints chunks as they come", 1)[1]
+    (example,) = re.findall(r"```console\n\$ graphctl (.*?)\n(.*?)```", section, re.DOTALL)[:1]
+    command, shown = example
+    done = graphctl(*shlex.split(command))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == shown

@@ -6,13 +6,14 @@
 Outputs are JSON on stdout (or ``--output``), one line per input line in input
 order. With ``--input``, each chunk of a ``stream: true`` output is printed as it
 comes, one line ``{"output": NAME, "chunk": VALUE}`` (flushed), before the answer's
-line (which still holds each streamed output as the list of its chunks). A line that fails becomes ``{"error": ..., "line": N}`` and is reported on
-stderr; the other lines still run, and the exit code is 1. Progress, the summary
-and the log (``--log-level``, worker output included) go to stderr, the progress
-bar only on a terminal. stdout holds the outputs alone: whatever else writes to
-it in this process (a Runnable under ``--local``, a function node) goes to stderr.
-``--trace FILE`` writes a Chrome trace; the ``OTEL_*`` variables export each
-request as an OpenTelemetry trace (docs/observability.md); both can be on.
+line (which still holds each streamed output as the list of its chunks). A line that
+fails becomes ``{"error": ..., "line": N}`` and is reported on stderr; the other
+lines still run, and the exit code is 1. Progress, the summary and the log
+(``--log-level``, worker output included) go to stderr, the progress bar only on a
+terminal. stdout holds the outputs alone: whatever else writes to it in this process
+(a Runnable under ``--local``, a function node) goes to stderr. ``--trace FILE``
+writes a Chrome trace; the ``OTEL_*`` variables export each request as an
+OpenTelemetry trace (docs/observability.md); both can be on.
 """
 
 from __future__ import annotations

@@ -88,9 +88,7 @@ class RequestStreams:
         if node.chunk_source is not None:
             self._reading[node.chunk_source].discard(node.name)
 
-    async def map_chunks(
-        self, node: NodePlan, call: Callable[[Any], Awaitable[Any]]
-    ) -> list[Any]:
+    async def map_chunks(self, node: NodePlan, call: Callable[[Any], Awaitable[Any]]) -> list[Any]:
         """Run a per-chunk node: ``call`` each chunk of its source as it comes, stream
         the results (``None`` drops the chunk); the node's value is their list."""
         results: list[Any] = []
@@ -107,4 +105,3 @@ class RequestStreams:
         queue = self._queues[reader]
         while (chunk := await queue.get()) is not _END:
             yield chunk
-

@@ -9,7 +9,9 @@ jitter, never sooner than an overloaded pool's ``retry_after_s``; a retry that
 could only start past the request deadline is not waited for) and ``on_error``.
 The first node that fails under ``fail`` cancels the rest; the request deadline
 cancels everything still pending, including calls queued in batchers (the pools
-drop a queued call whose awaiting task is cancelled).
+drop a queued call whose awaiting task is cancelled). A streaming node's chunks
+go on as they come (``_streams``): to its ``stream: true`` outputs, and to the
+per-chunk nodes reading it, which start without waiting for the stream's end.
 
 A request's ``SpanSink`` hears of each node's start (a sink with a live span gives
 the ``traceparent`` its runner calls carry: ``runners.call_context``), retries

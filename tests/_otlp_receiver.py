@@ -38,6 +38,8 @@ class ReceivedSpan:
     links: list[Link] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     status_code: int = 0  # 2: error
+    start_ns: int = 0  # Unix nanoseconds
+    end_ns: int = 0
 
 
 def _value(value: AnyValue) -> Any:
@@ -74,6 +76,8 @@ def decode(payload: bytes) -> list[ReceivedSpan]:
                         ],
                         events=[(ev.name, _attributes(ev.attributes)) for ev in span.events],
                         status_code=span.status.code,
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
                     )
                 )
     return spans

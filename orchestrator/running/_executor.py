@@ -42,6 +42,7 @@ from orchestrator.running._resolve import (
     render,
     render_kwargs,
 )
+from orchestrator.running._stream_watch import watch_stream
 from orchestrator.running._streams import OnChunk, RequestStreams, StreamRoutes, waits_for
 from orchestrator.running._trace import SpanSink
 from runners import call_context, log_context
@@ -290,12 +291,14 @@ class Executor:
         """A streaming node's chunks, each sent on as it comes (``RequestStreams``)."""
         chunks: list[Any] = []
         stream = client.stream(node.method or "", (), kwargs, deadline=deadline)
-        async with contextlib.aclosing(stream):
-            async for chunk in stream:
-                chunks.append(chunk)
-                request.streams.emit(node.name, chunk)
-                if not request.streams.wanted(node.name):
-                    break  # no reader left: closing the stream stops the worker's item
+        with watch_stream(request.trace, node, deadline) as watch:  # metrics and spans
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    watch.chunk()
+                    chunks.append(chunk)
+                    request.streams.emit(node.name, chunk)
+                    if not request.streams.wanted(node.name):
+                        break  # no reader left: closing the stream stops the worker's item
         return chunks
 
     async def _call_chunks(

@@ -7,7 +7,8 @@ A node span opens when the node starts, so the runner calls it makes carry its
 to it. It ends with the node: status ``ok``, ``skipped``, ``error handled``,
 ``failed``, ``cancelled`` or ``timed out`` in ``graphctl.status`` (the last three
 also as the span's error status), retries as ``retry`` events, and for runner
-calls the queue wait, batch id and size and worker. Only built when the ``OTEL_*``
+calls the queue wait, batch id and size and worker; a streaming call adds its
+chunk count and time to first chunk (``OtelStream``). Only built when the ``OTEL_*``
 variables ask for traces: the SDK is imported by ``runners.otel`` then, never before.
 """
 
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, Status, StatusCode, TracerProvider
 
-from orchestrator.running._trace import call_args
+from orchestrator.running._trace import StreamTally, call_args
 from runners.otel import traceparent_of
 from runners.types import CallResult
 
@@ -74,6 +75,10 @@ class OtelRequest:
         if span is not None:
             span.add_event(event, {key: _attribute(value) for key, value in attributes.items()})
 
+    def stream(self, name: str, runner: str, method: str, start: float) -> OtelStream | None:
+        span = self._open.get(name)
+        return OtelStream(span, start) if span is not None else None
+
     def span(
         self,
         name: str,
@@ -107,3 +112,21 @@ def _attribute(value: Any) -> Any:
     ):
         return list(value)
     return str(value)
+
+
+class OtelStream:
+    """A streaming call on its node span: a ``first chunk`` event when it comes, and
+    ``graphctl.stream.chunks`` and ``graphctl.stream.first_chunk_ms`` when it ends
+    (the node span itself ends with the node, after the last chunk)."""
+
+    def __init__(self, span: Span, start: float) -> None:
+        self._span = span
+        self._tally = StreamTally(start)
+
+    def chunk(self, at: float) -> None:
+        if self._tally.chunk(at):
+            self._span.add_event("first chunk")
+
+    def end(self, at: float, status: str) -> None:
+        for key, value in self._tally.args().items():
+            self._span.set_attribute(f"graphctl.stream.{key}", value)

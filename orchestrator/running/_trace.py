@@ -9,9 +9,10 @@ server's node latency histogram, and OpenTelemetry (``_otel.OtelTracer``);
     trace.write("trace.json")
 
 In a Chrome trace each request is one row (``tid``); runner spans carry
-``queue_wait_ms``, ``batch_id``, ``batch_size`` and ``worker`` in ``args``, and a
-retry is an instant event. Times are microseconds from the trace's creation, on
-the monotonic clock.
+``queue_wait_ms``, ``batch_id``, ``batch_size`` and ``worker`` in ``args``, a
+streaming call's span ``chunks`` and ``first_chunk_ms``; a retry and a stream's
+first chunk are instant events. Times are microseconds from the trace's
+creation, on the monotonic clock.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class SpanSink(Protocol):
     """Where one request's node spans go: a ``RequestTrace``, metrics, OpenTelemetry.
 
     The executor calls ``start`` when a node starts, ``event`` for what happens
-    while it runs, and ``span`` once it ends."""
+    while it runs, ``stream`` when it opens a streaming runner call, and ``span``
+    once it ends."""
 
     def start(self, name: str, kind: str) -> str | None:
         """Node ``name`` starts. A sink keeping a live span opens it and returns its
@@ -41,6 +43,10 @@ class SpanSink(Protocol):
 
     def event(self, name: str, event: str, **attributes: Any) -> None:
         """Something happened while node ``name`` ran (a ``retry``)."""
+
+    def stream(self, name: str, runner: str, method: str, start: float) -> StreamSink | None:
+        """Node ``name`` opened a stream of ``runner.method`` at ``start``: what hears
+        its chunks and its end (``None``: nothing to hear)."""
 
     def span(
         self,
@@ -54,6 +60,17 @@ class SpanSink(Protocol):
         **extra: Any,
     ) -> None:
         """Record node ``name``'s span (``time.monotonic()`` seconds) and its runner calls."""
+
+
+class StreamSink(Protocol):
+    """Hears one streaming runner call while it runs (``time.monotonic()`` seconds).
+    ``end`` comes once, before the node's span ends, however the stream ended."""
+
+    def chunk(self, at: float) -> None:
+        """A chunk reached the caller."""
+
+    def end(self, at: float, status: str) -> None:
+        """The stream ended: ``ok``, ``failed``, ``cancelled`` or ``timed out``."""
 
 
 class Tracer(Protocol):
@@ -87,6 +104,12 @@ class TeeSink:
         for sink in self._sinks:
             sink.event(name, event, **attributes)
 
+    def stream(self, name: str, runner: str, method: str, start: float) -> StreamSink | None:
+        heard = [s for sink in self._sinks if (s := sink.stream(name, runner, method, start))]
+        if len(heard) <= 1:
+            return heard[0] if heard else None
+        return TeeStream(heard)
+
     def span(
         self,
         name: str,
@@ -100,6 +123,47 @@ class TeeSink:
     ) -> None:
         for sink in self._sinks:
             sink.span(name, start, end, kind=kind, status=status, calls=calls, **extra)
+
+
+class TeeStream:
+    """One stream's sinks as one."""
+
+    def __init__(self, sinks: Sequence[StreamSink]) -> None:
+        self._sinks = sinks
+
+    def chunk(self, at: float) -> None:
+        for sink in self._sinks:
+            sink.chunk(at)
+
+    def end(self, at: float, status: str) -> None:
+        for sink in self._sinks:
+            sink.end(at, status)
+
+
+class StreamTally:
+    """A stream's chunk count and first chunk, for a span's attributes."""
+
+    __slots__ = ("chunks", "first_at", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.chunks = 0
+        self.first_at: float | None = None
+
+    def chunk(self, at: float) -> bool:
+        """Count a chunk; ``True`` for the first."""
+        self.chunks += 1
+        if self.first_at is None:
+            self.first_at = at
+            return True
+        return False
+
+    def args(self) -> dict[str, Any]:
+        """``chunks``, and ``first_chunk_ms`` once a chunk came."""
+        found: dict[str, Any] = {"chunks": self.chunks}
+        if self.first_at is not None:
+            found["first_chunk_ms"] = round((self.first_at - self.start) * 1e3, 3)
+        return found
 
 
 class Trace:
@@ -160,6 +224,7 @@ class RequestTrace:
     def __init__(self, trace: Trace, tid: int) -> None:
         self._trace = trace
         self.tid = tid
+        self._streams: dict[str, StreamTally] = {}  # node -> its stream, until its span
 
     def start(self, name: str, kind: str) -> None:
         """Nothing to open: the span is recorded whole when it ends."""
@@ -168,6 +233,11 @@ class RequestTrace:
     def event(self, name: str, event: str, **attributes: Any) -> None:
         """An instant event on the request's row, named ``node: event``."""
         self._trace.add_instant(self.tid, f"{name}: {event}", time.monotonic(), attributes)
+
+    def stream(self, name: str, runner: str, method: str, start: float) -> _TracedStream:
+        """The stream's first chunk as an instant event; its tally goes in the span."""
+        tally = self._streams[name] = StreamTally(start)
+        return _TracedStream(self, name, tally)
 
     def span(
         self,
@@ -183,7 +253,26 @@ class RequestTrace:
         """Record one node's span, with how its runner calls were served."""
         args: dict[str, Any] = {"status": status, **extra}
         args.update(call_args(calls))
+        tally = self._streams.pop(name, None)
+        if tally is not None:
+            args.update(tally.args())
         self._trace.add_span(self.tid, name, start, end, args, kind)
+
+
+class _TracedStream:
+    """A ``RequestTrace``'s ear on one stream."""
+
+    def __init__(self, trace: RequestTrace, name: str, tally: StreamTally) -> None:
+        self._trace = trace
+        self._name = name
+        self._tally = tally
+
+    def chunk(self, at: float) -> None:
+        if self._tally.chunk(at):
+            self._trace.event(self._name, "first chunk")
+
+    def end(self, at: float, status: str) -> None:
+        """Nothing more: the tally is read when the node's span is recorded."""
 
 
 def call_args(calls: Sequence[CallResult]) -> dict[str, Any]:

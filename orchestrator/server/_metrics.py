@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from orchestrator._about import graphctl_version
 from orchestrator.server._process_usage import process_usage
+from orchestrator.server._stream_metrics import StreamFamilies, StreamMetrics
 from runners.types import QUEUE_WAIT_BUCKETS_S, CallResult, EndpointStats, MethodStats, PoolStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -94,6 +95,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.streams = StreamFamilies(self.registry)
         self.registry.register(PoolCollector(stats))
         # Labelled children by label values: ``labels()`` costs a lock and a tuple
         # build per call, and these run on every request.
@@ -118,7 +120,8 @@ class Metrics:
         """Records ``graph``'s node latencies when passed to ``Graph.run`` as ``trace``."""
         timer = self._node_timers.get(graph)
         if timer is None:
-            timer = self._node_timers[graph] = NodeTimer(self.node_latency, graph)
+            timer = NodeTimer(self.node_latency, graph, self.streams)
+            self._node_timers[graph] = timer
         return timer
 
     def render(self) -> bytes:
@@ -326,11 +329,13 @@ def _wait_buckets(counts: Sequence[int]) -> list[tuple[str, float]]:
 class NodeTimer:
     """A ``Tracer`` whose spans only feed the node latency histogram: a request's
     node timings without building trace events (one ``observe`` per node), each
-    under its outcome, so failures never blur the latency of successes."""
+    under its outcome, so failures never blur the latency of successes. Its
+    streams feed the stream families (``_stream_metrics``)."""
 
-    def __init__(self, histogram: Histogram, graph: str) -> None:
+    def __init__(self, histogram: Histogram, graph: str, streams: StreamFamilies) -> None:
         self._histogram = histogram
         self._graph = graph
+        self._streams = streams
         self._children: dict[tuple[str, str], Histogram] = {}
 
     def request(self, label: str | None = None) -> NodeTimer:
@@ -343,6 +348,10 @@ class NodeTimer:
 
     def event(self, name: str, event: str, **attributes: Any) -> None:
         """Events are not metrics."""
+
+    def stream(self, name: str, runner: str, method: str, start: float) -> StreamMetrics:
+        """The stream's figures, under its runner and method."""
+        return StreamMetrics(self._streams.of(self._graph, runner, method), start)
 
     def observe(self, node: str, seconds: float, status: str = "ok") -> None:
         """Add one node latency to the histogram, under the node's outcome."""

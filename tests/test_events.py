@@ -18,11 +18,19 @@ SSE = {"accept": "text/event-stream"}
 
 
 def _events(
-    base: str, body: dict[str, Any], limit: int | None = None
+    base: str,
+    body: dict[str, Any],
+    limit: int | None = None,
+    *,
+    graph: str = "streamed",
+    timeout_ms: float | None = None,
 ) -> list[tuple[str, Any, float]]:
-    """(kind, data, arrival time) of each event; stop reading after ``limit`` events."""
+    """(kind, data, arrival time) of each event; stop reading after ``limit`` events.
+    ``timeout_ms`` is sent as the request's deadline."""
     found: list[tuple[str, Any, float]] = []
-    with httpx.stream("POST", f"{base}/streamed", json=body, headers=SSE, timeout=30) as answer:
+    headers = {**SSE, **({} if timeout_ms is None else {"x-request-timeout-ms": str(timeout_ms)})}
+    url = f"{base}/{graph}"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as answer:
         assert answer.headers["content-type"].startswith("text/event-stream")
         kind = ""
         for line in answer.iter_lines():
@@ -81,3 +89,54 @@ def test_a_failure_mid_stream_ends_with_an_error_event() -> None:
     error = events[-1][1]
     assert error["status"] == 500
     assert "raised RuntimeError" in error["error"]
+
+
+def _ended_by_deadline(base: str) -> tuple[float, float]:
+    """Streams that timed out, and items still in flight in the worker."""
+    labels = {"graph": "streamed", "method": "tokens"}
+    durations = "graphctl_runner_stream_duration_seconds_count"
+    return (
+        metric_value(base, durations, outcome="timed_out", **labels),
+        metric_value(base, "graphctl_runner_in_flight", **labels),
+    )
+
+
+def test_a_request_deadline_ends_a_running_stream_with_a_504_event() -> None:
+    endless = {"n": 100_000, "step_ms": 10}
+    with thread_server(create_app([load(SERVE_GRAPHS / "streamed.yaml")])) as base:
+        events = _events(base, endless, timeout_ms=300)
+        after = _events(base, {"n": 2, "step_ms": 1})  # one worker: its item was stopped
+        ended = _ended_by_deadline(base)
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[0] == "chunk" and kinds[-1] == "error"
+    assert set(kinds[:-1]) == {"chunk"}
+    assert events[-1][1]["status"] == 504
+    assert "deadline of 300 ms passed" in events[-1][1]["error"]
+    assert [kind for kind, _, _ in after] == ["chunk", "chunk", "result"]
+    assert ended == (1, 0)
+
+
+def test_a_request_deadline_ends_a_collected_stream_with_504() -> None:
+    endless = {"n": 100_000, "step_ms": 10}
+    with thread_server(create_app([load(SERVE_GRAPHS / "streamed.yaml")])) as base:
+        late = httpx.post(
+            f"{base}/streamed", json=endless, headers={"x-request-timeout-ms": "300"}, timeout=30
+        )
+        after = httpx.post(f"{base}/streamed", json={"n": 2, "step_ms": 1}, timeout=30)
+        ended = _ended_by_deadline(base)
+    assert late.status_code == 504
+    assert after.json() == {"tokens": ["t0", "t1"], "n": 2}
+    assert ended == (1, 0)
+
+
+def test_a_node_timeout_ends_a_running_stream_and_frees_the_worker() -> None:
+    graph = load(SERVE_GRAPHS / "streamed_limited.yaml")
+    with thread_server(create_app([graph])) as base:
+        events = _events(base, {"n": 100_000, "step_ms": 10}, graph="streamed_limited")
+        after = _events(base, {"n": 2, "step_ms": 1}, graph="streamed_limited")
+    assert [kind for kind, _, _ in events][-1] == "error"
+    assert len(events) > 2  # chunks came before the node's timeout_ms
+    error = events[-1][1]
+    assert error["status"] == 503  # a call timeout: the client may retry
+    assert "timeout_ms=300" in error["error"]
+    assert [kind for kind, _, _ in after] == ["chunk", "chunk", "result"]

@@ -195,3 +195,48 @@ def test_a_retry_is_an_event_and_a_timed_out_node_an_error_status() -> None:
     naps = spans["node naps"]
     assert naps.attributes["graphctl.status"] == "timed out"
     assert naps.status.status_code.name == "ERROR"
+
+
+def _stream_spans(receiver: Receiver, status: str) -> tuple[ReceivedSpan, ReceivedSpan]:
+    """The node span of the stream that ended with ``status``, and its batch span."""
+    node = _one(receiver.named("node generated"), **{"graphctl.status": status})
+    (batch,) = [s for s in receiver.named("batch ") if s.parent_span_id == node.span_id]
+    return node, batch
+
+
+def test_a_streams_spans_last_until_its_last_chunk_and_say_how_it_ended(
+    receiver: Receiver,
+) -> None:
+    provider = otel.tracer_provider({"process.pid": os.getpid()})
+    assert provider is not None
+    app = create_app([orchestrator.load(SERVE_GRAPHS / "streamed.yaml")], tracer_provider=provider)
+    sse = {"accept": "text/event-stream"}
+    with thread_server(app) as url:
+        whole = httpx.post(f"{url}/streamed", json={"n": 5, "step_ms": 60}, timeout=30)
+        broken = httpx.post(f"{url}/streamed", json={"n": -1, "step_ms": 1}, timeout=30)
+        endless = {"n": 100_000, "step_ms": 10}
+        with httpx.stream("POST", f"{url}/streamed", json=endless, headers=sse, timeout=30) as left:
+            next(line for line in left.iter_lines() if line.startswith("data: "))
+            # and leaves after its first chunk
+        wait_until(lambda: len(receiver.named("batch ")) == 3, what="three batch spans")
+        wait_until(lambda: len(receiver.named("node generated")) == 3, what="three node spans")
+    provider.shutdown()
+    assert (whole.status_code, broken.status_code) == (200, 500)
+
+    node, batch = _stream_spans(receiver, "ok")
+    assert node.attributes["graphctl.stream.chunks"] == 5
+    first_ms = node.attributes["graphctl.stream.first_chunk_ms"]
+    node_ms = (node.end_ns - node.start_ns) / 1e6
+    assert first_ms >= 60
+    assert node_ms - first_ms >= 4 * 60, "the span lasts past the four chunks after the first"
+    assert [name for name, _ in node.events] == ["first chunk"]
+    assert (batch.end_ns - batch.start_ns) / 1e6 >= 5 * 60, "the batch span covers every step"
+    assert (node.status_code, batch.status_code) == (0, 0)
+
+    node, batch = _stream_spans(receiver, "failed")
+    assert node.attributes["graphctl.stream.chunks"] == 2
+    assert (node.status_code, batch.status_code) == (ERROR_CODE, ERROR_CODE)
+
+    node, batch = _stream_spans(receiver, "cancelled")
+    assert node.attributes["graphctl.stream.chunks"] >= 1
+    assert batch.status_code == 0, "a batch whose caller left did not fail"

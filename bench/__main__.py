@@ -35,6 +35,7 @@ BENCHMARKS: tuple[tuple[str, float], ...] = (
     ("memory", 60.0),
     ("coldstart", 60.0),
     ("request_log", 60.0),
+    ("stream_metrics", 30.0),
     ("remote", 90.0),
 )
 DEFAULT_BUDGET_S = 540.0  # leaves the report and set-up inside 10 minutes

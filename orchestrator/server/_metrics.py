@@ -9,7 +9,8 @@ Request counts and latencies are recorded as requests finish; everything the
 worker pools know (queue length, batch sizes, queue waits, restarts, rejections,
 ready workers, each worker process's CPU and memory) is read from
 ``graph.stats()`` and ``/proc`` at scrape time by a collector, so serving a
-request costs no extra bookkeeping for it.
+request costs no extra bookkeeping for it. Streams are recorded as they run
+(``_stream_metrics``), through the node timer each request is traced with.
 """
 
 from __future__ import annotations

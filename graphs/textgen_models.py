@@ -79,7 +79,9 @@ def train(text: str, order: int) -> NGramTable:
     for i in range(len(words)):
         contexts.setdefault(tuple(ring[i : i + width]), len(contexts))
     vocabulary = {word: i for i, word in enumerate(dict.fromkeys(words))}
-    pairs = Counter((contexts[tuple(ring[i : i + width])], ring[i + width]) for i in range(len(words)))
+    pairs = Counter(
+        (contexts[tuple(ring[i : i + width])], ring[i + width]) for i in range(len(words))
+    )
     ordered = sorted(pairs, key=lambda pair: (pair[0], vocabulary[pair[1]]))
     totals = Counter[int]()
     for (context, _), count in pairs.items():

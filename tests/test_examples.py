@@ -185,7 +185,9 @@ def test_textgen_run_prints_the_seeded_text() -> None:
         capture_output=True, text=True, timeout=90, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.splitlines()[-1])
+    *chunk_lines, answer = done.stdout.splitlines()
+    out = json.loads(answer)
+    assert [json.loads(line)["chunk"] for line in chunk_lines] == out["tokens"]
     assert out["prompt"] == sample["prompt"]
     assert len(out["tokens"]) == sample["max_tokens"]
     want = generated_alone(sample["prompt"], sample["max_tokens"], sample["seed"])

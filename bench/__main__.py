@@ -32,6 +32,7 @@ BENCHMARKS: tuple[tuple[str, float], ...] = (
     ("batching", 90.0),
     ("scheduler", 90.0),
     ("load", 120.0),
+    ("streaming", 60.0),
     ("memory", 60.0),
     ("coldstart", 60.0),
     ("request_log", 60.0),

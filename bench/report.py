@@ -18,7 +18,17 @@ from bench._plots import plot_batch_size, plot_throughput
 
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 PLOTS_DIR = BENCH_DIR / "plots"
-ORDER = ("runners", "graph", "http", "batching", "scheduler", "load", "memory", "coldstart")
+ORDER = (
+    "runners",
+    "graph",
+    "http",
+    "batching",
+    "scheduler",
+    "load",
+    "streaming",
+    "memory",
+    "coldstart",
+)
 LOG_TAIL_LINES = 40
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
 import orchestrator
-from tests._executor_helpers import EXAMPLES, run
+from tests._executor_helpers import EXAMPLES, ROOT, run
+from tests._serve_helpers import metric_value, thread_server
 
 EXAMPLE_GRAPHS = sorted(p for p in EXAMPLES.glob("*.yaml") if p.with_suffix(".input.json").exists())
 # vote's sample inputs are the first held-out digits: its own test below runs them.
@@ -34,8 +39,8 @@ def sample_inputs(path: Path) -> list[dict[str, Any]]:
 
 
 def test_every_feature_has_an_example() -> None:
-    names = {p.stem for p in EXAMPLE_GRAPHS}
-    assert {"diamond", "pipeline", "routing", "fanout", "optional_branch", "vote"} <= names
+    wanted = {"diamond", "pipeline", "routing", "fanout", "optional_branch", "vote", "textgen"}
+    assert wanted <= {p.stem for p in EXAMPLE_GRAPHS}
 
 
 @pytest.mark.parametrize("path", QUICK_EXAMPLES, ids=lambda p: p.stem)
@@ -105,3 +110,115 @@ def test_rows_example_answers_each_request_its_own_rows() -> None:
     for x, got in zip(requests, run(main()), strict=True):
         want = softmax(model.predict(normalize_rows(x)))
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)
+
+
+# graphs/textgen.yaml: a streamed answer from a word n-gram model.
+TEXTGEN = EXAMPLES / "textgen.yaml"
+SSE = {"accept": "text/event-stream"}
+
+
+def generated_alone(prompt: str, max_tokens: int, seed: int) -> str:
+    """The example model's text for one prompt, run directly, one item alone."""
+    from graphs.textgen_models import TextGenerator
+
+    steps = TextGenerator(order=3).generate([prompt], [max_tokens], [seed], [0.0])
+    return "".join(step[0] for step in steps if isinstance(step[0], str))
+
+
+def stream_events(base: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(kind, data) of every server-sent event of one ``POST /textgen``."""
+    found: list[tuple[str, Any]] = []
+    with httpx.stream("POST", f"{base}/textgen", json=body, headers=SSE, timeout=60) as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        kind = ""
+        for line in answer.iter_lines():
+            if line.startswith("event: "):
+                kind = line[len("event: ") :]
+            elif line.startswith("data: "):
+                found.append((kind, json.loads(line[len("data: ") :])))
+    return found
+
+
+def test_textgen_model_continues_with_the_story_s_own_word_triples() -> None:
+    """Every three consecutive words of prompt + text occur in the training story
+    (which wraps around), and the seed alone decides the text."""
+    from graphs.textgen_models import DATA
+
+    story = (DATA / "lighthouse.txt").read_text(encoding="utf-8").split()
+    ring = story + story[:2]
+    triples = {tuple(ring[i : i + 3]) for i in range(len(story))}
+    text = generated_alone("the old keeper", 60, seed=3)
+    words = ["old", "keeper", *text.split()]
+    assert len(words) == 62 and text.startswith(" ")
+    assert all(tuple(words[i : i + 3]) in triples for i in range(60))
+    assert generated_alone("the old keeper", 60, seed=3) == text
+    assert {generated_alone("the old keeper", 60, seed=s) for s in range(8)} != {text}
+
+
+def test_textgen_model_skips_the_items_no_longer_wanted() -> None:
+    """Item 2 ends at its own step; item 1's caller leaves after step 2: it gets
+    nothing more, and item 0 (same prompt and seed) goes on as if alone."""
+    from graphs.textgen_models import TextGenerator
+    from runners import END
+
+    steps = TextGenerator().generate(
+        ["The sea", "The sea", "Pepper"], [6, 6, 2], [5, 5, 1], [0] * 3
+    )
+    rows = [next(steps), steps.send(frozenset()), steps.send(frozenset())]
+    while True:
+        try:
+            rows.append(steps.send(frozenset({1, 2})))
+        except StopIteration:
+            break
+    first, second, third = ([row[i] for row in rows] for i in range(3))
+    assert "".join(first) == generated_alone("The sea", 6, seed=5)
+    assert second == first[:3] + [None] * 3
+    assert all(isinstance(chunk, str) for chunk in third[:2])
+    assert third[2:] == [END, None, None, None]
+
+
+def test_textgen_run_prints_the_seeded_text() -> None:
+    sample = json.loads(TEXTGEN.with_suffix(".input.json").read_text())
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "graphctl"), "run", "graphs/textgen.yaml",
+         "--input", "@graphs/textgen.input.json"],
+        capture_output=True, text=True, timeout=90, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    *chunk_lines, answer = done.stdout.splitlines()
+    out = json.loads(answer)
+    assert [json.loads(line)["chunk"] for line in chunk_lines] == out["tokens"]
+    assert out["prompt"] == sample["prompt"]
+    assert len(out["tokens"]) == sample["max_tokens"]
+    want = generated_alone(sample["prompt"], sample["max_tokens"], sample["seed"])
+    assert "".join(out["tokens"]) == want
+
+
+def test_textgen_streams_its_tokens_as_server_sent_events() -> None:
+    body = {"prompt": "In the spring", "max_tokens": 20, "seed": 11, "step_ms": 5}
+    with thread_server(orchestrator.create_app([orchestrator.load(TEXTGEN)])) as base:
+        events = stream_events(base, body)
+        plain = httpx.post(f"{base}/textgen", json=body, timeout=60).json()
+    assert [kind for kind, _ in events] == ["chunk"] * 20 + ["result"]
+    assert {data["output"] for _, data in events[:-1]} == {"tokens"}
+    streamed = "".join(data["chunk"] for _, data in events[:-1])
+    assert streamed == "".join(plain["tokens"]) == generated_alone("In the spring", 20, 11)
+    assert events[-1][1] == {"prompt": "In the spring"}
+
+
+def test_textgen_concurrent_streams_share_batches_and_keep_their_own_text() -> None:
+    bodies = [
+        {"prompt": "The keeper", "max_tokens": 8 + i % 5, "seed": i, "step_ms": 20}
+        for i in range(16)
+    ]
+    with thread_server(orchestrator.create_app([orchestrator.load(TEXTGEN)])) as base:
+        with ThreadPoolExecutor(16) as threads:
+            answers = list(threads.map(lambda body: stream_events(base, body), bodies))
+        batches = metric_value(base, "graphctl_runner_batch_size_count", method="generate")
+        items = metric_value(base, "graphctl_runner_batch_size_sum", method="generate")
+    for body, events in zip(bodies, answers, strict=True):
+        text = "".join(data["chunk"] for kind, data in events if kind == "chunk")
+        assert text == generated_alone(body["prompt"], body["max_tokens"], body["seed"])
+        assert events[-1][0] == "result"
+    assert items == 16
+    assert items / batches > 1

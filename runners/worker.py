@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from runners import call_context, codec, log_context, otel, streaming, worker_log
+from runners import call_context, codec, heap, log_context, otel, streaming, worker_log
 from runners.call_context import CallContext
 from runners.errors import TracingError, UnsupportedValue
 from runners.replies import (
@@ -136,6 +136,7 @@ def _serve_on(
     specs = runnable_methods(type(instance))
     table = method_table(instance)
     ready = {name: spec.to_wire() for name, spec in specs.items()}
+    heap.tune_for_serving()
     codec.send_frame(sock, codec.encode(["ready", os.getpid(), ready]))
     assembler = codec.FrameAssembler()
     while frames := codec.recv_frames(sock, assembler):

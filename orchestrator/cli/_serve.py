@@ -37,6 +37,7 @@ from orchestrator.errors import GraphctlError, GraphFileError
 from orchestrator.graph import Graph
 from orchestrator.plan import Plan
 from orchestrator.server import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INFLIGHT, create_app
+from runners import heap
 
 GRAPH_SUFFIXES = (".yaml", ".yml")
 EXIT_FORCED = 130
@@ -163,6 +164,7 @@ def handle(args: argparse.Namespace) -> int:
     names = ", ".join(plan.name for plan in plans)
 
     def announce() -> None:
+        heap.tune_for_serving()  # the graphs and their pools are up: see runners.heap
         print(f"graphctl: serving {names} at {url} (ready; docs at {url}/docs)", flush=True)
 
     with otel_provider() as provider:

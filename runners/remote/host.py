@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from runners import call_context, codec, log_context, otel
+from runners import call_context, codec, heap, log_context, otel
 from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import RunnerStartupError
@@ -76,6 +76,7 @@ class ModelThread:
         instance = load_runnable(settings)
         self._table = method_table(instance)
         specs = runnable_methods(type(instance))
+        heap.tune_for_serving()
         return {n: [s.batchable, s.batch_dim, s.stack] for n, s in specs.items()}
 
     async def listening_on(self, endpoint: str) -> None:

@@ -110,3 +110,18 @@ class Latch(Runnable):
         while not Path(gate).exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         return np.asarray(x, dtype=np.float32)
+
+
+def collector_state() -> dict[str, int]:
+    """This process's garbage collector settings (``runners.heap``), for the tests."""
+    import gc
+
+    return {"young_threshold": gc.get_threshold()[0], "frozen": gc.get_freeze_count()}
+
+
+class CollectorState(Runnable):
+    """Reports its worker process's garbage collector settings."""
+
+    @method()
+    def state(self) -> dict[str, int]:
+        return collector_state()

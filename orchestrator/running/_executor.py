@@ -1,12 +1,12 @@
-"""Request execution: one task group per request, each node a task that starts the
-moment its own inputs are ready (no level-by-level barriers).
+"""Request execution: one task group per request; each node starts the moment its
+own inputs are ready (no level-by-level barriers), started by the node that gave
+the last of them. A node that never waits (a switch, a coalesce, an ``inline``
+sync function) runs right there; any other gets a task of the request's group.
 
 Runner nodes go to their runner's client (a worker pool: batched, in other
 processes); function nodes run in-process, async ones on the loop and sync ones
 in a bounded thread pool so the loop never blocks. Per node: ``when``,
-``timeout_ms``, ``retries`` (retryable errors only, exponential backoff with
-jitter, never sooner than an overloaded pool's ``retry_after_s``; a retry that
-could only start past the request deadline is not waited for) and ``on_error``.
+``timeout_ms`` and ``retries`` (``_policy``), and ``on_error``.
 The first node that fails under ``fail`` cancels the rest; the request deadline
 cancels everything still pending, including calls queued in batchers (the pools
 drop a queued call whose awaiting task is cancelled). A streaming node's chunks
@@ -31,25 +31,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import DeadlineExceeded, GraphctlError, NodeFailed, SkippedOutput
-from orchestrator.plan import INPUTS, ITEM, SWITCH_DEFAULT, NodePlan, Plan
-from orchestrator.running._backoff import retry_delay_s
+from orchestrator.plan import INPUTS, ITEM, NodePlan, Plan
 from orchestrator.running._conditions import evaluate
+from orchestrator.running._policy import Call, Outcome, with_policy
 from orchestrator.running._resolve import (
     SKIPPED,
     SkippedInput,
     Values,
+    coalesce,
     lookup,
-    render,
     render_kwargs,
+    switch_case,
 )
 from orchestrator.running._stream_watch import watch_stream
 from orchestrator.running._streams import OnChunk, RequestStreams, StreamRoutes, waits_for
 from orchestrator.running._trace import SpanSink
 from runners import call_context, log_context
-from runners.errors import CallTimeout, Overloaded, PoolClosed, Unavailable
+from runners.errors import CallTimeout
 from runners.types import CallResult, RunnerClient
 
-Outcome = tuple[Any, Sequence[CallResult]]  # a node's value and the runner calls behind it
 _NO_SCOPE = contextlib.nullcontext()  # a runner node, untraced: the usual case
 
 
@@ -71,18 +71,17 @@ def _node_scope(node: NodePlan, parent: str | None) -> contextlib.AbstractContex
 
 @dataclass
 class _Request:
-    """The state of one request: node values (by reference) and completion events."""
+    """The state of one request: node values (by reference), and per node not yet
+    started the number of nodes it still waits for."""
 
     values: dict[str, Any]
-    done: dict[str, asyncio.Event]
+    waiting: dict[str, int]
     deadline: float | None  # absolute time.monotonic() seconds
     timeout_ms: float | None
     trace: SpanSink | None
     streams: RequestStreams  # where streaming nodes' chunks go as they come
     first_error: BaseException | None = field(default=None)
-
-    def deadline_passed(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+    group: asyncio.TaskGroup | None = None  # owns the tasks of the request's nodes
 
 
 class Executor:
@@ -106,7 +105,13 @@ class Executor:
         self._threads = threads
         self._jitter = random.Random()  # this executor's own: no shared random state
         self._streams = StreamRoutes.of(plan)
-        self._waits = {node.name: waits_for(node) for node in plan.nodes.values()}
+        waits = {node.name: waits_for(node) for node in plan.nodes.values()}
+        self._wait_counts = {name: len(deps) for name, deps in waits.items() if deps}
+        self._first = [node for node in plan.nodes.values() if not waits[node.name]]
+        self._next: dict[str, list[NodePlan]] = {name: [] for name in plan.nodes}
+        for node in plan.nodes.values():
+            for dep in waits[node.name]:
+                self._next[dep].append(node)
 
     async def run(
         self,
@@ -123,7 +128,7 @@ class Executor:
         timeout_s = timeout_ms / 1000 if timeout_ms is not None else None
         request = _Request(
             values={INPUTS: inputs},
-            done={name: asyncio.Event() for name in self.plan.nodes},
+            waiting=dict(self._wait_counts),
             deadline=time.monotonic() + timeout_s if timeout_s is not None else None,
             timeout_ms=timeout_ms,
             trace=trace,
@@ -131,8 +136,8 @@ class Executor:
         )
         try:
             async with asyncio.timeout(timeout_s), asyncio.TaskGroup() as group:
-                for node in self.plan.nodes.values():
-                    group.create_task(self._node(node, request), name=f"node {node.name}")
+                request.group = group
+                self._start(self._first, request)
         except TimeoutError:
             raise DeadlineExceeded(self._deadline_message(timeout_ms)) from None
         except BaseExceptionGroup as errors:
@@ -142,36 +147,55 @@ class Executor:
     def _deadline_message(self, timeout_ms: float | None) -> str:
         return f"graph {self.plan.name!r}: request deadline of {timeout_ms:g} ms passed"
 
+    def _start(self, nodes: Sequence[NodePlan], request: _Request) -> None:
+        """Start ``nodes`` (their inputs are ready): a cheap synchronous node runs
+        now, in the caller; any other gets its own task."""
+        for node in nodes:
+            if _runs_now(node):
+                self._run_now(node, request)
+            else:
+                assert request.group is not None
+                request.group.create_task(self._node(node, request))
+
+    def _release(self, node: NodePlan, request: _Request) -> None:
+        """``node`` has its value: start the nodes that waited only for it."""
+        ready = []
+        for follower in self._next[node.name]:
+            request.waiting[follower.name] -= 1
+            if not request.waiting[follower.name]:
+                ready.append(follower)
+        self._start(ready, request)
+
     async def _node(self, node: NodePlan, request: _Request) -> None:
-        for dep in self._waits[node.name]:
-            await request.done[dep].wait()
         start = time.monotonic()
         parent = request.trace.start(node.name, node.kind) if request.trace is not None else None
         try:
             with _node_scope(node, parent):
                 value, calls, status = await self._evaluate(node, request)
             request.values[node.name] = value
-            request.done[node.name].set()
         except BaseException as error:
-            if request.first_error is None and not isinstance(error, asyncio.CancelledError):
-                request.first_error = error
-            if request.trace is not None:
-                status = _failure_status(error)
-                request.trace.span(
-                    node.name,
-                    start,
-                    time.monotonic(),
-                    kind=node.kind,
-                    status=status,
-                    error=str(error),
-                )
+            _record_failure(node, request, start, error)
             raise
         finally:
             request.streams.ended(node)  # after its value is set: its readers see it
-        if request.trace is not None:
-            request.trace.span(
-                node.name, start, time.monotonic(), kind=node.kind, status=status, calls=calls
-            )
+        _record_end(node, request, start, status, calls)
+        self._release(node, request)
+
+    def _run_now(self, node: NodePlan, request: _Request) -> None:
+        """A node that never waits (``_runs_now``), run without a task of its own."""
+        start = time.monotonic()
+        parent = request.trace.start(node.name, node.kind) if request.trace is not None else None
+        try:
+            with _node_scope(node, parent):
+                value, status = self._evaluate_now(node, request)
+            request.values[node.name] = value
+        except BaseException as error:
+            _record_failure(node, request, start, error)
+            raise
+        finally:
+            request.streams.ended(node)
+        _record_end(node, request, start, status, ())
+        self._release(node, request)
 
     async def _evaluate(
         self, node: NodePlan, request: _Request
@@ -180,26 +204,45 @@ class Executor:
         try:
             if node.when is not None and not evaluate(node.when, request.values):
                 return SKIPPED, (), "skipped"
-            if node.kind == "switch":
-                return _switch(node, request.values), (), "ok"
-            if node.kind == "coalesce":
-                return _coalesce(node, request.values), (), "ok"
             call = self._prepare(node, request)
         except SkippedInput:
             return SKIPPED, (), "skipped"
         except Exception as error:
             return self._on_error(node, error, request), (), "error handled"
         try:
-            value, calls = await self._with_policy(node, call, request)
+            value, calls = await with_policy(
+                node,
+                call,
+                deadline=request.deadline,
+                deadline_message=lambda: self._deadline_message(request.timeout_ms),
+                jitter=self._jitter,
+                trace=request.trace,
+            )
         except SkippedInput:  # a per-chunk node's stream was skipped
             return SKIPPED, (), "skipped"
         except Exception as error:
             return self._on_error(node, error, request), (), "error handled"
         return value, calls, "ok"
 
-    def _prepare(
-        self, node: NodePlan, request: _Request
-    ) -> Callable[[float | None], Awaitable[Outcome]]:
+    def _evaluate_now(self, node: NodePlan, request: _Request) -> tuple[Any, str]:
+        """``_evaluate`` of a node that runs now: its value and a status word."""
+        values = request.values
+        try:
+            if node.when is not None and not evaluate(node.when, values):
+                return SKIPPED, "skipped"
+            if node.kind == "switch":
+                return switch_case(node, values), "ok"
+            if node.kind == "coalesce":
+                return coalesce(node, values), "ok"
+            skipped_as_none = node.on_skipped_input == "null"
+            kwargs = render_kwargs(node.args, values, skipped_as_none=skipped_as_none)
+            return _function(node)(**kwargs), "ok"
+        except SkippedInput:
+            return SKIPPED, "skipped"
+        except Exception as error:
+            return self._on_error(node, error, request), "error handled"
+
+    def _prepare(self, node: NodePlan, request: _Request) -> Call:
         """Resolve the node's arguments now; the result runs one attempt by deadline."""
         skipped_as_none = node.on_skipped_input == "null"
         values = request.values
@@ -225,37 +268,6 @@ class Executor:
             for item in items
         ]
         return functools.partial(self._call_many, node, calls)
-
-    async def _with_policy(
-        self, node: NodePlan, call: Callable[[float | None], Awaitable[Outcome]], request: _Request
-    ) -> Outcome:
-        """Run attempts under ``timeout_ms``, retrying retryable errors with backoff."""
-        policy = node.retries
-        for attempt in range(policy.count + 1):
-            try:
-                return await _attempt(node, call, request.deadline)
-            except Exception as error:
-                if request.deadline_passed():
-                    message = self._deadline_message(request.timeout_ms)
-                    raise DeadlineExceeded(
-                        f"{message} while node {node.name!r} was running"
-                    ) from error
-                if attempt == policy.count or not _retryable(error):
-                    raise
-                retry_after_s = error.retry_after_s if isinstance(error, Overloaded) else 0.0
-                delay = retry_delay_s(policy, attempt, self._jitter, retry_after_s=retry_after_s)
-                if request.deadline is not None and time.monotonic() + delay >= request.deadline:
-                    raise  # the retry could only start past the deadline: fail now
-                if request.trace is not None:
-                    request.trace.event(
-                        node.name,
-                        "retry",
-                        attempt=attempt + 2,
-                        delay_ms=round(delay * 1e3, 3),
-                        error=str(error),
-                    )
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _on_error(self, node: NodePlan, error: Exception, request: _Request) -> Any:
         """Apply ``on_error``: fail the request, or count as skipped, or a default value."""
@@ -360,28 +372,39 @@ class Executor:
         return outputs
 
 
-async def _attempt(
-    node: NodePlan, call: Callable[[float | None], Awaitable[Outcome]], deadline: float | None
-) -> Outcome:
-    """One attempt, bounded by the node's ``timeout_ms``; a timeout is ``CallTimeout``."""
-    if node.timeout_ms is None:
-        return await call(deadline)
-    limit = node.timeout_ms / 1000
-    attempt_deadline = time.monotonic() + limit
-    if deadline is not None:
-        attempt_deadline = min(attempt_deadline, deadline)
-    scope = asyncio.timeout(limit)
-    try:
-        async with scope:
-            return await call(attempt_deadline)
-    except TimeoutError:
-        if not scope.expired():
-            raise
-        raise CallTimeout(
-            f"node {node.name!r} took longer than timeout_ms={node.timeout_ms:g}",
-            runner=node.runner,
-            method=node.method,
-        ) from None
+def _runs_now(node: NodePlan) -> bool:
+    """A node that never waits: a switch, a coalesce, or an ``inline`` sync function
+    called once with no timeout or retries. A task of its own would cost more than
+    the node."""
+    if node.kind in ("switch", "coalesce"):
+        return True
+    return (
+        node.kind == "function"
+        and node.inline
+        and not node.is_async
+        and node.map is None
+        and node.each_chunk is None
+        and node.timeout_ms is None
+        and node.retries.count == 0
+    )
+
+
+def _record_failure(node: NodePlan, request: _Request, start: float, error: BaseException) -> None:
+    """Keep the request's first error; end the node's span with its failure."""
+    if request.first_error is None and not isinstance(error, asyncio.CancelledError):
+        request.first_error = error
+    if request.trace is not None:
+        end = time.monotonic()
+        status = _failure_status(error)
+        request.trace.span(node.name, start, end, kind=node.kind, status=status, error=str(error))
+
+
+def _record_end(
+    node: NodePlan, request: _Request, start: float, status: str, calls: Sequence[CallResult]
+) -> None:
+    if request.trace is not None:
+        end = time.monotonic()
+        request.trace.span(node.name, start, end, kind=node.kind, status=status, calls=calls)
 
 
 def _failure_status(error: BaseException) -> str:
@@ -392,34 +415,10 @@ def _failure_status(error: BaseException) -> str:
     return "timed out" if isinstance(cause, DeadlineExceeded | CallTimeout) else "failed"
 
 
-def _retryable(error: Exception) -> bool:
-    return isinstance(error, Unavailable) and not isinstance(error, PoolClosed)
-
-
 def _function(node: NodePlan) -> Callable[..., Any]:
     if node.func is None:
         raise GraphctlError(f"node {node.name!r}: function {node.function!r} was not imported")
     return node.func
-
-
-def _switch(node: NodePlan, values: Values) -> Any:
-    """The case key matching the switch's value, else ``SWITCH_DEFAULT``."""
-    value = render(node.args["value"], values)
-    for case in node.cases:
-        if value == case or (
-            isinstance(case, str) and not isinstance(value, str) and str(value) == case
-        ):
-            return case
-    return SWITCH_DEFAULT
-
-
-def _coalesce(node: NodePlan, values: Values) -> Any:
-    """The first of the node's references whose value was not skipped."""
-    for ref in node.args["values"]:
-        value = lookup(ref, values)
-        if value is not SKIPPED:
-            return value
-    return SKIPPED
 
 
 def _first_error(errors: BaseExceptionGroup[BaseException], request: _Request) -> BaseException:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from orchestrator.errors import ReferenceFailed
-from orchestrator.plan import Ref
+from orchestrator.plan import SWITCH_DEFAULT, NodePlan, Ref
 
 
 class _Skipped:
@@ -127,3 +127,23 @@ def render_kwargs(
         name: render(template, values, skipped_as_none=skipped_as_none)
         for name, template in args.items()
     }
+
+
+def switch_case(node: NodePlan, values: Values) -> Any:
+    """The case key matching the switch's value, else ``SWITCH_DEFAULT``."""
+    value = render(node.args["value"], values)
+    for case in node.cases:
+        if value == case or (
+            isinstance(case, str) and not isinstance(value, str) and str(value) == case
+        ):
+            return case
+    return SWITCH_DEFAULT
+
+
+def coalesce(node: NodePlan, values: Values) -> Any:
+    """The first of the node's references whose value was not skipped."""
+    for ref in node.args["values"]:
+        value = lookup(ref, values)
+        if value is not SKIPPED:
+            return value
+    return SKIPPED

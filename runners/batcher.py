@@ -88,16 +88,25 @@ def take_batch(queue: deque[PendingCall], max_rows: int, spec: MethodSpec) -> li
     head = queue.popleft()
     if not spec.batchable or head.solo or not queue:
         return [head]
-    key, rows = key_of(head, spec), head.rows
-    batch = [head]
+    key = key_of(head, spec)
+    return [head, *take_matching(queue, key, max_rows - head.rows, spec)]
+
+
+def take_matching(
+    queue: deque[PendingCall], key: Hashable, room: int, spec: MethodSpec
+) -> list[PendingCall]:
+    """Pop the queued calls that merge under ``key``, oldest first, within ``room``
+    rows: the partners of a batch's head, or the calls joining a running stream."""
+    taken: list[PendingCall] = []
+    rows = 0
     for scanned, call in enumerate(queue):
-        if rows >= max_rows or scanned >= _SCAN_LIMIT:
+        if rows >= room or scanned >= _SCAN_LIMIT:
             break
-        if not call.solo and key_of(call, spec) == key and rows + call.rows <= max_rows:
-            batch.append(call)
+        if not call.solo and key_of(call, spec) == key and rows + call.rows <= room:
+            taken.append(call)
             rows += call.rows
-    _remove_taken(queue, batch[1:])
-    return batch
+    _remove_taken(queue, taken)
+    return taken
 
 
 def _remove_taken(queue: deque[PendingCall], taken: list[PendingCall]) -> None:
@@ -296,6 +305,33 @@ class Flight:
     rows: int  # the batch's size in rows: sum(split), for max_batch_size, stats, the cost model
     split: list[int]  # each call's rows of the answer (``split_rows``)
     progress_at: float = 0.0  # a streaming batch's last step, for the hang limit
+    taken: int = 0  # calls the worker runs: all it was sent, and the joins it took
+
+
+def leave_queue(calls: list[PendingCall]) -> None:
+    """Calls taken off their queue: their deadline timers stop (they are sent now)."""
+    for call in calls:
+        call.queued = False
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+
+
+def board(flight: Flight, calls: list[PendingCall], now: float) -> None:
+    """``calls`` leave their queue for ``flight``: as its batch when it is sent, or
+    as items joining a running stream (``runners.joining``). A streaming call
+    learns its batch and its index in it."""
+    queue = flight.queue
+    first = len(flight.calls)
+    split = split_rows(calls, queue.spec)  # each call's rows, counted once per batch
+    flight.calls.extend(calls)
+    flight.split.extend(split)
+    flight.rows += sum(split)
+    for index, call in enumerate(calls, start=first):
+        if call.stream is not None:
+            call.stream.board(flight.batch_id, index, now)
+        queue.record_wait(now - call.enqueued_at)
+    queue.in_flight += len(calls)
 
 
 @dataclass(eq=False)

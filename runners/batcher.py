@@ -308,32 +308,6 @@ class Flight:
     taken: int = 0  # calls the worker runs: all it was sent, and the joins it took
 
 
-def leave_queue(calls: list[PendingCall]) -> None:
-    """Calls taken off their queue: their deadline timers stop (they are sent now)."""
-    for call in calls:
-        call.queued = False
-        if call.timer is not None:
-            call.timer.cancel()
-            call.timer = None
-
-
-def board(flight: Flight, calls: list[PendingCall], now: float) -> None:
-    """``calls`` leave their queue for ``flight``: as its batch when it is sent, or
-    as items joining a running stream (``runners.joining``). A streaming call
-    learns its batch and its index in it."""
-    queue = flight.queue
-    first = len(flight.calls)
-    split = split_rows(calls, queue.spec)  # each call's rows, counted once per batch
-    flight.calls.extend(calls)
-    flight.split.extend(split)
-    flight.rows += sum(split)
-    for index, call in enumerate(calls, start=first):
-        if call.stream is not None:
-            call.stream.board(flight.batch_id, index, now)
-        queue.record_wait(now - call.enqueued_at)
-    queue.in_flight += len(calls)
-
-
 @dataclass(eq=False)
 class ReleaseTimer:
     """The one timer that sends a batch the latency model holds. Re-armed only to an

@@ -21,6 +21,9 @@ acknowledges every join it takes with ``joined``, so the batch's final reply
 tells the pool which calls it never took; those go back to the head of their
 queue untouched (``runners.streaming.end_stream``). A worker lost mid-batch
 retries them like any item that sent no chunk.
+
+Every call boards its flight here (``board``), whether it leaves the queue with
+its batch or joins one already running.
 """
 
 from __future__ import annotations
@@ -32,10 +35,9 @@ from runners.batcher import (
     Flight,
     PendingCall,
     batch_error,
-    board,
     fail_batch,
     key_of,
-    leave_queue,
+    split_rows,
     take_matching,
 )
 from runners.errors import UnsupportedValue
@@ -43,6 +45,32 @@ from runners.health import WorkerState
 from runners.merging import merge_inputs
 
 JOIN_LIMIT = 4  # a batch takes joins while its items in all stay below this x max_batch_size
+
+
+def leave_queue(calls: list[PendingCall]) -> None:
+    """Calls taken off their queue: their deadline timers stop (they are sent now)."""
+    for call in calls:
+        call.queued = False
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+
+
+def board(flight: Flight, calls: list[PendingCall], now: float) -> None:
+    """``calls`` leave their queue for ``flight``: as its batch when it is sent, or
+    as items joining a running stream (``offer_joins``). A streaming call
+    learns its batch and its index in it."""
+    queue = flight.queue
+    first = len(flight.calls)
+    split = split_rows(calls, queue.spec)  # each call's rows, counted once per batch
+    flight.calls.extend(calls)
+    flight.split.extend(split)
+    flight.rows += sum(split)
+    for index, call in enumerate(calls, start=first):
+        if call.stream is not None:
+            call.stream.board(flight.batch_id, index, now)
+        queue.record_wait(now - call.enqueued_at)
+    queue.in_flight += len(calls)
 
 
 def room(flight: Flight) -> int:

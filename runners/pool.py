@@ -37,10 +37,8 @@ from runners.batcher import (
     PendingCall,
     ReleaseTimer,
     batch_error,
-    board,
     deliver,
     fail_batch,
-    leave_queue,
     next_release,
     oldest_queue,
     survivors_of_crash,
@@ -49,7 +47,7 @@ from runners.batcher import (
 from runners.config import RunnerConfig
 from runners.errors import PoisonCall, PoolClosed, RunnerError, UnsupportedValue
 from runners.health import HangWatch, WorkerState
-from runners.joining import offer_joins
+from runners.joining import board, leave_queue, offer_joins
 from runners.lifecycle import Lifecycle
 from runners.merging import merge_inputs
 from runners.resources import plan_environments

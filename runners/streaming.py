@@ -263,14 +263,16 @@ def deliver_progress(flight: Any, message: list[Any], worker: int) -> None:
     elif message[0] == "joined":
         flight.taken = max(flight.taken, min(int(message[2]), len(calls)))
     elif 0 <= (index := int(message[2])) < len(calls):
-        settle(calls[index], message[1], len(calls), worker)
+        settle(calls[index], flight, len(calls), worker)
 
 
-def settle(call: Any, batch_id: int, size: int, worker: int) -> None:
-    """End a streaming call well (its chunks were its value)."""
+def settle(call: Any, flight: Any, size: int, worker: int) -> None:
+    """End a streaming call well (its chunks were its value); its wait ends when it
+    left the queue (a joined call, after its batch was sent)."""
     if not call.future.done():
-        wait = call.stream.sent_at - call.enqueued_at
-        call.future.set_result(CallResult(None, wait, batch_id, size, worker))
+        sent_at = flight.sent_at if call.stream is None else call.stream.sent_at
+        wait = sent_at - call.enqueued_at
+        call.future.set_result(CallResult(None, wait, flight.batch_id, size, worker))
 
 
 def end_stream(flight: Any, error: RunnerError | None, worker: int) -> None:
@@ -284,7 +286,7 @@ def end_stream(flight: Any, error: RunnerError | None, worker: int) -> None:
         if call.future.done():
             continue
         if error is None:
-            settle(call, flight.batch_id, flight.taken, worker)
+            settle(call, flight, flight.taken, worker)
         else:
             call.future.set_exception(error)
 

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 
 from runners.batcher import (
     Flight,
+    MethodQueue,
     PendingCall,
     batch_error,
     fail_batch,
@@ -82,6 +83,12 @@ def room(flight: Flight) -> int:
     limit = flight.queue.max_items
     running = sum(not call.future.done() for call in calls)
     return max(0, min(limit - running, JOIN_LIMIT * limit - len(calls)))
+
+
+def can_join(states: Iterable[WorkerState], queue: MethodQueue) -> bool:
+    """A running batch of ``queue``'s method has room: a new call starts at its next
+    step (admission predicts no wait for it, as for an idle worker)."""
+    return any(s.flight is not None and s.flight.queue is queue and room(s.flight) for s in states)
 
 
 def offer_joins(states: Iterable[WorkerState], runner: str) -> None:

@@ -47,7 +47,7 @@ from runners.batcher import (
 from runners.config import RunnerConfig
 from runners.errors import PoisonCall, PoolClosed, RunnerError, UnsupportedValue
 from runners.health import HangWatch, WorkerState
-from runners.joining import board, leave_queue, offer_joins
+from runners.joining import board, can_join, leave_queue, offer_joins
 from runners.lifecycle import Lifecycle
 from runners.merging import merge_inputs
 from runners.resources import plan_environments
@@ -301,7 +301,7 @@ class WorkerPool:
             runner=self.name,
             max_queue=self._config.max_queue,
             workers=workers.live,
-            idle=bool(self._idle),
+            idle=bool(self._idle) or can_join(self._states.values(), queue),
         )
         pending = admission.enqueue(queue, calls, now, limit, call_context.capture())
         if stream:

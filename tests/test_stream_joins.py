@@ -183,3 +183,20 @@ def test_a_join_that_reaches_a_finished_batch_runs_in_the_next(kind: str, tmp_pa
     first, second, seen = run(main())
     assert first == ["g0"] and second == ["g0"]
     assert seen["sizes"] == [1, 1]  # B never ran in the first batch: it ran in its own
+
+
+@pytest.mark.parametrize("kind", POOLS)
+def test_a_call_that_can_join_is_admitted_whatever_the_streams_last(kind: str) -> None:
+    async def main() -> tuple[float, list[Any]]:
+        log: Log = []
+        async with _pool(kind, step_s=0.05) as pool:
+            await _follow(pool, "warm", "joining", 8, log)  # streams are measured at 0.4 s
+            stays = asyncio.ensure_future(_follow(pool, "A", "joining", 30, log))
+            await _first(log, "A")
+            deadline = time.monotonic() + 0.2  # shorter than a stream, not than a step
+            joined = await _follow(pool, "B", "joining", 2, log, deadline=deadline)
+            await stays
+            return pool.stats().methods["joining"].batch_time_s_sum, joined
+
+    measured, joined = run(main())
+    assert measured > 0.4 and joined == _tokens(2)

@@ -88,16 +88,25 @@ def take_batch(queue: deque[PendingCall], max_rows: int, spec: MethodSpec) -> li
     head = queue.popleft()
     if not spec.batchable or head.solo or not queue:
         return [head]
-    key, rows = key_of(head, spec), head.rows
-    batch = [head]
+    key = key_of(head, spec)
+    return [head, *take_matching(queue, key, max_rows - head.rows, spec)]
+
+
+def take_matching(
+    queue: deque[PendingCall], key: Hashable, room: int, spec: MethodSpec
+) -> list[PendingCall]:
+    """Pop the queued calls that merge under ``key``, oldest first, within ``room``
+    rows: the partners of a batch's head, or the calls joining a running stream."""
+    taken: list[PendingCall] = []
+    rows = 0
     for scanned, call in enumerate(queue):
-        if rows >= max_rows or scanned >= _SCAN_LIMIT:
+        if rows >= room or scanned >= _SCAN_LIMIT:
             break
-        if not call.solo and key_of(call, spec) == key and rows + call.rows <= max_rows:
-            batch.append(call)
+        if not call.solo and key_of(call, spec) == key and rows + call.rows <= room:
+            taken.append(call)
             rows += call.rows
-    _remove_taken(queue, batch[1:])
-    return batch
+    _remove_taken(queue, taken)
+    return taken
 
 
 def _remove_taken(queue: deque[PendingCall], taken: list[PendingCall]) -> None:
@@ -296,6 +305,7 @@ class Flight:
     rows: int  # the batch's size in rows: sum(split), for max_batch_size, stats, the cost model
     split: list[int]  # each call's rows of the answer (``split_rows``)
     progress_at: float = 0.0  # a streaming batch's last step, for the hang limit
+    taken: int = 0  # calls the worker runs: all it was sent, and the joins it took
 
 
 @dataclass(eq=False)

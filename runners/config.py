@@ -28,7 +28,6 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
 
 
-
 def _require_positive(settings: object, names: tuple[str, ...]) -> None:
     """``ValueError`` naming the first of ``names`` set to a value not > 0 (``None``:
     unset, allowed)."""
@@ -36,6 +35,7 @@ def _require_positive(settings: object, names: tuple[str, ...]) -> None:
         value = getattr(settings, name)
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
+
 
 @dataclass(frozen=True)
 class BatchingConfig:
@@ -260,10 +260,12 @@ class RunnerConfig:
     def method_spec(self, declared: MethodSpec) -> MethodSpec:
         """A method as this runner calls it: the declaration with its overrides."""
         batching = self.batching_for(declared.name)
+        batchable = declared.batchable if batching.batchable is None else batching.batchable
         return MethodSpec(
             declared.name,
-            declared.batchable if batching.batchable is None else batching.batchable,
+            batchable,
             declared.batch_dim if batching.batch_dim is None else batching.batch_dim,
             declared.stack if batching.stack is None else batching.stack,
             declared.stream,
+            declared.joins and batchable,
         )

@@ -85,7 +85,8 @@ class InProcessWorker:
         self._events = events
         self._inbox: asyncio.Queue[Call | None] = asyncio.Queue()
         self._spans: otel.BatchSpans | None = None  # made at the first traced batch
-        self._stops: dict[int, list[int]] = {}  # streaming batch id -> items to stop
+        # streaming batch id -> the pool's stop and join frames not yet read
+        self._pool_frames: dict[int, list[list[Any]]] = {}
 
     def send_batch(
         self,
@@ -100,9 +101,17 @@ class InProcessWorker:
         self._inbox.put_nowait((batch_id, method, args, kwargs, list(contexts)))
 
     def stop_item(self, batch_id: int, index: int) -> None:
-        stops = self._stops.get(batch_id)
-        if stops is not None:
-            stops.append(index)
+        frames = self._pool_frames.get(batch_id)
+        if frames is not None:
+            frames.append(["stop", batch_id, index])
+
+    def join_items(self, batch_id: int, args: list[Any], kwargs: Any) -> None:
+        """As a worker process would read it; left unread (so never acknowledged)
+        when the batch is no longer running."""
+        frame = codec.roundtrip(codec.encode(["join", batch_id, args, kwargs], runner=self._runner))
+        frames = self._pool_frames.get(batch_id)
+        if frames is not None:
+            frames.append(frame)
 
     def kill(self) -> None:
         logger.error("[%s] a method running in this process cannot be stopped", self.label)
@@ -158,22 +167,22 @@ class InProcessWorker:
     ) -> list[Any]:
         """Run a streaming batch, its steps answered as a worker process answers them."""
         batch_id, method = call[0], call[1]
-        stops = self._stops[batch_id] = []
+        received = self._pool_frames[batch_id] = []
 
         def emit(frame: list[Any]) -> None:
             encoded = codec.encode(frame, runner=self._runner, method=method)
             self._events.on_reply(self, codec.roundtrip(encoded))
 
-        def poll() -> list[int]:
-            taken = list(stops)
-            stops.clear()
+        def poll() -> list[list[Any]]:
+            taken = list(received)
+            received.clear()
             return taken
 
         try:
             spec = method_spec_of(func)
             error = await answer_stream(gen, spec, call, emit, poll, self._in_thread)
         finally:
-            del self._stops[batch_id]
+            del self._pool_frames[batch_id]
         return error if error is not None else codec.encode(["ok", batch_id, None])
 
     def _batch_spans(self, contexts: Sequence[CallContext]) -> otel.BatchSpans | None:

@@ -10,6 +10,8 @@ Two styles, declared on ``@method`` (or a model's saved signature):
 - **stack** (``@method(batchable=True, stack=True)``): every call passes one
   item. Arrays are stacked along a new axis ``d``, anything else becomes a list;
   item ``i`` of the result goes back to the ``i``-th call. Each call is one row.
+  A stream that calls may join (``joins=True``) gets lists, arrays included (one
+  array per item): a stacked array could not grow when a call joins.
 
 Calls share a batch only when their signature keys are equal: the same argument
 names, array dtypes and shapes (for concatenation, the shapes without ``d``),
@@ -101,7 +103,7 @@ def merge_inputs(calls: Sequence[Call], spec: MethodSpec) -> tuple[list[Any], di
     first = calls[0]
     if not spec.batchable or (len(calls) == 1 and not spec.stack):
         return list(first.args), dict(first.kwargs)
-    join = _stack if spec.stack else _concatenate
+    join = _listed if spec.joins else _stack if spec.stack else _concatenate
     dim = spec.batch_dim
     args = [join([c.args[i] for c in calls], dim) for i in range(len(first.args))]
     kwargs = {k: join([c.kwargs[k] for c in calls], dim) for k in first.kwargs}
@@ -113,6 +115,11 @@ def _one(value: Any, dim: int) -> Any:
     if not isinstance(value, np.ndarray):
         return [value]
     return np.expand_dims(value, dim) if dim else value[None]
+
+
+def _listed(values: list[Any], dim: int) -> list[Any]:
+    """One entry per item: a list that grows in place when calls join the batch."""
+    return list(values)
 
 
 def _stack(values: list[Any], dim: int) -> Any:

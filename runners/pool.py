@@ -41,13 +41,13 @@ from runners.batcher import (
     fail_batch,
     next_release,
     oldest_queue,
-    split_rows,
     survivors_of_crash,
     take_batch,
 )
 from runners.config import RunnerConfig
 from runners.errors import PoisonCall, PoolClosed, RunnerError, UnsupportedValue
 from runners.health import HangWatch, WorkerState
+from runners.joining import board, can_join, leave_queue, offer_joins
 from runners.lifecycle import Lifecycle
 from runners.merging import merge_inputs
 from runners.resources import plan_environments
@@ -226,6 +226,7 @@ class WorkerPool:
             flight = state.flight
             if flight is not None and flight.batch_id == sink.batch_id:
                 state.worker.stop_item(flight.batch_id, sink.index)
+                offer_joins([state], self.name)  # its place may go to a queued call
 
     async def submit_many(
         self, method: str, calls: Sequence[tuple[Args, Kwargs]], *, deadline: float | None = None
@@ -300,7 +301,7 @@ class WorkerPool:
             runner=self.name,
             max_queue=self._config.max_queue,
             workers=workers.live,
-            idle=bool(self._idle),
+            idle=bool(self._idle) or can_join(self._states.values(), queue),
         )
         pending = admission.enqueue(queue, calls, now, limit, call_context.capture())
         if stream:
@@ -316,7 +317,8 @@ class WorkerPool:
 
     def _dispatch(self, slack: float = 0.0) -> None:
         """Send batches while workers are free, unless the latency model holds a short
-        batch: then one timer (re-armed only to an earlier time) sends it when due."""
+        batch: then one timer (re-armed only to an earlier time) sends it when due.
+        Calls still queued then join running streams that take them (``runners.joining``)."""
         wake: float | None = None
         workers = self._workers.live if self._workers else 0
         while self._idle:
@@ -326,13 +328,10 @@ class WorkerPool:
                 break
             queue.record_release(now)
             batch = take_batch(queue.queue, queue.max_items, queue.spec)
-            for call in batch:
-                call.queued = False
-                if call.timer is not None:
-                    call.timer.cancel()
-                    call.timer = None
+            leave_queue(batch)
             self._send(self._pick_idle(), queue, batch)
         self._wake.update(wake)
+        offer_joins(self._states.values(), self.name)
 
     def _pick_idle(self) -> WorkerState:
         """The idle worker with the least load its host reported (the most recently
@@ -359,15 +358,9 @@ class WorkerPool:
             text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
             fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
             return
-        now = time.monotonic()
-        split = split_rows(batch, queue.spec)  # each call's rows, counted once per batch
-        state.flight = Flight(queue, batch, self._next_batch, now, sum(split), split)
-        for index, call in enumerate(batch):
-            if call.stream is not None:
-                call.stream.batch_id, call.stream.index = self._next_batch, index
-        queue.in_flight += len(batch)
-        for call in batch:
-            queue.record_wait(now - call.enqueued_at)
+        state.flight = flight = Flight(queue, [], self._next_batch, time.monotonic(), 0, [])
+        board(flight, batch, flight.sent_at)
+        flight.taken = len(batch)
         self._hangs.sent(state, method)
 
     def _take_flight(self, state: WorkerState) -> Flight | None:
@@ -420,7 +413,9 @@ class WorkerPool:
             worker.kill()
             return
         flight.progress_at = time.monotonic()
-        deliver_progress(flight.calls, reply, flight.sent_at, worker.id)
+        deliver_progress(flight, reply, worker.id)
+        if state is not None and flight.queue.queue:  # an item that ended leaves room
+            offer_joins([state], self.name)
 
     def _schedule_dispatch(self) -> None:
         """Dispatch after the callers just answered have run: a caller that calls again at

@@ -127,6 +127,11 @@ class ProcessWorker:
         if self.batch_id == batch_id and not self.closed.is_set():
             self.send(codec.encode(["stop", batch_id, index]))
 
+    def join_items(self, batch_id: int, args: list[Any], kwargs: Any) -> None:
+        frame = codec.encode(["join", batch_id, args, kwargs], runner=self.runner)
+        if self.batch_id == batch_id and not self.closed.is_set():
+            self.send(frame)
+
     def ping(self, timeout_s: float) -> None:
         """Ask an idle worker for a pong; kill it if none comes within ``timeout_s``."""
         if self.ping_timer is None and not self.closed.is_set():

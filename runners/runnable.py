@@ -25,7 +25,8 @@ yields, per step, a list aligned with the batch: a chunk for each item still
 running, ``None`` for an item with nothing this step, ``END`` for an item that
 finishes now. The value of each ``yield`` is the set of batch indices no longer
 wanted (finished, or their caller went away), which the method may skip. See
-``runners.streaming``.
+``runners.streaming``. With ``joins=True`` the batch's argument lists grow between
+steps as new calls join it (``runners.joining``).
 """
 
 from __future__ import annotations
@@ -50,18 +51,26 @@ class MethodSpec:
     batch_dim: int = 0
     stack: bool = False
     stream: bool = False
+    joins: bool = False  # a batchable stream that new calls may join between steps
 
     def to_wire(self) -> list[Any]:
         """The spec as the worker's READY frame carries it."""
-        return [self.batchable, self.batch_dim, self.stack, self.stream]
+        return [self.batchable, self.batch_dim, self.stack, self.stream, self.joins]
 
     @classmethod
     def from_wire(cls, name: str, fields: Any) -> MethodSpec:
-        """The spec a worker's READY frame describes (``to_wire``)."""
+        """The spec a worker's READY frame describes (``to_wire``; an older worker
+        sends 3 or 4 fields: no stream, no joins)."""
         batchable, batch_dim, stack, *rest = fields
         stream = bool(rest[0]) if rest else False
+        joins = bool(rest[1]) and stream and bool(batchable) if len(rest) > 1 else False
         return cls(
-            name, bool(batchable), int(batch_dim), bool(stack) or (stream and batchable), stream
+            name,
+            bool(batchable),
+            int(batch_dim),
+            bool(stack) or (stream and batchable),
+            stream,
+            joins,
         )
 
 
@@ -86,7 +95,12 @@ class Runnable:
 def method(func: F, /) -> F: ...
 @overload
 def method(
-    *, batchable: bool = False, batch_dim: int = 0, stack: bool = False, stream: bool = False
+    *,
+    batchable: bool = False,
+    batch_dim: int = 0,
+    stack: bool = False,
+    stream: bool = False,
+    joins: bool = False,
 ) -> Callable[[F], F]: ...
 def method(
     func: F | None = None,
@@ -96,13 +110,20 @@ def method(
     batch_dim: int = 0,
     stack: bool = False,
     stream: bool = False,
+    joins: bool = False,
 ) -> F | Callable[[F], F]:
     """Expose a Runnable method to graphs: ``@method``, ``@method(batchable=True)``
     (calls concatenated along ``batch_dim``), ``@method(batchable=True, stack=True)``
     (one item per call, stacked) or ``@method(stream=True)`` on a generator (a
-    batchable stream takes one item per call)."""
+    batchable stream takes one item per call; with ``joins=True`` new calls join
+    it between steps, see ``runners.joining``)."""
     if batch_dim < 0:
         raise ValueError(f"batch_dim must be >= 0, got {batch_dim}")
+    if joins and not (batchable and stream):
+        raise TypeError(
+            "@method(joins=True) is for batchable streams: declare "
+            "@method(batchable=True, stream=True, joins=True)"
+        )
 
     def mark(target: F) -> F:
         if stream and not (
@@ -110,7 +131,7 @@ def method(
         ):
             raise TypeError(f"@method(stream=True) needs a generator; {target.__name__} is not one")
         spec = MethodSpec(
-            target.__name__, batchable, batch_dim, stack or (stream and batchable), stream
+            target.__name__, batchable, batch_dim, stack or (stream and batchable), stream, joins
         )
         setattr(target, METHOD_ATTRIBUTE, spec)
         return target
@@ -124,7 +145,9 @@ def runnable_methods(cls: type) -> dict[str, MethodSpec]:
     for name, member in inspect.getmembers(cls, callable):
         spec = getattr(member, METHOD_ATTRIBUTE, None)
         if isinstance(spec, MethodSpec):
-            found[name] = MethodSpec(name, spec.batchable, spec.batch_dim, spec.stack, spec.stream)
+            found[name] = MethodSpec(
+                name, spec.batchable, spec.batch_dim, spec.stack, spec.stream, spec.joins
+            )
     return found
 
 

@@ -8,6 +8,8 @@ one batch like any other, but answers in steps before its final reply:
                      ["end", batch id, item index]                   (an item finished)
                      ["ok", batch id, None] | ["error", batch id, type, message]
     pool -> worker   ["stop", batch id, item index]   (its caller went away)
+                     ["join", batch id, [args], {kwargs}]  (calls joining, stacked)
+    worker -> pool   ["joined", batch id, items]   (it took a join: its items now)
 
 Alone (not batchable) the method yields its chunks one by one. Batchable, it
 takes one item per call (the ``stack`` style) and yields, per step, a list
@@ -17,6 +19,11 @@ The value of each ``yield`` is the frozenset of indices no longer wanted (ended,
 or stopped because their caller went away): the method may skip their work.
 When every item is unwanted the generator is closed; when it returns, every
 item still running ends. Chunks are never ``None``.
+
+A method declared ``joins=True`` takes new calls between steps
+(``runners.joining``): the worker reads ``join`` frames as it reads ``stop``
+frames, appends their items to the argument lists the generator holds, and
+acknowledges each with ``joined`` before the step that includes them.
 """
 
 from __future__ import annotations
@@ -28,14 +35,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runners.errors import MethodError, RunnerError
+from runners.errors import MethodError, ProtocolError, RunnerError
 from runners.replies import error_reply
 from runners.runnable import END, MethodSpec
 from runners.types import CallResult
 
 RunSync = Callable[[Callable[[], Any]], Awaitable[Any]]
 Emit = Callable[[list[Any]], None]
-PROGRESS = ("chunk", "end")  # the frames a streaming batch sends before its reply
+PROGRESS = ("chunk", "end", "joined")  # a streaming batch's frames before its reply
 
 
 def is_progress(message: Any) -> bool:
@@ -60,6 +67,11 @@ class StepFramer:
     @property
     def finished(self) -> bool:
         return len(self.ended | self.stopped) >= self.size
+
+    def stop(self, index: int) -> None:
+        """The pool stopped item ``index`` (its caller went away)."""
+        if 0 <= index < self.size:
+            self.stopped.add(index)
 
     def step(self, yielded: Any) -> list[list[Any]]:
         """The chunk frame (if any chunk) and end frames of one yielded step."""
@@ -125,14 +137,51 @@ async def _next_step(gen: Any, value: Any, run_sync: RunSync) -> tuple[bool, Any
     return result
 
 
+def take_pool_frames(
+    framer: StepFramer,
+    messages: Iterable[list[Any]],
+    inputs: tuple[list[Any], dict[str, Any]] | None,
+) -> list[list[Any]]:
+    """Apply the pool's ``stop`` and ``join`` frames for this batch, in order; the
+    ``joined`` frames to send. ``inputs`` (the lists the generator holds) is
+    ``None`` for a method that takes no joins: its joins are left unanswered, and
+    the pool requeues their calls when the batch ends."""
+    acks: list[list[Any]] = []
+    for message in messages:
+        if message[1] != framer.batch_id:
+            continue  # for a batch already finished
+        if message[0] == "stop":
+            framer.stop(int(message[2]))
+        elif message[0] == "join" and inputs is not None:
+            framer.size += extend_inputs(*inputs, message[2], message[3])
+            acks.append(["joined", framer.batch_id, framer.size])
+    return acks
+
+
+def extend_inputs(args: list[Any], kwargs: dict[str, Any], more_args: Any, more_kwargs: Any) -> int:
+    """Append a join's stacked items to the batch's argument lists, in place (the
+    generator holds them); how many items joined."""
+    if len(more_args) != len(args) or set(more_kwargs) != set(kwargs):
+        raise ProtocolError("a join's arguments do not match its batch's")
+    pairs = [*zip(args, more_args, strict=True), *((kwargs[k], v) for k, v in more_kwargs.items())]
+    counts = {len(extra) for _, extra in pairs}
+    if len(counts) > 1 or not all(isinstance(t, list) for t, _ in pairs):
+        raise ProtocolError("a join's arguments must be lists of one length")
+    for target, extra in pairs:
+        target.extend(extra)
+    return counts.pop() if counts else 0
+
+
 async def drive(
     gen: Any,
     framer: StepFramer,
     emit: Emit,
-    poll: Callable[[], Iterable[int]],
+    poll: Callable[[], Iterable[list[Any]]],
     run_sync: RunSync,
+    inputs: tuple[list[Any], dict[str, Any]] | None = None,
 ) -> None:
-    """Step ``gen`` until it returns or no item is wanted, emitting each step's frames."""
+    """Step ``gen`` until it returns or no item is wanted, emitting each step's
+    frames; between steps, the pool's frames (``poll``) stop items or join new ones."""
     sent: frozenset[int] | None = None
     try:
         while not framer.finished:
@@ -141,7 +190,8 @@ async def drive(
                 break
             for frame in framer.step(yielded):
                 emit(frame)
-            framer.stopped.update(poll())
+            for frame in take_pool_frames(framer, poll(), inputs):
+                emit(frame)
             sent = framer.unwanted
     finally:
         if inspect.isasyncgen(gen):
@@ -155,16 +205,19 @@ async def answer_stream(
     spec: MethodSpec,
     call: tuple[int, str, list[Any], dict[str, Any]],
     emit: Emit,
-    poll: Callable[[], Iterable[int]],
+    poll: Callable[[], Iterable[list[Any]]],
     run_sync: RunSync,
 ) -> list[Any] | None:
     """Run one streaming batch; ``None`` when it ended well (the caller sends the
-    ``ok`` reply), else its error reply. ``gen`` is what the method returned."""
+    ``ok`` reply), else its error reply. ``gen`` is what the method returned, with
+    ``call``'s argument lists (which grow if the method takes joins); ``poll``
+    gives the pool's ``stop`` and ``join`` frames received since the last step."""
     batch_id, _, args, kwargs = call
     if not (inspect.isgenerator(gen) or inspect.isasyncgen(gen)):
         return error_reply(batch_id, TypeError(f"{spec.name} did not return a generator"))
     framer = StepFramer(batch_id, batch_size(spec, args, kwargs), spec.batchable)
-    await drive(gen, framer, emit, poll, run_sync)
+    inputs = (args, kwargs) if spec.joins else None
+    await drive(gen, framer, emit, poll, run_sync, inputs)
     return None
 
 
@@ -178,7 +231,12 @@ class ItemStream:
     chunks: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     batch_id: int | None = None  # the batch running it, once sent
     index: int = 0  # its place in that batch
+    sent_at: float = 0.0  # when it left the queue (its batch was sent, or it joined)
     started: bool = False  # a chunk reached the caller's queue
+
+    def board(self, batch_id: int, index: int, now: float) -> None:
+        """Its call became item ``index`` of batch ``batch_id`` at ``now``."""
+        self.batch_id, self.index, self.sent_at = batch_id, index, now
 
     def watch(self, future: asyncio.Future[Any]) -> None:
         """End the iterator whenever the call's future is settled, however."""
@@ -193,34 +251,42 @@ def is_done(value: Any) -> bool:
     return value is _DONE
 
 
-def deliver_progress(calls: Sequence[Any], message: list[Any], sent_at: float, worker: int) -> None:
-    """Hand a chunk frame's chunks to their callers, or end one item."""
+def deliver_progress(flight: Any, message: list[Any], worker: int) -> None:
+    """Hand a chunk frame's chunks to their callers, end one item, or count the
+    items of a join the worker took (``flight``: a ``runners.batcher.Flight``)."""
+    calls = flight.calls
     if message[0] == "chunk":
         for call, chunk in zip(calls, message[2], strict=False):
             if chunk is not None and call.stream is not None and not call.future.done():
                 call.stream.started = True
                 call.stream.chunks.put_nowait(chunk)
-        return
-    index = int(message[2])
-    if 0 <= index < len(calls):
-        settle(calls[index], message[1], len(calls), sent_at, worker)
+    elif message[0] == "joined":
+        flight.taken = max(flight.taken, min(int(message[2]), len(calls)))
+    elif 0 <= (index := int(message[2])) < len(calls):
+        settle(calls[index], flight, len(calls), worker)
 
 
-def settle(call: Any, batch_id: int, size: int, sent_at: float, worker: int) -> None:
-    """End a streaming call well (its chunks were its value)."""
+def settle(call: Any, flight: Any, size: int, worker: int) -> None:
+    """End a streaming call well (its chunks were its value); its wait ends when it
+    left the queue (a joined call, after its batch was sent)."""
     if not call.future.done():
+        sent_at = flight.sent_at if call.stream is None else call.stream.sent_at
         wait = sent_at - call.enqueued_at
-        call.future.set_result(CallResult(None, wait, batch_id, size, worker))
+        call.future.set_result(CallResult(None, wait, flight.batch_id, size, worker))
 
 
 def end_stream(flight: Any, error: RunnerError | None, worker: int) -> None:
     """A streaming batch's final reply: items still running end, or fail with
-    ``error`` (a stream is never retried: its chunks already reached the caller)."""
-    for call in flight.calls:
+    ``error`` (a stream is never retried: its chunks already reached the caller).
+    Calls sent to join it that the worker never took (the batch ended first) go
+    back to the head of their queue, untouched: they never ran."""
+    untaken = [call for call in flight.calls[flight.taken :] if not call.future.done()]
+    flight.queue.requeue(untaken, solo=False)
+    for call in flight.calls[: flight.taken]:
         if call.future.done():
             continue
         if error is None:
-            settle(call, flight.batch_id, len(flight.calls), flight.sent_at, worker)
+            settle(call, flight, flight.taken, worker)
         else:
             call.future.set_exception(error)
 

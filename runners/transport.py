@@ -12,6 +12,7 @@ process over a socketpair (``runners.process``, supervised by
                                  | ["error", batch id, error type, message]
     pool <── on_reply(worker, ["chunk", ...] | ["end", ...])   steps of a streaming batch
     pool ── Worker.stop_item(batch id, item index) ──> worker   its caller went away
+    pool ── Worker.join_items(batch id, args, kwargs) ──> worker   calls join its stream
     pool <── on_refused(worker)   the batch was not run (busy, draining): sent again
     pool <── on_ready(worker) / on_lost(worker) / on_gave_up()   (from Workers)
 
@@ -80,6 +81,12 @@ class Worker(Protocol):
     def stop_item(self, batch_id: int, index: int) -> None:
         """Stop producing chunks for item ``index`` of the streaming batch it holds
         (``runners.streaming``); ignored when the batch is no longer held."""
+        ...
+
+    def join_items(self, batch_id: int, args: list[Any], kwargs: Any) -> None:
+        """Append calls (stacked as a batch) to the joinable streaming batch it holds
+        (``runners.joining``); a worker that no longer holds it never acknowledges
+        them. Raises ``UnsupportedValue`` if a value cannot cross."""
         ...
 
     def kill(self) -> None:

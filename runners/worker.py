@@ -7,12 +7,14 @@
 The config is data (JSON), never code. The worker speaks the frames of
 ``runners.codec`` over the inherited socket ``--fd``:
 
-    worker -> pool   ["ready", pid, {method: [batchable, batch_dim, stack, stream]}]
+    worker -> pool   ["ready", pid, {method: [batchable, batch_dim, stack, stream, joins]}]
                      ["failed", error type, message]          (then exits)
     pool -> worker   ["call", batch id, method, [args], {kwargs}, [call contexts]]
     worker -> pool   ["ok", batch id, value] | ["error", batch id, error type, message]
     worker -> pool   ["chunk", ...], ["end", ...] before the reply of a streaming batch;
     pool -> worker   ["stop", batch id, item index]   (``runners.streaming``)
+    pool -> worker   ["join", batch id, [args], {kwargs}]   (``runners.joining``)
+    worker -> pool   ["joined", batch id, items]
     pool -> worker   ["ping", n]        (only while the worker holds no batch)
     worker -> pool   ["pong", n]
 
@@ -145,8 +147,8 @@ def _serve_on(
             if message[0] == "ping":
                 codec.send_frame(sock, codec.encode(["pong", message[1]]))
                 continue
-            if message[0] == "stop":  # for a stream already finished
-                continue
+            if message[0] in ("stop", "join"):  # for a stream already finished: a
+                continue  # join never acknowledged goes back to the pool's queue
             kind, batch_id, method, args, kwargs, *rest = message
             if kind != "call":
                 raise SystemExit(f"unexpected message {kind!r} from the pool")
@@ -163,7 +165,7 @@ def _serve_on(
 
 class _StreamLink:
     """A streaming batch's side of the socket: sends its chunk frames, and reads the
-    pool's stop frames between steps without blocking."""
+    pool's stop and join frames between steps without blocking."""
 
     def __init__(
         self, sock: socket.socket, assembler: codec.FrameAssembler, runner: str, method: str
@@ -176,18 +178,18 @@ class _StreamLink:
     def emit(self, frame: list[Any]) -> None:
         codec.send_frame(self._sock, codec.encode(frame, runner=self._runner, method=self._method))
 
-    def stops(self) -> list[int]:
-        """Items the pool asked to stop since the last step."""
-        stopped: list[int] = []
+    def pool_frames(self) -> list[list[Any]]:
+        """The stop and join frames the pool sent since the last step."""
+        received: list[list[Any]] = []
         while select.select([self._sock], [], [], 0)[0]:
             frames = codec.recv_frames(self._sock, self._assembler)
             if not frames:
                 raise ConnectionError("the pool closed the socket")
             for frame in frames:
                 message = codec.decode(*frame)
-                if message[0] == "stop":
-                    stopped.append(int(message[2]))
-        return stopped
+                if message[0] in ("stop", "join"):
+                    received.append(message)
+        return received
 
 
 def answer(
@@ -237,7 +239,9 @@ def _stream_reply(
             f"{call[1]} is a streaming method: worker hosts do not serve streams yet"
         )
     spec = method_spec_of(func)
-    run = streaming.answer_stream(gen, spec, call, link.emit, link.stops, streaming.run_direct)
+    run = streaming.answer_stream(
+        gen, spec, call, link.emit, link.pool_frames, streaming.run_direct
+    )
     error = loop.run_until_complete(run)
     return error if error is not None else codec.encode(["ok", batch_id, None])
 

@@ -93,3 +93,30 @@ def test_class_defaults_describe_a_cpu_only_single_threaded_model() -> None:
     assert Runnable.SUPPORTED_RESOURCES == ("cpu",)
     assert Runnable.SUPPORTS_CPU_MULTI_THREADING is False
     assert Child.SUPPORTED_RESOURCES == ("cpu", "gpu")
+
+
+def test_joins_is_declared_only_on_a_batchable_stream() -> None:
+    def gen(self: Any, x: list[int]) -> Any:
+        yield x
+
+    spec = getattr(method(batchable=True, stream=True, joins=True)(gen), METHOD_ATTRIBUTE)
+    assert spec == MethodSpec("gen", batchable=True, stack=True, stream=True, joins=True)
+    for flags in ({"stream": True}, {"batchable": True}, {}):
+        with pytest.raises(TypeError, match="batchable=True, stream=True, joins=True"):
+            method(joins=True, **flags)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ([True, 0, True, True, True], MethodSpec("m", True, 0, True, True, True)),
+        ([True, 0, False, True], MethodSpec("m", True, 0, True, True, False)),  # no joins field
+        ([True, 1, False], MethodSpec("m", True, 1, False, False, False)),
+        ([False, 0, False, True, True], MethodSpec("m", False, 0, False, True, False)),
+    ],
+)
+def test_the_ready_frame_carries_joins_and_older_lists_still_read(
+    fields: list[Any], expected: MethodSpec
+) -> None:
+    assert MethodSpec.from_wire("m", fields) == expected
+    assert MethodSpec.from_wire("m", expected.to_wire()) == expected

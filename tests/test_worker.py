@@ -80,10 +80,10 @@ def worker() -> Iterator[WorkerUnderTest]:
 def test_ready_lists_the_methods(worker: WorkerUnderTest) -> None:
     kind, pid, methods = worker.receive()
     assert kind == "ready" and pid == worker.process.pid
-    assert methods["predict"] == [True, 0, True, False]
-    assert methods["columns"] == [True, 1, True, False]
-    assert methods["rows"] == [True, 0, False, False]
-    assert methods["describe"] == [False, 0, False, False]
+    assert methods["predict"] == [True, 0, True, False, False]
+    assert methods["columns"] == [True, 1, True, False, False]
+    assert methods["rows"] == [True, 0, False, False, False]
+    assert methods["describe"] == [False, 0, False, False, False]
 
 
 def test_calls_are_answered_with_their_batch_id(worker: WorkerUnderTest) -> None:
@@ -167,3 +167,27 @@ def test_workers_die_with_a_killed_parent() -> None:
             parent.wait(timeout=30)
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def test_a_join_grows_a_running_stream_and_a_late_one_is_left_unanswered() -> None:
+    worker = WorkerUnderTest("stream_models:Joining", {"step_s": 0.01})
+    try:
+        assert worker.receive()[0] == "ready"
+        send_frame(worker.sock, encode(["call", 1, "joining", [[10**6]], {}]))
+        assert worker.receive() == ["chunk", 1, ["t0"]]
+        send_frame(worker.sock, encode(["join", 1, [[2]], {}]))
+        while (frame := worker.receive())[0] == "chunk":
+            assert len(frame[2]) == 1
+        assert frame == ["joined", 1, 2]
+        send_frame(worker.sock, encode(["stop", 1, 0]))
+        frames = []
+        while (frame := worker.receive())[0] != "ok":
+            frames.append(frame)
+        assert frame == ["ok", 1, None]
+        assert all(len(f[2]) == 2 for f in frames if f[0] == "chunk")
+        assert [f[2][1] for f in frames if f[0] == "chunk" and f[2][1]] == ["t0", "t1"]
+        assert frames[-1] == ["end", 1, 1]
+        send_frame(worker.sock, encode(["join", 1, [[2]], {}]))  # the batch is over
+        assert worker.call(2, "seen") == ["ok", 2, {"sizes": [2], "peak": 2, "stopped": [0]}]
+    finally:
+        worker.close()

@@ -94,6 +94,10 @@ class RemoteWorker:
     def stop_item(self, batch_id: int, index: int) -> None:
         """Worker hosts refuse streaming methods: there is no stream to stop."""
 
+    def join_items(self, batch_id: int, args: list[Any], kwargs: Any) -> None:
+        """Worker hosts refuse streaming methods: the join is never acknowledged, so
+        the pool requeues its calls when the batch's reply comes."""
+
     def kill(self) -> None:
         self.link.abort("stopped by the pool")
 
@@ -223,12 +227,12 @@ class RemoteWorker:
 
 def _method_table(table: Any) -> dict[str, MethodSpec] | None:
     """The methods a welcome describes, ``None`` unless each is
-    ``name: [batchable, batch_dim, stack, stream?]`` with those types (``to_wire``)."""
+    ``name: [batchable, batch_dim, stack, stream?, joins?]`` with those types (``to_wire``)."""
     if not isinstance(table, dict):
         return None
     methods = {}
     for name, fields in table.items():
-        if not (isinstance(name, str) and isinstance(fields, list) and len(fields) in (3, 4)):
+        if not (isinstance(name, str) and isinstance(fields, list) and len(fields) in (3, 4, 5)):
             return None
         batchable, batch_dim, *flags = fields
         if not all(isinstance(flag, bool) for flag in (batchable, *flags)):

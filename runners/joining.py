@@ -1,0 +1,125 @@
+"""Continuous batching: queued calls join a streaming batch already running.
+
+A batchable streaming method declared ``@method(batchable=True, stream=True,
+joins=True)`` takes new calls between its steps. While a worker holds such a
+batch with fewer than ``max_batch_size`` items still running, calls queued for
+the method (that merge with the batch, see ``runners.merging``) are sent to it
+as a ``join`` frame instead of waiting for the next batch:
+
+    pool -> worker   ["join", batch id, [args], {kwargs}]   (stacked, as a batch)
+    worker -> pool   ["joined", batch id, items]             (before its next step)
+
+They become items ``size, size + 1, ...`` of the batch: the worker appends them
+to the argument lists the generator holds (``runners.streaming``), and the next
+step must yield a list of the new length. The batch with the most room takes
+calls first; a batch never runs more than ``max_batch_size`` items at once, nor
+takes more than ``JOIN_LIMIT`` x ``max_batch_size`` items in all (its lists, and
+each step's chunk frame, only grow while it runs).
+
+The race: a join may reach a worker whose batch has just finished. The worker
+acknowledges every join it takes with ``joined``, so the batch's final reply
+tells the pool which calls it never took; those go back to the head of their
+queue untouched (``runners.streaming.end_stream``). A worker lost mid-batch
+retries them like any item that sent no chunk.
+
+Every call boards its flight here (``board``), whether it leaves the queue with
+its batch or joins one already running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from runners.batcher import (
+    Flight,
+    MethodQueue,
+    PendingCall,
+    batch_error,
+    fail_batch,
+    key_of,
+    split_rows,
+    take_matching,
+)
+from runners.errors import UnsupportedValue
+from runners.health import WorkerState
+from runners.merging import merge_inputs
+
+JOIN_LIMIT = 4  # a batch takes joins while its items in all stay below this x max_batch_size
+
+
+def leave_queue(calls: list[PendingCall]) -> None:
+    """Calls taken off their queue: their deadline timers stop (they are sent now)."""
+    for call in calls:
+        call.queued = False
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+
+
+def board(flight: Flight, calls: list[PendingCall], now: float) -> None:
+    """``calls`` leave their queue for ``flight``: as its batch when it is sent, or
+    as items joining a running stream (``offer_joins``). A streaming call
+    learns its batch and its index in it."""
+    queue = flight.queue
+    first = len(flight.calls)
+    split = split_rows(calls, queue.spec)  # each call's rows, counted once per batch
+    flight.calls.extend(calls)
+    flight.split.extend(split)
+    flight.rows += sum(split)
+    for index, call in enumerate(calls, start=first):
+        if call.stream is not None:
+            call.stream.board(flight.batch_id, index, now)
+        queue.record_wait(now - call.enqueued_at)
+    queue.in_flight += len(calls)
+
+
+def room(flight: Flight) -> int:
+    """Calls ``flight`` may take now: 0 unless it is a joinable stream (and not a
+    call retried alone), else ``max_batch_size`` minus its items still running."""
+    spec, calls = flight.queue.spec, flight.calls
+    if not spec.joins or calls[0].solo:
+        return 0
+    limit = flight.queue.max_items
+    running = sum(not call.future.done() for call in calls)
+    return max(0, min(limit - running, JOIN_LIMIT * limit - len(calls)))
+
+
+def can_join(states: Iterable[WorkerState], queue: MethodQueue) -> bool:
+    """A running batch of ``queue``'s method has room: a new call starts at its next
+    step (admission predicts no wait for it, as for an idle worker)."""
+    return any(s.flight is not None and s.flight.queue is queue and room(s.flight) for s in states)
+
+
+def offer_joins(states: Iterable[WorkerState], runner: str) -> None:
+    """Send queued calls to the running joinable batches, the most room first."""
+    held = [
+        (free, state)
+        for state in states
+        if state.flight is not None
+        and state.flight.queue.queue
+        and (free := room(state.flight)) > 0
+    ]
+    held.sort(key=lambda pair: -pair[0])
+    for free, state in held:
+        flight = state.flight
+        assert flight is not None
+        spec = flight.queue.spec
+        calls = take_matching(flight.queue.queue, key_of(flight.calls[0], spec), free, spec)
+        if calls:
+            send_join(state, flight, calls, runner)
+
+
+def send_join(state: WorkerState, flight: Flight, calls: list[PendingCall], runner: str) -> None:
+    """Send ``calls`` to join ``flight``; calls whose values cannot cross fail as a
+    batch that cannot be sent does."""
+    queue = flight.queue
+    leave_queue(calls)
+    try:
+        args, kwargs = merge_inputs(calls, queue.spec)
+        state.worker.join_items(flight.batch_id, args, kwargs)
+    except (UnsupportedValue, ValueError) as exc:
+        text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
+        fail_batch(queue, calls, batch_error(type(exc).__name__, text, runner, queue.spec.name))
+        return
+    board(flight, calls, time.monotonic())

@@ -21,12 +21,11 @@ streamed outputs as they come, then the result.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 from types import TracebackType
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator._inputs import reject_booleans, to_jsonable
@@ -40,6 +39,7 @@ from orchestrator.server._responses import error_response
 from orchestrator.server._serving import Served
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 # A request still running this long is watched for its client's disconnect.
 WATCH_AFTER_S = 0.02
 log = logging.getLogger("graphctl.serve")
@@ -189,18 +189,6 @@ def parse_json_object(raw: bytes, plan: Plan) -> dict[str, Any] | HttpError:
 
 
 def dumps(value: Any) -> bytes:
-    """JSON bytes; NaN and infinities (which JSON cannot carry) become ``null``."""
-    try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
-    except ValueError:
-        return json.dumps(_finite(value), separators=(",", ":")).encode()
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
+    """JSON bytes (orjson: numpy values as numbers and lists); NaN and infinities,
+    which JSON cannot carry, become ``null``."""
+    return orjson.dumps(value, option=_DUMPS_OPTIONS)

@@ -5,17 +5,17 @@
 the value later would too). ``loads`` first measures the nesting depth of the
 raw bytes: bodies with fewer brackets than the limit (most requests) cost two
 ``bytes.count`` calls; larger ones are reduced (in C: ``translate``, ``split``)
-to their brackets outside strings, whose running depth numpy sums. ``NaN`` and
-``Infinity``, which Python's parser accepts but JSON does not have, are refused
-as the parser meets them.
+to their brackets outside strings, whose running depth numpy sums. The parser is
+orjson's: strict JSON (no ``NaN`` or ``Infinity``, numbers that fit a double,
+valid UTF-8), and about four times faster than the standard library's.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 from orchestrator.errors import RequestError
 
@@ -39,20 +39,12 @@ def nesting_depth(raw: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int32).max())
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-# Built once: ``json.loads`` with any keyword builds a new decoder on every call.
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
-
-
 def loads(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """``raw`` parsed; ``RequestError`` if it is not JSON or nests deeper than ``max_depth``."""
     data = raw.encode() if isinstance(raw, str) else raw
     if data.count(b"[") + data.count(b"{") > max_depth and nesting_depth(data) > max_depth:
         raise RequestError(f"the JSON nests deeper than {max_depth} levels")
     try:
-        return _DECODER.decode(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as error:
         raise RequestError(f"not valid JSON: {error}") from None

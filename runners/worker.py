@@ -180,16 +180,18 @@ class _StreamLink:
 
     def pool_frames(self) -> list[list[Any]]:
         """The stop and join frames the pool sent since the last step."""
-        received: list[list[Any]] = []
+        return [message for message in self.received() if message[0] in ("stop", "join")]
+
+    def received(self) -> list[Any]:
+        """The pool's frames since the last step, read without blocking (a worker
+        host's link relays them from its loop instead: ``runners.remote.streams``)."""
+        messages: list[Any] = []
         while select.select([self._sock], [], [], 0)[0]:
             frames = codec.recv_frames(self._sock, self._assembler)
             if not frames:
                 raise ConnectionError("the pool closed the socket")
-            for frame in frames:
-                message = codec.decode(*frame)
-                if message[0] in ("stop", "join"):
-                    received.append(message)
-        return received
+            messages.extend(codec.decode(*frame) for frame in frames)
+        return messages
 
 
 def answer(
@@ -204,7 +206,7 @@ def answer(
     """The reply frame of one batch, run with its calls' log fields and its span: an
     ``async def`` method runs on ``loop`` (the worker's one loop, shared with
     ``runners.remote``'s host). A streaming method sends its steps over ``link``
-    first; without one (a worker host) it is refused."""
+    first (a worker process's socket, or a worker host's connection)."""
     batch_id, method, args, kwargs = call
     with batch_log_fields(contexts):
         func = table.get(method)
@@ -231,12 +233,13 @@ def _stream_reply(
     call: tuple[int, str, list[Any], dict[str, Any]],
     link: _StreamLink | None,
 ) -> list[Any]:
-    """Run a streaming batch to its end; its final reply frame."""
+    """Run a streaming batch to its end; its final reply frame. Without a link the
+    method returned a generator without being declared a stream: refused."""
     batch_id = call[0]
     if link is None:
         gen.close() if inspect.isgenerator(gen) else loop.run_until_complete(gen.aclose())
         raise UnsupportedValue(
-            f"{call[1]} is a streaming method: worker hosts do not serve streams yet"
+            f"{call[1]} returned a generator: declare it @method(stream=True) to stream it"
         )
     spec = method_spec_of(func)
     run = streaming.answer_stream(

@@ -9,6 +9,9 @@
      │    │                     past the call's deadline (carries ``retry_after_s``)
      │    ├── CallTimeout       the call waited longer than its deadline or
      │    │                     ``max_latency_ms``; it never reached a worker
+     │    ├── StreamInterrupted the worker running a stream was lost after its first
+     │    │                     chunks: the stream is not run again (its caller has
+     │    │                     part of it), but sending the request again may succeed
      │    └── PoolClosed        the pool is not started yet, or stopping: another
      │                          replica (or this one, restarted) can serve the call,
      │                          but a retry within the same graph run cannot
@@ -65,6 +68,12 @@ class Unavailable(RunnerError):
 
 class WorkerCrashed(Unavailable):
     """Raised when no worker is left to run a call: the workers keep failing to start."""
+
+
+class StreamInterrupted(Unavailable):
+    """Raised when the worker (process or host) running a stream died or hung after
+    the stream's first chunks: never retried within the call, since its caller
+    already holds part of it; a new request may succeed."""
 
 
 class PoisonCall(RunnerError):

@@ -45,7 +45,13 @@ from runners.batcher import (
     take_batch,
 )
 from runners.config import RunnerConfig
-from runners.errors import PoisonCall, PoolClosed, RunnerError, UnsupportedValue
+from runners.errors import (
+    PoisonCall,
+    PoolClosed,
+    RunnerError,
+    StreamInterrupted,
+    UnsupportedValue,
+)
 from runners.health import HangWatch, WorkerState
 from runners.joining import board, can_join, leave_queue, offer_joins
 from runners.lifecycle import Lifecycle
@@ -447,7 +453,13 @@ class WorkerPool:
                 runner=self.name,
                 method=flight.queue.spec.name,
             )
-            retry = survivors_of_crash(unstarted(flight.calls, error), error)
+            interrupted = StreamInterrupted(
+                f"{worker.label} {how} after this stream's first chunks; a stream is not "
+                "run again",
+                runner=self.name,
+                method=flight.queue.spec.name,
+            )
+            retry = survivors_of_crash(unstarted(flight.calls, interrupted), error)
             flight.queue.requeue(retry, solo=len(flight.calls) > 1)
         self._dispatch()
         self._check_drained()

@@ -8,7 +8,9 @@ token and sent a well-formed welcome, frames are bounded by
 ``WELCOME_LIMIT_BYTES``; a malformed handshake message is a ``ConnectionError``,
 so the endpoint is retried like one that cannot be reached. Once connected, a heartbeat
 goes every ``heartbeat_interval_s``; a peer silent for ``dead_peer_timeout_s`` is
-dropped, and the pool retries its batch elsewhere (``on_lost``).
+dropped, and the pool retries its batch elsewhere (``on_lost``). A streaming batch's
+chunk and end frames reach the pool as they come, and a caller that leaves sends
+its item's ``stop`` to the host, as with a worker process (``runners.streaming``).
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ class RemoteWorker:
         self.link.send(chunks)
 
     def stop_item(self, batch_id: int, index: int) -> None:
-        """Worker hosts refuse streaming methods: there is no stream to stop."""
+        if self.batch_id == batch_id and self.serving:
+            self.link.send(codec.encode(["stop", batch_id, index]))
 
     def join_items(self, batch_id: int, args: list[Any], kwargs: Any) -> None:
         """Worker hosts refuse streaming methods: the join is never acknowledged, so
@@ -108,6 +111,8 @@ class RemoteWorker:
             self._handshake.put_nowait(message)
         elif protocol.is_message(message, "ok", 3) or protocol.is_message(message, "error", 4):
             self._answered(message)
+        elif _is_step(message):
+            self._stepped(message)
         elif protocol.is_message(message, "pong", 3):
             self.load = int(message[2]) if isinstance(message[2], int) else 0
         elif protocol.is_message(message, "busy", 3):
@@ -126,6 +131,13 @@ class RemoteWorker:
         self._events.on_reply(self, message)
         if self.draining:
             self._events.on_refused(self)
+
+    def _stepped(self, message: list[Any]) -> None:
+        """A step of the streaming batch held: to the pool, which checks it is one."""
+        if message[1] != self.batch_id:  # a late step of a batch that ended since
+            logger.warning("[%s] dropped a step of batch %r", self.label, message[1])
+            return
+        self._events.on_reply(self, message)
 
     def _busy(self, message: list[Any]) -> None:
         if message[1] != self.batch_id:
@@ -223,6 +235,13 @@ class RemoteWorker:
             f"endpoint {self.address} refused the connection ({cause}): {message}",
             runner=self.runner,
         )
+
+
+def _is_step(message: Any) -> bool:
+    """A well-formed ``["chunk", id, [chunks]]`` or ``["end", id, index]`` frame."""
+    if protocol.is_message(message, "chunk", 3):
+        return isinstance(message[2], list)
+    return protocol.is_message(message, "end", 3) and type(message[2]) is int
 
 
 def _method_table(table: Any) -> dict[str, MethodSpec] | None:

@@ -11,7 +11,11 @@ heartbeats and handshakes while a batch runs. As in a worker process, each batch
 runs with its calls' log fields (``worker`` is the address this host listens on)
 and, when the ``OTEL_*`` variables ask, is exported as a span linked to its calls.
 At most ``max_pending`` batches are held (running or waiting); more are refused as
-"busy" and the orchestrator sends them elsewhere. ``drain()`` (SIGTERM) stops
+"busy" and the orchestrator sends them elsewhere. A streaming method's steps go
+back as they are made (``runners.streaming``); the orchestrator's frames naming a
+streaming batch its connection holds (``stop``, and whatever else the batch's link
+reads) are relayed to that batch, and a connection that closes stops every item of
+its streams. ``drain()`` (SIGTERM) stops
 accepting, tells every orchestrator it is going away, answers the batches it
 holds, then closes.
 """
@@ -25,14 +29,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from runners import call_context, codec, heap, log_context, otel
+from runners import call_context, codec, heap, log_context, otel, streaming
 from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import RunnerStartupError
 from runners.remote import protocol
 from runners.remote.link import FrameLink
+from runners.remote.streams import RelayedStream
 from runners.replies import load_runnable, method_table
-from runners.runnable import runnable_methods
+from runners.runnable import MethodSpec, runnable_methods
 from runners.worker import answer, batch_spans
 
 logger = logging.getLogger("runners.remote")
@@ -51,6 +56,7 @@ class ModelThread:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"graphctl-{config.name}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._table: dict[str, Callable[..., Any]] = {}
+        self.specs: dict[str, MethodSpec] = {}
         self.endpoint = ""  # host:port once listening
         self.spans: otel.BatchSpans | None = None  # set once listening, if tracing
 
@@ -75,9 +81,9 @@ class ModelThread:
         }
         instance = load_runnable(settings)
         self._table = method_table(instance)
-        specs = runnable_methods(type(instance))
+        self.specs = runnable_methods(type(instance))
         heap.tune_for_serving()
-        return {n: [s.batchable, s.batch_dim, s.stack] for n, s in specs.items()}
+        return {name: spec.to_wire() for name, spec in self.specs.items()}
 
     async def listening_on(self, endpoint: str) -> None:
         """Name this host by the address it listens on, in the log fields every batch
@@ -89,17 +95,23 @@ class ModelThread:
         # Each thread has its own context: what is bound here stays for its next calls.
         log_context.bound(runner=self._config.name, worker=self.endpoint).__enter__()
 
-    def run(self, call: Call, contexts: list[CallContext]) -> asyncio.Future[Any]:
-        """The reply frame of one batch, once every batch sent before it has run."""
+    def run(
+        self, call: Call, contexts: list[CallContext], link: RelayedStream | None = None
+    ) -> asyncio.Future[Any]:
+        """The reply frame of one batch, once every batch sent before it has run; a
+        streaming batch sends its steps over ``link`` first."""
         return asyncio.get_running_loop().run_in_executor(
-            self._thread, self._answer, call, contexts
+            self._thread, self._answer, call, contexts, link
         )
 
-    def _answer(self, call: Call, contexts: list[CallContext]) -> list[Any]:
+    def _answer(
+        self, call: Call, contexts: list[CallContext], link: RelayedStream | None
+    ) -> list[Any]:
         """In the model thread, with the log fields and span a worker process gives a
         batch (``runner`` and ``worker`` bound once, by ``listening_on``)."""
         assert self._loop is not None
-        return answer(self._loop, self._table, self._config.name, call, self.spans, contexts)
+        config = self._config
+        return answer(self._loop, self._table, config.name, call, self.spans, contexts, link)
 
     def close(self) -> None:
         if self._loop is not None:
@@ -200,12 +212,28 @@ class WorkerHost:
             reason = "draining" if self.draining else "at capacity"
             connection.link.send(codec.encode(["busy", batch_id, reason]))
             return
-        future = self._model.run((batch_id, method, args, kwargs), call_context.checked(contexts))
+        call = (batch_id, method, args, kwargs)
+        link = self._stream_link(connection, call)
+        future = self._model.run(call, call_context.checked(contexts), link)
         self.pending.add(future)
-        future.add_done_callback(lambda done: self._answered(connection, done))
+        future.add_done_callback(lambda done: self._answered(connection, done, batch_id))
 
-    def _answered(self, connection: HostConnection, future: asyncio.Future[Any]) -> None:
+    def _stream_link(self, connection: HostConnection, call: Call) -> RelayedStream | None:
+        """The link of a streaming batch, held by its connection until it is answered."""
+        batch_id, method, args, kwargs = call
+        spec = self._model.specs.get(method)
+        if spec is None or not spec.stream:
+            return None
+        size = streaming.batch_size(spec, args, kwargs)
+        link = RelayedStream(connection.link.send, self.config.name, method, batch_id, size)
+        connection.streams[batch_id] = link
+        return link
+
+    def _answered(
+        self, connection: HostConnection, future: asyncio.Future[Any], batch_id: int
+    ) -> None:
         self.pending.discard(future)
+        connection.streams.pop(batch_id, None)
         if future.cancelled():
             return
         error = future.exception()
@@ -217,7 +245,8 @@ class WorkerHost:
 
 
 class HostConnection:
-    """One orchestrator's connection: handshake, then calls and heartbeats."""
+    """One orchestrator's connection: handshake, then calls, heartbeats and the
+    frames it sends to the streaming batches it holds."""
 
     def __init__(self, host: WorkerHost) -> None:
         self.host = host
@@ -229,6 +258,7 @@ class HostConnection:
         self.client_nonce = b""
         self.worker_nonce = b""
         self.client_spec = ""
+        self.streams: dict[int, RelayedStream] = {}  # by batch id, until answered
         self._timer: asyncio.TimerHandle | None = None
 
     def going_away(self) -> None:
@@ -241,6 +271,8 @@ class HostConnection:
                 self.host.run(self, message)
             elif protocol.is_message(message, "ping", 2):
                 self.link.send(codec.encode(["pong", message[1], len(self.host.pending)]))
+            elif protocol.names_batch(message):
+                self._relay(message)
             else:
                 self.link.abort("an unexpected message")
         elif self.state == "hello" and protocol.is_message(message, "hello", 4):
@@ -249,6 +281,15 @@ class HostConnection:
             self._proof(message[1])
         else:
             self.link.abort(f"an unexpected message during the handshake ({self.state})")
+
+    def _relay(self, message: list[Any]) -> None:
+        """A frame for a batch: to its stream if this connection holds it. One for a
+        batch no longer held (a stop that crossed the batch's end) is dropped."""
+        stream = self.streams.get(message[1])
+        if stream is not None:
+            stream.relay(message)
+        else:
+            logger.debug("dropped %r for batch %r: no longer held", message[0], message[1])
 
     def _hello(self, message: list[Any]) -> None:
         _, version, client_spec, nonce = message
@@ -308,6 +349,8 @@ class HostConnection:
         if self._timer is not None:
             self._timer.cancel()
         self.host.forget(self)
+        for stream in self.streams.values():
+            stream.stop_all()
         if reason is not None:
             logger.warning("connection from %s dropped: %s", self.peer, reason)
         elif self.state == "serving":

@@ -5,7 +5,7 @@ pickle) with a handshake that proves both ends hold the same secret.
     worker -> orchestrator   ["challenge", version, spec hash, worker nonce, worker proof]
                              | ["refused", cause, message]            (then closes)
     orchestrator -> worker   ["proof", orchestrator proof]
-    worker -> orchestrator   ["welcome", load, {method: [batchable, batch_dim, stack]}]
+    worker -> orchestrator   ["welcome", load, {method: [batchable, batch_dim, stack, stream]}]
                              | ["refused", cause, message]            (then closes)
 
 A proof is ``HMAC-SHA256(token, role | client nonce | worker nonce | spec hash)``
@@ -21,6 +21,20 @@ no MAC, so off a trusted network the connection needs TLS. Then:
     worker -> orchestrator   ["ok", batch id, value] | ["error", batch id, type, message]
                              | ["busy", batch id, reason]   (not run: send it elsewhere)
                              | ["pong", n, load] | ["going_away"]   (draining)
+
+A streaming method's batch (``runners.streaming``) answers in steps before its
+reply, and the orchestrator may send frames naming the batch while it runs:
+
+    worker -> orchestrator   ["chunk", batch id, [chunk or None per item]]
+                             | ["end", batch id, item index]
+    orchestrator -> worker   ["stop", batch id, item index]   (its caller went away)
+                             | [kind, batch id, ...]
+
+The worker relays any frame ``[kind, batch id, ...]`` (a kind other than ``call``
+and ``ping``) to the streaming batch it names, whatever the kind: the batch's
+link reads it between steps as a worker process's does, and ignores a kind it
+does not know. One naming a batch the connection no longer holds (it crossed the
+batch's end) is dropped.
 
 ``load`` is how many batches the worker holds (running or waiting) for all its
 orchestrators; the pool sends a batch to the idle connection of least load. The call
@@ -134,6 +148,19 @@ def server_tls(cert_file: str | None, key_file: str | None) -> ssl.SSLContext | 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     return context
+
+
+def names_batch(message: Any) -> bool:
+    """``message`` is ``[kind, batch id, ...]`` for a batch the worker holds: neither
+    a call nor a heartbeat (``stop``, or another kind a streaming batch reads)."""
+    return (
+        isinstance(message, list)
+        and len(message) >= 2
+        and isinstance(message[0], str)
+        and message[0] not in ("call", "ping")
+        and isinstance(message[1], int)
+        and not isinstance(message[1], bool)
+    )
 
 
 def is_message(message: Any, kind: str, length: int) -> bool:

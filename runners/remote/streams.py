@@ -1,0 +1,53 @@
+"""A streaming batch on a worker host (``runners.remote.host``): the model thread
+steps the generator, the host's loop owns the connection.
+
+Each step's frames are handed to the loop to send; the orchestrator's frames for
+the batch (``["stop", batch id, index]``, and any other kind naming the batch) are
+relayed by the loop, verbatim, into an inbox the model thread reads between steps,
+where the batch's link (``runners.worker``'s, shared with worker processes)
+interprets them as a worker process's link does its socket's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from runners import codec
+from runners.worker import _StreamLink
+
+
+class RelayedStream(_StreamLink):
+    """A streaming batch's link on a worker host: ``emit`` and ``received`` are
+    called in the model thread, ``relay`` and ``stop_all`` on the host's loop."""
+
+    def __init__(
+        self, send: Callable[[list[Any]], None], runner: str, method: str, batch_id: int, size: int
+    ) -> None:
+        self._send = send
+        self._loop = asyncio.get_running_loop()
+        self._runner, self._method = runner, method
+        self._batch_id, self._size = batch_id, size
+        self._inbox: deque[list[Any]] = deque()  # appended by the loop, emptied by the thread
+
+    def emit(self, frame: list[Any]) -> None:
+        """Send one step's frame; it leaves before the batch's reply, which the loop
+        learns of only after the callbacks scheduled here."""
+        chunks = codec.encode(frame, runner=self._runner, method=self._method)
+        self._loop.call_soon_threadsafe(self._send, chunks)
+
+    def received(self) -> list[Any]:
+        messages: list[Any] = []
+        while self._inbox:
+            messages.append(self._inbox.popleft())
+        return messages
+
+    def relay(self, message: list[Any]) -> None:
+        """A frame from the orchestrator naming this batch (on the loop)."""
+        self._inbox.append(message)
+
+    def stop_all(self) -> None:
+        """Stop every item: nobody is left to read the stream."""
+        self._inbox.extend(["stop", self._batch_id, index] for index in range(self._size))

@@ -1,0 +1,175 @@
+"""Streaming methods served by real ``graphctl worker`` hosts on 127.0.0.1: chunks
+come back over TCP as each step ends, concurrent streams share a batch, a caller
+that leaves stops its item on the host, a host killed mid-stream fails the items
+that had chunks and retries the others on another host, and the host relays the
+orchestrator's frames to the streaming batch they name."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Sequence
+from contextlib import aclosing
+from typing import Any
+
+import pytest
+
+from runners import BatchingConfig, StreamInterrupted, Unavailable, WorkerPool
+from runners.config import RemoteConfig, parse_endpoint
+from runners.remote import RemoteWorkers, protocol
+from tests._remote_helpers import REMOTE_GRAPHS, TOKEN, RawClient, WorkerProcess, kill
+from tests._serve_helpers import free_port
+from tests.conftest import run, runner_config, until
+
+STREAMS = REMOTE_GRAPHS / "streams.yaml"
+RUNNABLE = "tests.runnables.stream_models:Counter"
+INIT = {"step_s": 0.02}  # as in streams.yaml: the spec both ends must agree on
+SPEC = protocol.spec_hash({"runnable": RUNNABLE, "init": INIT})
+FAST = RemoteConfig(
+    heartbeat_interval_s=0.2,
+    dead_peer_timeout_s=2.0,
+    reconnect_backoff_s=0.05,
+    reconnect_backoff_cap_s=0.2,
+)
+
+
+def _host(port: int | None = None) -> WorkerProcess:
+    return WorkerProcess(graph=STREAMS, runner="counter", port=port)
+
+
+def _pool(ports: Sequence[int], **batching: Any) -> WorkerPool:
+    config = runner_config(
+        RUNNABLE,
+        name="counter",
+        init=INIT,
+        endpoints=tuple(parse_endpoint(f"127.0.0.1:{port}") for port in ports),
+        remote=FAST,
+        batching=BatchingConfig(max_batch_size=16, **batching),
+    )
+    return WorkerPool(config, workers=functools.partial(RemoteWorkers, config, token=TOKEN))
+
+
+async def _collect(pool: WorkerPool, method: str, *args: Any) -> list[Any]:
+    async with aclosing(pool.stream(method, args, {})) as chunks:
+        return [chunk async for chunk in chunks]
+
+
+def test_a_stream_over_a_host_arrives_in_order_while_it_runs() -> None:
+    async def main() -> tuple[Any, int, list[Any]]:
+        async with _pool([host.port]) as pool:
+            async with aclosing(pool.stream("count", (5, 0.05), {})) as chunks:
+                first = await anext(chunks)
+                in_flight = pool.stats().methods["count"].in_flight
+                return first, in_flight, [chunk async for chunk in chunks]
+
+    with _host() as host:
+        first, in_flight, rest = run(main(), timeout_s=30)
+    assert (first, in_flight, rest) == (0, 1, [1, 2, 3, 4])  # the first before the end
+
+
+def test_concurrent_streams_share_a_batch_on_the_host() -> None:
+    lengths = [3, 1, 5, 2, 4, 0]
+
+    async def main() -> tuple[list[list[Any]], dict[str, Any]]:
+        async with _pool([host.port], max_latency_ms=5000) as pool:
+            streams = await asyncio.gather(*(_collect(pool, "tokens", n) for n in lengths))
+            return list(streams), await pool.call("seen")
+
+    with _host() as host:
+        streams, seen = run(main(), timeout_s=30)
+    assert streams == [[f"t{i}" for i in range(n)] for n in lengths]
+    assert sum(seen["sizes"]) == len(lengths) and max(seen["sizes"]) > 1
+
+
+def test_a_caller_that_leaves_stops_its_item_on_the_host() -> None:
+    async def leave_early(pool: WorkerPool) -> list[Any]:
+        async with aclosing(pool.stream("tokens", (100_000,), {})) as chunks:
+            return [await anext(chunks), await anext(chunks)]
+
+    async def main() -> tuple[list[Any], list[Any], dict[str, Any]]:
+        async with _pool([host.port], max_latency_ms=5000) as pool:
+            busy = asyncio.ensure_future(_collect(pool, "count", 3, 0.05))
+            await until(lambda: pool.stats().methods["count"].in_flight == 1)
+            left, stayed = await asyncio.gather(leave_early(pool), _collect(pool, "tokens", 6))
+            await busy
+            return left, stayed, await pool.call("seen")
+
+    with _host() as host:
+        left, stayed, seen = run(main(), timeout_s=30)
+    assert left == ["t0", "t1"]
+    assert stayed == [f"t{i}" for i in range(6)]
+    assert seen["sizes"] == [2]
+    assert seen["stopped"] == [0]  # the host's method was told, and went on for item 1
+    assert seen["closed_at"][0] < 1000  # ended with item 1, not 100 000 steps later
+
+
+def test_a_host_killed_mid_stream_fails_started_items_and_retries_the_others() -> None:
+    spare_port = free_port()
+    spares: list[WorkerProcess] = []
+
+    async def main(first: WorkerProcess) -> tuple[list[Any], BaseException, list[Any], Any]:
+        async with _pool([first.port, spare_port], max_latency_ms=5000) as pool:
+            busy = asyncio.ensure_future(_collect(pool, "count", 3, 0.05))
+            await until(lambda: pool.stats().methods["count"].in_flight == 1)
+            async with aclosing(pool.stream("atokens", (100_000,), {})) as chunks:
+                silent = asyncio.ensure_future(_collect(pool, "atokens", 0))  # never a chunk
+                received = [await anext(chunks)]  # the pair runs as one batch on `first`
+                spares.append(await asyncio.to_thread(_host, spare_port))
+                await until(lambda: _connected(pool) == 2)
+                kill(first)
+                with pytest.raises(StreamInterrupted) as lost:
+                    async for chunk in chunks:
+                        received.append(chunk)
+            await busy
+            return received, lost.value, await silent, await pool.call("seen")
+
+    try:
+        with _host() as first:
+            received, error, retried, seen = run(main(first), timeout_s=60)
+    finally:
+        for spare in spares:
+            spare.close()
+    assert received == [f"a{i}" for i in range(len(received))]
+    assert isinstance(error, Unavailable) and "died after this stream's first chunks" in str(error)
+    assert retried == []  # run again, alone, on the spare host: it had sent nothing
+    assert seen["sizes"] == [1]  # the spare's only batch
+
+
+def _connected(pool: WorkerPool) -> int:
+    return sum(endpoint.connected for endpoint in pool.stats().endpoints)
+
+
+def test_the_host_relays_frames_to_the_stream_they_name() -> None:
+    with _host() as host, RawClient(host.port) as client:
+        assert client.authenticate(TOKEN, SPEC)[0] == "welcome"
+        client.send(["call", 1, "tokens", [[100_000, 3]], {}, []])
+        assert client.receive() == ["chunk", 1, ["t0", "t0"]]
+        client.send(["later", 1, {"a": "kind this host does not know"}])  # relayed, ignored
+        client.send(["stop", 1, 0])
+        replies = _until_reply(client)  # item 0 stopped, item 1 ends at step 3: the reply
+        assert ["end", 1, 1] in replies and replies[-1] == ["ok", 1, None]
+        client.send(["stop", 1, 1])  # the batch ended: dropped
+        client.send(["ping", 7])
+        assert client.receive() == ["pong", 7, 0]
+
+
+def test_a_connection_that_closes_stops_its_streams_on_the_host() -> None:
+    async def seen() -> Any:
+        async with _pool([host.port]) as pool:
+            return await pool.call("seen")  # runs once the abandoned stream ended
+
+    with _host() as host:
+        with RawClient(host.port) as client:
+            assert client.authenticate(TOKEN, SPEC)[0] == "welcome"
+            client.send(["call", 1, "tokens", [[100_000]], {}, []])
+            assert client.receive() == ["chunk", 1, ["t0"]]
+        closed_at = run(seen(), timeout_s=30)["closed_at"]
+    assert len(closed_at) == 1 and closed_at[0] < 1000
+
+
+def _until_reply(client: RawClient) -> list[Any]:
+    """Frames up to and including the batch's reply."""
+    frames = [client.receive()]
+    while frames[-1] is not None and frames[-1][0] in ("chunk", "end"):
+        frames.append(client.receive())
+    return frames

@@ -1,8 +1,9 @@
 """Streaming methods served by real ``graphctl worker`` hosts on 127.0.0.1: chunks
 come back over TCP as each step ends, concurrent streams share a batch, a caller
 that leaves stops its item on the host, a host killed mid-stream fails the items
-that had chunks and retries the others on another host, and the host relays the
-orchestrator's frames to the streaming batch they name."""
+that had chunks and retries the others on another host (and a graph node does not
+retry the first), and the host relays the orchestrator's frames to the streaming
+batch they name."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from runners import BatchingConfig, StreamInterrupted, Unavailable, WorkerPool
+import orchestrator
+from runners import BatchingConfig, PoolStats, StreamInterrupted, Unavailable, WorkerPool
 from runners.config import RemoteConfig, parse_endpoint
 from runners.remote import RemoteWorkers, protocol
 from tests._remote_helpers import REMOTE_GRAPHS, TOKEN, RawClient, WorkerProcess, kill
@@ -25,12 +27,13 @@ STREAMS = REMOTE_GRAPHS / "streams.yaml"
 RUNNABLE = "tests.runnables.stream_models:Counter"
 INIT = {"step_s": 0.02}  # as in streams.yaml: the spec both ends must agree on
 SPEC = protocol.spec_hash({"runnable": RUNNABLE, "init": INIT})
-FAST = RemoteConfig(
-    heartbeat_interval_s=0.2,
-    dead_peer_timeout_s=2.0,
-    reconnect_backoff_s=0.05,
-    reconnect_backoff_cap_s=0.2,
-)
+FAST_SETS = {
+    "heartbeat_interval_s": 0.2,
+    "dead_peer_timeout_s": 2.0,
+    "reconnect_backoff_s": 0.05,
+    "reconnect_backoff_cap_s": 0.2,
+}
+FAST = RemoteConfig(**FAST_SETS)
 
 
 def _host(port: int | None = None) -> WorkerProcess:
@@ -56,11 +59,13 @@ async def _collect(pool: WorkerPool, method: str, *args: Any) -> list[Any]:
 
 def test_a_stream_over_a_host_arrives_in_order_while_it_runs() -> None:
     async def main() -> tuple[Any, int, list[Any]]:
-        async with _pool([host.port]) as pool:
-            async with aclosing(pool.stream("count", (5, 0.05), {})) as chunks:
-                first = await anext(chunks)
-                in_flight = pool.stats().methods["count"].in_flight
-                return first, in_flight, [chunk async for chunk in chunks]
+        async with (
+            _pool([host.port]) as pool,
+            aclosing(pool.stream("count", (5, 0.05), {})) as chunks,
+        ):
+            first = await anext(chunks)
+            in_flight = pool.stats().methods["count"].in_flight
+            return first, in_flight, [chunk async for chunk in chunks]
 
     with _host() as host:
         first, in_flight, rest = run(main(), timeout_s=30)
@@ -115,7 +120,7 @@ def test_a_host_killed_mid_stream_fails_started_items_and_retries_the_others() -
                 silent = asyncio.ensure_future(_collect(pool, "atokens", 0))  # never a chunk
                 received = [await anext(chunks)]  # the pair runs as one batch on `first`
                 spares.append(await asyncio.to_thread(_host, spare_port))
-                await until(lambda: _connected(pool) == 2)
+                await until(lambda: _connected(pool.stats()) == 2)
                 kill(first)
                 with pytest.raises(StreamInterrupted) as lost:
                     async for chunk in chunks:
@@ -135,8 +140,45 @@ def test_a_host_killed_mid_stream_fails_started_items_and_retries_the_others() -
     assert seen["sizes"] == [1]  # the spare's only batch
 
 
-def _connected(pool: WorkerPool) -> int:
-    return sum(endpoint.connected for endpoint in pool.stats().endpoints)
+def test_a_node_does_not_retry_a_stream_whose_chunks_went_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The node has ``retries: 2``: a stream lost after its first chunks must not run
+    again (its caller would get them twice), though the error is Unavailable."""
+    monkeypatch.setenv(protocol.TOKEN_ENV, TOKEN)
+    spare_port = free_port()
+    spares: list[WorkerProcess] = []
+
+    async def main(first: WorkerProcess) -> tuple[list[Any], orchestrator.NodeFailed]:
+        chunks: list[Any] = []
+        endpoints = f'["127.0.0.1:{first.port}", "127.0.0.1:{spare_port}"]'
+        fast = [f"runners.counter.remote.{name}={value}" for name, value in FAST_SETS.items()]
+        async with orchestrator.load(
+            STREAMS, sets=[f"runners.counter.endpoints={endpoints}", *fast]
+        ) as graph:
+            running = asyncio.ensure_future(
+                graph.run({"n": 1000}, on_chunk=lambda _, chunk: chunks.append(chunk))
+            )
+            await until(lambda: bool(chunks))
+            spares.append(await asyncio.to_thread(_host, spare_port))
+            await until(lambda: _connected(graph.stats()["counter"]) == 2)
+            kill(first)
+            with pytest.raises(orchestrator.NodeFailed) as failed:
+                await running
+            return chunks, failed.value
+
+    try:
+        with _host() as first:
+            chunks, error = run(main(first), timeout_s=60)
+    finally:
+        for spare in spares:
+            spare.close()
+    assert chunks == [f"t{i}" for i in range(len(chunks))]  # none twice
+    assert isinstance(error.cause, StreamInterrupted)
+
+
+def _connected(stats: PoolStats) -> int:
+    return sum(endpoint.connected for endpoint in stats.endpoints)
 
 
 def test_the_host_relays_frames_to_the_stream_they_name() -> None:

@@ -15,7 +15,7 @@ from orchestrator.errors import DeadlineExceeded
 from orchestrator.plan import NodePlan
 from orchestrator.running._backoff import retry_delay_s
 from orchestrator.running._trace import SpanSink
-from runners.errors import CallTimeout, Overloaded, PoolClosed, Unavailable
+from runners.errors import CallTimeout, Overloaded, PoolClosed, StreamInterrupted, Unavailable
 from runners.types import CallResult
 
 Outcome = tuple[Any, Sequence[CallResult]]  # a node's value and the runner calls behind it
@@ -81,4 +81,5 @@ async def _attempt(node: NodePlan, call: Call, deadline: float | None) -> Outcom
 
 
 def _retryable(error: Exception) -> bool:
-    return isinstance(error, Unavailable) and not isinstance(error, PoolClosed)
+    """Unavailable, unless the graph is stopping or a stream already sent chunks."""
+    return isinstance(error, Unavailable) and not isinstance(error, PoolClosed | StreamInterrupted)

@@ -115,17 +115,20 @@ class RawClient:
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.assembler = codec.FrameAssembler()
+        self.backlog: list[Any] = []  # frames read along with an earlier one
 
     def send(self, message: Any) -> None:
         codec.send_frame(self.sock, codec.encode(message))
 
     def receive(self) -> Any:
         """The next message, or ``None`` once the worker closed the connection."""
-        try:
-            frames = codec.recv_frames(self.sock, self.assembler)
-        except ConnectionResetError:
-            return None
-        return codec.decode(*frames[0]) if frames else None
+        if not self.backlog:
+            try:
+                frames = codec.recv_frames(self.sock, self.assembler)
+            except ConnectionResetError:
+                return None
+            self.backlog = [codec.decode(*frame) for frame in frames]
+        return self.backlog.pop(0) if self.backlog else None
 
     def closed_by_worker(self) -> bool:
         while True:

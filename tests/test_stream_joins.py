@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runners import BatchingConfig, CallTimeout, PoisonCall, WorkerPool
+from runners import BatchingConfig, CallTimeout, StreamInterrupted, WorkerPool
 from runners.local import LocalClient
 from tests.conftest import run, runner_config, until
 
@@ -147,7 +147,7 @@ def test_a_crash_fails_joined_items_that_streamed_and_retries_the_others() -> No
     async def outcome(pool: WorkerPool, name: str, role: str, log: Log) -> Any:
         try:
             return await _follow(pool, name, "roles", role, log)
-        except PoisonCall as exc:
+        except StreamInterrupted as exc:
             return exc
 
     async def main() -> list[Any]:
@@ -161,7 +161,7 @@ def test_a_crash_fails_joined_items_that_streamed_and_retries_the_others() -> No
             return [await lead, await talk, quiet, pool.stats().restarts]
 
     lead, talk, quiet, restarts = run(main())
-    assert isinstance(lead, PoisonCall) and isinstance(talk, PoisonCall)
+    assert isinstance(lead, StreamInterrupted) and isinstance(talk, StreamInterrupted)
     assert quiet == ["q"]  # no chunk before the crash: run again on the new worker
     assert restarts == 1
 

@@ -27,6 +27,8 @@ STREAMS = REMOTE_GRAPHS / "streams.yaml"
 RUNNABLE = "tests.runnables.stream_models:Counter"
 INIT = {"step_s": 0.02}  # as in streams.yaml: the spec both ends must agree on
 SPEC = protocol.spec_hash({"runnable": RUNNABLE, "init": INIT})
+JOINING = "tests.runnables.stream_models:Joining"
+JOINING_INIT = {"step_s": 0.05}  # as in joins.yaml
 FAST_SETS = {
     "heartbeat_interval_s": 0.2,
     "dead_peer_timeout_s": 2.0,
@@ -40,11 +42,11 @@ def _host(port: int | None = None) -> WorkerProcess:
     return WorkerProcess(graph=STREAMS, runner="counter", port=port)
 
 
-def _pool(ports: Sequence[int], **batching: Any) -> WorkerPool:
+def _pool(ports: Sequence[int], runnable: str = RUNNABLE, **batching: Any) -> WorkerPool:
     config = runner_config(
-        RUNNABLE,
+        runnable,
         name="counter",
-        init=INIT,
+        init=INIT if runnable == RUNNABLE else JOINING_INIT,
         endpoints=tuple(parse_endpoint(f"127.0.0.1:{port}") for port in ports),
         remote=FAST,
         batching=BatchingConfig(max_batch_size=16, **batching),
@@ -177,6 +179,26 @@ def test_a_node_does_not_retry_a_stream_whose_chunks_went_out(
     assert isinstance(error.cause, StreamInterrupted)
 
 
+def test_a_call_joins_a_stream_running_on_a_host() -> None:
+    async def follow(pool: WorkerPool, name: str, n: int, log: list[Any]) -> list[Any]:
+        async with aclosing(pool.stream("joining", (n,), {})) as chunks:
+            return [log.append((name, chunk)) or chunk async for chunk in chunks]
+
+    async def main() -> tuple[list[Any], list[Any], list[Any], Any]:
+        log: list[Any] = []
+        async with _pool([host.port], JOINING, max_latency_ms=30_000) as pool:
+            first = asyncio.ensure_future(follow(pool, "A", 8, log))
+            await until(lambda: bool(log))
+            second = await follow(pool, "B", 3, log)
+            return log, await first, second, await pool.call("seen")
+
+    with WorkerProcess(graph=REMOTE_GRAPHS / "joins.yaml", runner="joiner") as host:
+        log, first, second, seen = run(main(), timeout_s=30)
+    assert first == [f"t{i}" for i in range(8)] and second == ["t0", "t1", "t2"]
+    assert log.index(("B", "t2")) < log.index(("A", "t7"))  # B ran inside A's batch
+    assert seen["sizes"] == [2]
+
+
 def _connected(stats: PoolStats) -> int:
     return sum(endpoint.connected for endpoint in stats.endpoints)
 
@@ -207,6 +229,24 @@ def test_a_connection_that_closes_stops_its_streams_on_the_host() -> None:
             assert client.receive() == ["chunk", 1, ["t0"]]
         closed_at = run(seen(), timeout_s=30)["closed_at"]
     assert len(closed_at) == 1 and closed_at[0] < 1000
+
+
+def test_a_connection_that_closes_stops_the_items_that_joined_too() -> None:
+    async def seen() -> Any:
+        async with _pool([host.port], JOINING) as pool:
+            return await pool.call("seen")  # runs once the abandoned stream ended
+
+    spec = protocol.spec_hash({"runnable": JOINING, "init": JOINING_INIT})
+    with WorkerProcess(graph=REMOTE_GRAPHS / "joins.yaml", runner="joiner") as host:
+        with RawClient(host.port) as client:
+            assert client.authenticate(TOKEN, spec)[0] == "welcome"
+            client.send(["call", 1, "joining", [[100_000]], {}, []])
+            assert client.receive() == ["chunk", 1, ["t0"]]
+            client.send(["join", 1, [[100_000]], {}])
+            while (frame := client.receive())[0] != "joined":
+                assert frame[0] == "chunk"
+            assert frame == ["joined", 1, 2]
+        assert run(seen(), timeout_s=30)["sizes"] == [2]
 
 
 def _until_reply(client: RawClient) -> list[Any]:

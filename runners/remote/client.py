@@ -9,8 +9,8 @@ token and sent a well-formed welcome, frames are bounded by
 so the endpoint is retried like one that cannot be reached. Once connected, a heartbeat
 goes every ``heartbeat_interval_s``; a peer silent for ``dead_peer_timeout_s`` is
 dropped, and the pool retries its batch elsewhere (``on_lost``). A streaming batch's
-chunk and end frames reach the pool as they come, and a caller that leaves sends
-its item's ``stop`` to the host, as with a worker process (``runners.streaming``).
+chunk, end and joined frames reach the pool as they come, and the pool's ``stop``
+and ``join`` frames go to the host, as with a worker process (``runners.streaming``).
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ class RemoteWorker:
             self.link.send(codec.encode(["stop", batch_id, index]))
 
     def join_items(self, batch_id: int, args: list[Any], kwargs: Any) -> None:
-        """Worker hosts refuse streaming methods: the join is never acknowledged, so
-        the pool requeues its calls when the batch's reply comes."""
+        frame = codec.encode(["join", batch_id, args, kwargs], runner=self.label)
+        if self.batch_id == batch_id and self.serving:
+            self.link.send(frame)
 
     def kill(self) -> None:
         self.link.abort("stopped by the pool")
@@ -238,10 +239,13 @@ class RemoteWorker:
 
 
 def _is_step(message: Any) -> bool:
-    """A well-formed ``["chunk", id, [chunks]]`` or ``["end", id, index]`` frame."""
+    """A well-formed ``["chunk", id, [chunks]]``, ``["end", id, index]`` or
+    ``["joined", id, items]`` frame."""
     if protocol.is_message(message, "chunk", 3):
         return isinstance(message[2], list)
-    return protocol.is_message(message, "end", 3) and type(message[2]) is int
+    return any(protocol.is_message(message, kind, 3) for kind in ("end", "joined")) and (
+        type(message[2]) is int
+    )
 
 
 def _method_table(table: Any) -> dict[str, MethodSpec] | None:

@@ -350,7 +350,7 @@ class HostConnection:
             self._timer.cancel()
         self.host.forget(self)
         for stream in self.streams.values():
-            stream.stop_all()
+            stream.abandon()
         if reason is not None:
             logger.warning("connection from %s dropped: %s", self.peer, reason)
         elif self.state == "serving":

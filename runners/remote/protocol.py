@@ -27,7 +27,9 @@ reply, and the orchestrator may send frames naming the batch while it runs:
 
     worker -> orchestrator   ["chunk", batch id, [chunk or None per item]]
                              | ["end", batch id, item index]
+                             | ["joined", batch id, items]   (it took a join)
     orchestrator -> worker   ["stop", batch id, item index]   (its caller went away)
+                             | ["join", batch id, [args], {kwargs}]   (calls joining)
                              | [kind, batch id, ...]
 
 The worker relays any frame ``[kind, batch id, ...]`` (a kind other than ``call``

@@ -373,6 +373,12 @@ def fail_batch(queue: MethodQueue, calls: list[PendingCall], error: RunnerError)
         call.future.set_exception(error)
 
 
+def full_batch_waiting(queues: Iterable[MethodQueue]) -> bool:
+    """A queue holds at least a full batch of calls: nothing that arrives could make
+    its next batch bigger, so it should go to a free worker at once."""
+    return any(len(queue.queue) >= queue.max_items for queue in queues)
+
+
 def oldest_queue(queues: Iterable[MethodQueue]) -> MethodQueue | None:
     """The non-empty queue whose head has waited longest."""
     best: MethodQueue | None = None

@@ -39,6 +39,7 @@ from runners.batcher import (
     batch_error,
     deliver,
     fail_batch,
+    full_batch_waiting,
     next_release,
     oldest_queue,
     survivors_of_crash,
@@ -406,8 +407,10 @@ class WorkerPool:
             else:
                 fail_batch(queue, calls, error)
         self._idle.append(state)
-        if len(calls) > 1 or oldest_queue(self._queues.values()) is not None:
-            self._schedule_dispatch()
+        if full_batch_waiting(self._queues.values()):
+            self._dispatch()  # before the callers just answered run: the worker starts now
+        elif len(calls) > 1 or oldest_queue(self._queues.values()) is not None:
+            self._schedule_dispatch()  # the callers just answered may call again at once
         self._check_drained()
 
     def _on_progress(self, worker: Worker, reply: list[Any]) -> None:
@@ -454,8 +457,7 @@ class WorkerPool:
                 method=flight.queue.spec.name,
             )
             interrupted = StreamInterrupted(
-                f"{worker.label} {how} after this stream's first chunks; a stream is not "
-                "run again",
+                f"{worker.label} {how} after this stream's first chunks; a stream is not run again",
                 runner=self.name,
                 method=flight.queue.spec.name,
             )

@@ -85,6 +85,31 @@ def test_concurrent_calls_are_batched_and_answered_to_their_callers(
 
 
 @KIND
+def test_a_full_batch_waiting_goes_to_the_worker_before_the_answered_callers_resume(
+    kind: str,
+) -> None:
+    """The worker starts its next batch the moment it answers when a full one is
+    queued, not after every caller of the answered batch has run."""
+
+    async def main() -> None:
+        config = runner_config(init={"delay_s": 0.05}, batching=BatchingConfig(max_batch_size=2))
+        async with KINDS[kind](config) as pool:
+
+            async def first_call() -> int:
+                await pool.submit("predict", (np.zeros(2, np.float32),), {})
+                return pool.stats().methods["predict"].in_flight  # as soon as it resumes
+
+            first = asyncio.create_task(first_call())
+            await until(lambda: pool.stats().methods["predict"].in_flight == 1)
+            later = [pool.submit("predict", (np.ones(2, np.float32),), {}) for _ in range(3)]
+            rest = asyncio.gather(*later)
+            assert await first == 2  # the full batch of 2 was already sent
+            await rest
+
+    run(main())
+
+
+@KIND
 def test_map_fan_out_becomes_one_batch(kind: str) -> None:
     async def main() -> None:
         async with KINDS[kind](runner_config()) as pool:

@@ -376,10 +376,7 @@ def fail_batch(queue: MethodQueue, calls: list[PendingCall], error: RunnerError)
 def full_batch_waiting(queues: Iterable[MethodQueue]) -> bool:
     """A queue holds at least a full batch of calls: nothing that arrives could make
     its next batch bigger, so it should go to a free worker at once."""
-    for queue in queues:
-        if queue.queue and len(queue.queue) >= queue.max_items:
-            return True
-    return False
+    return any(len(queue.queue) >= queue.max_items for queue in queues if queue.queue)
 
 
 def oldest_queue(queues: Iterable[MethodQueue]) -> MethodQueue | None:

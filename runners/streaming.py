@@ -33,7 +33,7 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from runners.errors import MethodError, ProtocolError, RunnerError
 from runners.replies import error_reply
@@ -135,6 +135,24 @@ async def _next_step(gen: Any, value: Any, run_sync: RunSync) -> tuple[bool, Any
             return True, None
     result: tuple[bool, Any] = await run_sync(functools.partial(_send, gen, value))
     return result
+
+
+POOL_FRAMES = ("stop", "join")  # the pool's frames a running streaming batch reads
+
+
+class StreamLink(Protocol):
+    """A streaming batch's way out and in: where its step frames go, and the pool's
+    ``stop`` and ``join`` frames for it since the last step (a worker process's
+    socket, ``runners.worker``; a worker host's connection, ``runners.remote``)."""
+
+    def emit(self, frame: list[Any]) -> None: ...
+
+    def pool_frames(self) -> list[list[Any]]: ...
+
+
+def pool_frames_in(messages: Iterable[Any]) -> list[list[Any]]:
+    """The frames of ``messages`` a running streaming batch reads."""
+    return [message for message in messages if message[0] in POOL_FRAMES]
 
 
 def take_pool_frames(

@@ -156,16 +156,16 @@ def _serve_on(
             call = (batch_id, method, args, kwargs)
             spec = specs.get(method)
             if spec is not None and spec.stream:
-                link = _StreamLink(sock, assembler, runner, method)
+                link = SocketStreamLink(sock, assembler, runner, method)
                 reply = answer(loop, table, runner, call, spans, contexts, link)
             else:
                 reply = answer(loop, table, runner, call, spans, contexts)
             codec.send_frame(sock, reply)
 
 
-class _StreamLink:
-    """A streaming batch's side of the socket: sends its chunk frames, and reads the
-    pool's stop and join frames between steps without blocking."""
+class SocketStreamLink:
+    """A streaming batch's ``StreamLink`` in a worker process: sends its chunk frames
+    on the socket, and reads the pool's frames between steps without blocking."""
 
     def __init__(
         self, sock: socket.socket, assembler: codec.FrameAssembler, runner: str, method: str
@@ -180,18 +180,13 @@ class _StreamLink:
 
     def pool_frames(self) -> list[list[Any]]:
         """The stop and join frames the pool sent since the last step."""
-        return [message for message in self.received() if message[0] in ("stop", "join")]
-
-    def received(self) -> list[Any]:
-        """The pool's frames since the last step, read without blocking (a worker
-        host's link relays them from its loop instead: ``runners.remote.streams``)."""
         messages: list[Any] = []
         while select.select([self._sock], [], [], 0)[0]:
             frames = codec.recv_frames(self._sock, self._assembler)
             if not frames:
                 raise ConnectionError("the pool closed the socket")
             messages.extend(codec.decode(*frame) for frame in frames)
-        return messages
+        return streaming.pool_frames_in(messages)
 
 
 def answer(
@@ -201,7 +196,7 @@ def answer(
     call: tuple[int, str, list[Any], dict[str, Any]],
     spans: otel.BatchSpans | None,
     contexts: Sequence[CallContext],
-    link: _StreamLink | None = None,
+    link: streaming.StreamLink | None = None,
 ) -> list[Any]:
     """The reply frame of one batch, run with its calls' log fields and its span: an
     ``async def`` method runs on ``loop`` (the worker's one loop, shared with
@@ -231,7 +226,7 @@ def _stream_reply(
     gen: Any,
     func: Callable[..., Any],
     call: tuple[int, str, list[Any], dict[str, Any]],
-    link: _StreamLink | None,
+    link: streaming.StreamLink | None,
 ) -> list[Any]:
     """Run a streaming batch to its end; its final reply frame. Without a link the
     method returned a generator without being declared a stream: refused."""

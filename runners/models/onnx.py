@@ -62,8 +62,8 @@ def _threads(threads: int | None) -> int:
     if threads:
         return threads
     from_env = os.environ.get("OMP_NUM_THREADS", "")
-    return int(from_env) if from_env.isdigit() and int(from_env) > 0 else len(
-        os.sched_getaffinity(0)
+    return (
+        int(from_env) if from_env.isdigit() and int(from_env) > 0 else len(os.sched_getaffinity(0))
     )
 
 

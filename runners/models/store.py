@@ -277,8 +277,9 @@ def verify(info: ModelInfo) -> None:
     for filename, expected in info.files.items():
         target = info.path / filename
         if not target.is_file():
-            raise ModelCorrupt(f"model {str(info.ref)!r} is corrupt: {filename} is missing",
-                               ref=str(info.ref))
+            raise ModelCorrupt(
+                f"model {str(info.ref)!r} is corrupt: {filename} is missing", ref=str(info.ref)
+            )
         actual = _hash_file(target)
         if actual != expected:
             raise ModelCorrupt(

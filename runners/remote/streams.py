@@ -16,13 +16,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from runners import codec
-from runners.worker import _StreamLink
+from runners import codec, streaming
 
 
-class RelayedStream(_StreamLink):
-    """A streaming batch's link on a worker host: ``emit`` and ``received`` are
-    called in the model thread, ``relay`` and ``stop_all`` on the host's loop."""
+class RelayedStream:
+    """A streaming batch's ``StreamLink`` on a worker host: ``emit`` and
+    ``pool_frames`` are called in the model thread, ``relay`` and ``abandon`` on the
+    host's loop."""
 
     def __init__(
         self, send: Callable[[list[Any]], None], runner: str, method: str, batch_id: int, size: int
@@ -43,7 +43,7 @@ class RelayedStream(_StreamLink):
         chunks = codec.encode(frame, runner=self._runner, method=self._method)
         self._loop.call_soon_threadsafe(self._send, chunks)
 
-    def received(self) -> list[Any]:
+    def pool_frames(self) -> list[list[Any]]:
         """The frames relayed since the last step; once abandoned, a stop per item
         instead (joins still waiting are dropped: nobody would read their chunks)."""
         messages: list[Any] = []
@@ -51,7 +51,7 @@ class RelayedStream(_StreamLink):
             messages.append(self._inbox.popleft())
         if self._abandoned:
             return [["stop", self._batch_id, index] for index in range(self._size)]
-        return messages
+        return streaming.pool_frames_in(messages)
 
     def relay(self, message: list[Any]) -> None:
         """A frame from the orchestrator naming this batch (on the loop)."""

@@ -3,147 +3,78 @@
     python -m bench.http
 
 The diamond graph at concurrency 1, 16 and 64, and the 20 ms-per-batch model at
-64, each over loopback HTTP from a closed loop of N clients. Both servers run
-as uvicorn subprocesses on the same event loop; the inline app
-(``bench/inline_app.py``) is the floor for HTTP overhead. Server CPU per
-request counts the server process and all its workers.
+64, each over loopback HTTP from a closed loop of N users; the inline app
+(``bench/inline_app.py``) is the floor for HTTP overhead.
+
+The comparison is kept fair: both servers are uvicorn subprocesses on the same
+event loop (uvloop where installed), both with access logs off (graphctl
+``--no-access-log``, uvicorn ``--no-access-log``; what graphctl's access line
+costs is measured by ``bench/request_log.py``). Both run at once and are
+measured in turn at each level, so a shared machine's drift falls on both alike.
+CPU per request is reported for the server process alone, for its workers (its
+child processes) and for the load generator (this process). The headline client
+is a raw keep-alive client that costs little; the diamond at 64 is also measured
+with aiohttp's client, a second client whose own cost is shown beside its figures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import sys
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import psutil
 
 from bench._common import DIAMOND, GRAPHS_DIR, REPO_DIR, duration_s, ratio, warmup_s, write_result
+from bench._http_clients import Client, Point, RawClient, aiohttp_client, closed_loop
 from orchestrator.loadgen import ServeProcess, free_port
 
 CONCURRENCY = (1, 16, 64)
+AIOHTTP_CONCURRENCY = 64
 BATCHING = GRAPHS_DIR / "batching.yaml"
+BATCHING_BODY = {"x": [0.5, 1.0, 1.5, 2.0]}
 BATCH_MS = 20.0
 BATCH_BOUND_RPS = 2 * 32 / (BATCH_MS / 1000)  # workers * max_batch_size / batch time
 READY_TIMEOUT_S = 60.0
+LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+QUIET = ("--no-access-log", "--loop", LOOP)  # the same for both servers
 
 
 @dataclass(frozen=True)
-class Point:
-    """One measured load level."""
+class Measured:
+    """One point: which workload, client and server, at which concurrency."""
 
-    requests: int
-    errors: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    cpu_ms_per_request: float
+    workload: str
+    client: str
+    server: str  # "graphctl" or "inline"
+    concurrency: int
+    point: Point
 
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU time of a process and all its children (the worker pools)."""
-    root = psutil.Process(pid)
-    total = 0.0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
-class _Connection:
-    """One keep-alive HTTP/1.1 connection sending the same prebuilt request: a raw
-    client, so the load generator costs far less CPU than the servers it measures."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.retry_after_s = 0.0  # the last answer's Retry-After (0: none)
-
-    async def request(self, raw: bytes) -> int:
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length, self.retry_after_s = 0, 0.0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"retry-after":
-                self.retry_after_s = float(value)
-        await self.reader.readexactly(length)
-        return status
-
-
-def _raw_request(url: str, body: dict[str, Any]) -> tuple[str, int, bytes]:
-    parts = httpx.URL(url)
-    payload = json.dumps(body).encode()
-    head = (
-        f"POST {parts.raw_path.decode()} HTTP/1.1\r\nhost: {parts.host}:{parts.port}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
-    )
-    return parts.host, int(parts.port or 80), head.encode() + payload
-
-
-async def closed_loop(url: str, body: dict[str, Any], concurrency: int, pid: int) -> Point:
-    """``concurrency`` clients, each sending its next request when the last answers."""
-    latencies: list[float] = []
-    errors = 0
-    host, port, raw = _raw_request(url, body)
-    start = time.monotonic() + warmup_s()
-    end = start + duration_s()
-    cpu: list[float] = []
-
-    async def client_loop() -> None:
-        nonlocal errors
-        connection = _Connection(*await asyncio.open_connection(host, port))
-        try:
-            while (sent := time.monotonic()) < end:
-                status = await connection.request(raw)
-                if sent >= start:
-                    latencies.append(time.monotonic() - sent)
-                    errors += status != 200
-        finally:
-            connection.writer.close()
-
-    async def cpu_marks() -> None:
-        await asyncio.sleep(max(0.0, start - time.monotonic()))
-        cpu.append(_cpu_seconds(pid))
-        await asyncio.sleep(max(0.0, end - time.monotonic()))
-        cpu.append(_cpu_seconds(pid))
-
-    async with asyncio.timeout(end - time.monotonic() + 60), asyncio.TaskGroup() as group:
-        group.create_task(cpu_marks())
-        for _ in range(concurrency):
-            group.create_task(client_loop())
-    seconds = time.monotonic() - start
-    ms = np.asarray(latencies) * 1000
-    count = max(len(latencies), 1)
-    return Point(
-        requests=len(latencies),
-        errors=errors,
-        seconds=seconds,
-        p50_ms=float(np.percentile(ms, 50)) if len(ms) else float("nan"),
-        p99_ms=float(np.percentile(ms, 99)) if len(ms) else float("nan"),
-        cpu_ms_per_request=(cpu[1] - cpu[0]) * 1000 / count,
-    )
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workload": self.workload,
+            "client": self.client,
+            "server": self.server,
+            "concurrency": self.concurrency,
+            **self.point.to_json(),
+        }
 
 
 @asynccontextmanager
-async def inline_server() -> AsyncIterator[tuple[str, int]]:
+async def graphctl_server(graph: Path) -> AsyncIterator[tuple[str, int]]:
+    """``graphctl serve GRAPH`` in a child process: (URL, pid)."""
+    async with ServeProcess(graph, extra_args=["--max-inflight", "4096", *QUIET]) as server:
+        yield server.url, server.pid
+
+
+@asynccontextmanager
+async def inline_server(graph: Path) -> AsyncIterator[tuple[str, int]]:
     """``bench/inline_app.py`` under uvicorn in a child process: (URL, pid)."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
@@ -157,8 +88,7 @@ async def inline_server() -> AsyncIterator[tuple[str, int]]:
         str(port),
         "--log-level",
         "warning",
-        "--loop",
-        "asyncio",
+        *QUIET,
         cwd=REPO_DIR,
         stdin=asyncio.subprocess.DEVNULL,
     )
@@ -189,39 +119,60 @@ async def _wait_ready(url: str, process: asyncio.subprocess.Process) -> None:
             await asyncio.sleep(0.05)
 
 
-async def measure(workload: str, body: dict[str, Any], levels: Sequence[int]) -> dict[str, Any]:
-    """Points of graphctl and of the inline app, per concurrency level."""
+async def _point(client: Client, level: int, pid: int, server: str) -> Point:
+    point = await closed_loop(client, level, pid, warmup_s=warmup_s(), duration_s=duration_s())
+    print(f"  {server} {client.name} c={level}: {point.rps:.0f} req/s", flush=True)
+    return point
+
+
+async def measure(
+    workload: str, body: dict[str, Any], levels: Sequence[int], aiohttp_levels: Sequence[int]
+) -> list[Measured]:
+    """Both servers up at once, measured in turn at each level (the raw client at
+    ``levels``, then aiohttp's at its levels), so drift on a shared machine hits both."""
     graph = DIAMOND if workload == "diamond" else BATCHING
-    results: dict[str, dict[int, Point]] = {"graphctl": {}, "inline": {}}
-    async with ServeProcess(graph, extra_args=["--max-inflight", "4096"]) as server:
+    found: list[Measured] = []
+    async with graphctl_server(graph) as ours, inline_server(graph) as inline:
+        servers = {"graphctl": ours, "inline": inline}
+        print(workload, flush=True)
         for level in levels:
-            results["graphctl"][level] = await closed_loop(
-                f"{server.url}/{workload}", body, level, server.pid
-            )
-    async with inline_server() as (url, pid):
-        for level in levels:
-            results["inline"][level] = await closed_loop(f"{url}/{workload}", body, level, pid)
-    return results
+            for name, (url, pid) in servers.items():
+                point = await _point(RawClient(f"{url}/{workload}", body), level, pid, name)
+                found.append(Measured(workload, "raw", name, level, point))
+        for level in aiohttp_levels:
+            for name, (url, pid) in servers.items():
+                async with aiohttp_client(f"{url}/{workload}", body) as client:
+                    point = await _point(client, level, pid, name)
+                found.append(Measured(workload, client.name, name, level, point))
+    return found
 
 
-def _rows(workload: str, results: dict[str, dict[int, Point]]) -> list[list[Any]]:
-    rows = []
-    for level, point in results["graphctl"].items():
-        base = results["inline"][level]
-        for name, p in (("graphctl", point), ("inline", base)):
-            rows.append(
-                [
-                    f"{workload} c={level} {name}",
-                    round(p.rps, 1),
-                    round(p.p50_ms, 2),
-                    round(p.p99_ms, 2),
-                    p.errors,
-                    round(p.cpu_ms_per_request, 3),
-                    _round(ratio(p.rps, base.rps)),
-                    _round(ratio(p.cpu_ms_per_request, base.cpu_ms_per_request)),
-                ]
-            )
-    return rows
+def rows(points: Sequence[Measured]) -> list[list[Any]]:
+    """A row per point, graphctl's beside the inline app's at the same load."""
+    inline = {(m.workload, m.client, m.concurrency): m for m in points if m.server == "inline"}
+    ordered = sorted(
+        points,
+        key=lambda m: (m.workload != "diamond", m.client != "raw", m.concurrency, m.server),
+    )
+    found = []
+    for m in ordered:
+        base, p = inline[m.workload, m.client, m.concurrency].point, m.point
+        found.append(
+            [
+                f"{m.workload} c={m.concurrency} {m.server}",
+                m.client,
+                round(p.rps, 1),
+                round(p.p50_ms, 2),
+                round(p.p99_ms, 2),
+                p.errors,
+                round(p.server_cpu_us, 1),
+                round(p.workers_cpu_us, 1),
+                round(p.client_cpu_us, 1),
+                _round(ratio(p.rps, base.rps)),
+                _round(ratio(p.total_cpu_us, base.total_cpu_us)),
+            ]
+        )
+    return found
 
 
 def _round(value: float | None) -> float | None:
@@ -229,30 +180,41 @@ def _round(value: float | None) -> float | None:
 
 
 async def main(diamond_body: dict[str, Any]) -> None:
-    diamond = await measure("diamond", diamond_body, CONCURRENCY)
-    batching = await measure("batching", {"x": [0.5, 1.0, 1.5, 2.0]}, (64,))
-    batch_rps = batching["graphctl"][64].rps
+    diamond = await measure("diamond", diamond_body, CONCURRENCY, (AIOHTTP_CONCURRENCY,))
+    batching = await measure("batching", BATCHING_BODY, (64,), ())
+    batch_rps = next(m.point.rps for m in batching if m.server == "graphctl")
     write_result(
         "http",
         title="HTTP end to end: graphctl serve vs a plain FastAPI app doing the maths inline",
-        baseline="bench/inline_app.py under uvicorn (same loop, one process, no batching)",
+        baseline=(
+            f"bench/inline_app.py under uvicorn (same {LOOP} loop, access logs off on both, "
+            "one process, no batching), same client and load"
+        ),
         headers=[
             "point",
+            "client",
             "req/s",
             "p50 ms",
             "p99 ms",
             "errors",
-            "CPU ms/req",
+            "server CPU us/req",
+            "workers CPU us/req",
+            "client CPU us/req",
             "x inline req/s",
             "x inline CPU",
         ],
-        rows=_rows("diamond", diamond) + _rows("batching", batching),
+        rows=rows([*diamond, *batching]),
         notes=[
             f"batching: graphctl reaches {batch_rps:.0f} req/s = "
             f"{batch_rps / BATCH_BOUND_RPS:.0%} of workers*max_batch_size/20ms "
             f"({BATCH_BOUND_RPS:.0f} req/s)",
-            "load generator: raw keep-alive HTTP/1.1 clients in one process, on the same cores",
+            "server CPU: the server process alone; workers CPU: its child processes "
+            "(graphctl's worker pools; none for the inline app); x inline CPU compares "
+            "server + workers",
+            "client CPU: the load generator (this process, time.process_time), on the same "
+            "cores; raw: prebuilt requests on keep-alive sockets; aiohttp: its ClientSession",
         ],
+        extra={"points": [m.to_json() for m in [*diamond, *batching]], "loop": LOOP},
     )
 
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bench._common import DIAMOND, GRAPHS_DIR, duration_s, ratio, warmup_s, write_result
-from bench.http import _Connection, _cpu_seconds
+from bench._http_clients import RawConnection, cpu_mark
 from orchestrator.loadgen import ServeProcess
 
 SATURATION = 64  # the server's --max-inflight, and the concurrency that saturates it
@@ -71,7 +71,7 @@ async def closed_loop(
     cpu: list[float] = []
 
     async def client() -> None:
-        connection = _Connection(*await asyncio.open_connection("127.0.0.1", port))
+        connection = await RawConnection.open("127.0.0.1", port)
         try:
             while time.monotonic() < end:
                 status = await connection.request(raw)
@@ -80,13 +80,13 @@ async def closed_loop(
                 if polite and connection.retry_after_s:
                     await asyncio.sleep(min(connection.retry_after_s, end - time.monotonic()))
         finally:
-            connection.writer.close()
+            connection.close()
 
     async def marks() -> None:
         await asyncio.sleep(max(0.0, start - time.monotonic()))
-        cpu.append(_cpu_seconds(pid))
+        cpu.append(cpu_mark(pid).served_s)
         await asyncio.sleep(max(0.0, end - time.monotonic()))
-        cpu.append(_cpu_seconds(pid))
+        cpu.append(cpu_mark(pid).served_s)
 
     async with asyncio.timeout(end - time.monotonic() + 60), asyncio.TaskGroup() as group:
         group.create_task(marks())

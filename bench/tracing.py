@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench._common import DIAMOND, ratio, write_result
-from bench.http import Point, closed_loop
+from bench._common import DIAMOND, duration_s, ratio, warmup_s, write_result
+from bench._http_clients import Point, RawClient, closed_loop
 from orchestrator.loadgen import ServeProcess
 
 LEVELS = (1, 16)
@@ -80,14 +80,20 @@ async def measure(env: Mapping[str, str], body: dict[str, Any]) -> dict[int, Poi
     with environment(env):
         async with ServeProcess(DIAMOND, extra_args=["--max-inflight", "4096"]) as server:
             for level in LEVELS:
-                points[level] = await closed_loop(f"{server.url}/diamond", body, level, server.pid)
+                points[level] = await closed_loop(
+                    RawClient(f"{server.url}/diamond", body),
+                    level,
+                    server.pid,
+                    warmup_s=warmup_s(),
+                    duration_s=duration_s(),
+                )
     return points
 
 
 async def main(also_code: str | None) -> None:
     body = json.loads(DIAMOND.with_name("diamond.input.json").read_text())
     with discarding_receiver() as endpoint:
-        configurations = {"tracing off": {}}
+        configurations: dict[str, dict[str, str]] = {"tracing off": {}}
         if also_code:
             configurations["other code, off"] = {"PYTHONPATH": also_code}
         configurations["tracing on"] = {
@@ -106,8 +112,8 @@ async def main(also_code: str | None) -> None:
                     f"{point.p50_ms:.3f}",
                     f"{point.p99_ms:.3f}",
                     point.errors,
-                    round(point.cpu_ms_per_request * 1000),
-                    round((point.cpu_ms_per_request - base.cpu_ms_per_request) * 1000),
+                    round(point.total_cpu_us),
+                    round(point.total_cpu_us - base.total_cpu_us),
                     _round(ratio(point.rps, base.rps)),
                 ]
             )

@@ -71,14 +71,16 @@ def plot_batch_size(
     left.grid(alpha=0.3)
     left.legend()
     if batching:
-        headers = batching.get("headers", [])
-        rows = [dict(zip(headers, r, strict=False)) for r in batching.get("rows", [])]
-        rows = [r for r in rows if r.get("mode") == "in-process" and r.get("mean batch")]
-        right.plot([r["max_batch"] for r in rows], [r["mean batch"] for r in rows], marker="o")
+        sweep = sorted(
+            (p["max_batch"], p["mean_batch"])
+            for p in batching.get("points", [])
+            if p["mode"] == "in-process" and p["workers"] == 2 and p["mean_batch"]
+        )
+        right.plot([size for size, _ in sweep], [mean for _, mean in sweep], marker="o")
         right.set_xscale("log", base=2)
         right.set_xlabel("max_batch_size")
         right.set_ylabel("mean batch size")
-        right.set_title("20 ms model at concurrency 64")
+        right.set_title("20 ms model, 2 workers, concurrency 64")
         right.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

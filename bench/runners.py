@@ -11,8 +11,9 @@ floor they are compared with, all measured in one run on this machine.
     blocking echo process), with no codec, batcher or pool, measured three ways:
     an asyncio-streams client and an asyncio-protocol client on the event loop
     the pool runs on (uvloop when installed), and a blocking socket client with
-    no event loop. Target (a) is read against the asyncio-streams floor: the
-    same event-loop I/O path as the pool.
+    no event loop. Target (a), a batchable call (queue + round trip + split),
+    is read against the asyncio-streams floor: the same event-loop I/O path as
+    the pool. Writes ``bench/results/runners.json``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from bench._common import write_result
 from runners import BatchingConfig, RunnerConfig, WorkerPool
 
 RUNNABLES = Path(__file__).resolve().parent.parent / "tests" / "runnables"
@@ -222,36 +224,58 @@ async def measure_all() -> dict[str, Any]:
     }
 
 
-def _row(label: str, p50: float, p99: float, floors: dict[str, tuple[float, float]]) -> str:
-    kinds = ("streams", "protocol", "blocking")
-    ratios = "  ".join(f"{p50 / floors[k][0]:.2f}x {k}" for k in kinds)
-    return f"{label:38s} p50 {p50:7.1f} µs  p99 {p99:7.1f} µs  ratio to floors: {ratios}"
+FLOORS = (
+    ("streams", "floor: asyncio streams client (the target's)"),
+    ("protocol", "floor: asyncio protocol client"),
+    ("blocking", "floor: blocking socket client, no loop"),
+)
+CALLS = (
+    ("batched", "(a) runner call, batchable no-op: queue + round trip + split"),
+    ("plain", "(a) runner call, non-batchable no-op"),
+    ("direct", "direct in-process call"),
+)
+
+
+def _row(
+    label: str, percentiles: tuple[float, float], floors: dict[str, tuple[float, float]]
+) -> list[Any]:
+    p50, p99 = percentiles
+    ratios = [round(p50 / floors[kind][0], 2) for kind, _ in FLOORS]
+    return [label, round(p50, 1), round(p99, 1), *ratios]
 
 
 def report(blocking: tuple[float, float], figures: dict[str, Any], loop_name: str) -> None:
+    """Print the table and write ``bench/results/runners.json``."""
     floors = {"blocking": blocking, **figures["floors"]}
     overhead = figures["overhead"]
-    print(f"runner benchmark (one run, this machine, event loop: {loop_name})")
-    print("(d) floors, bare framed 64-byte round trip to a blocking echo process:")
-    for key, label in (
-        ("streams", "asyncio streams client (target's floor)"),
-        ("protocol", "asyncio protocol client"),
-        ("blocking", "blocking socket client, no loop"),
-    ):
-        p50, p99 = floors[key]
-        print(f"    {label:40s} p50 {p50:7.1f} µs  p99 {p99:7.1f} µs")
-    print("    target (a) <= 1.3x the asyncio streams floor: the pool's event-loop I/O path")
-    for label, key in (("batchable no-op", "batched"), ("non-batchable no-op", "plain")):
-        p50, p99 = overhead[key]
-        print(_row(f"(a) runner call, {label}", p50, p99, floors))
-    print(f"    direct in-process call:           p50 {overhead['direct'][0]:7.1f} µs")
+    rows = [_row(label, floors[kind], floors) for kind, label in FLOORS]
+    rows += [_row(label, overhead[kind], floors) for kind, label in CALLS]
     throughput, limit, mean_batch = figures["throughput"]
-    print(
-        f"(b) 20 ms/batch, concurrency 64, 2 workers: {throughput:7.0f} calls/s = "
-        f"{100 * throughput / limit:.1f} % of limit {limit:.0f}/s, mean batch {mean_batch:.1f}"
+    write_result(
+        "runners",
+        title=f"Runner calls at concurrency 1 (event loop: {loop_name})",
+        baseline=(
+            "a bare framed 64-byte round trip to a blocking echo process over the same kind "
+            "of socket, no codec, batcher or pool; the target is read against the asyncio "
+            "streams client's (the pool's event-loop I/O path)"
+        ),
+        headers=["what", "p50 us", "p99 us", "x streams", "x protocol", "x blocking"],
+        rows=rows,
+        notes=[
+            f"(b) 20 ms/batch, concurrency 64, 2 workers: {throughput:.0f} calls/s = "
+            f"{100 * throughput / limit:.1f} % of limit {limit:.0f}/s, mean batch "
+            f"{mean_batch:.1f}",
+            *(
+                f"(c) {mib} MiB float32 round trip: p50 {ms:.2f} ms"
+                for mib, ms in figures["arrays"].items()
+            ),
+        ],
+        extra={
+            "loop": loop_name,
+            "call_p50_us": overhead["batched"][0],
+            "floor_p50_us": floors["streams"][0],
+        },
     )
-    for mib, ms in figures["arrays"].items():
-        print(f"(c) {mib:2d} MiB float32 round trip:     p50 {ms:7.2f} ms")
 
 
 def main() -> None:

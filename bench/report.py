@@ -1,6 +1,7 @@
 """Regenerate ``bench/RESULTS.md`` and ``bench/plots/*.png`` from the result
 files of the last run (``bench/results/``): the figures, the command behind
-each, the machine, and the performance targets they are held against.
+each, the machine, and the performance targets they are held against
+(``bench/_targets.py``), each beside its same-run baseline.
 
     python -m bench.report
 """
@@ -13,11 +14,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench._common import BENCH_DIR, DURATION_ENV, RESULTS_DIR, WARMUP_ENV, fmt, machine
+from bench._common import (
+    BENCH_DIR,
+    DURATION_ENV,
+    RESULTS_DIR,
+    WARMUP_ENV,
+    fmt,
+    machine,
+    table,
+)
 from bench._plots import plot_batch_size, plot_throughput
+from bench._targets import targets
 
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 PLOTS_DIR = BENCH_DIR / "plots"
+TARGET_HEADERS = ("target", "measured", "baseline (same run)", "verdict")
 ORDER = (
     "runners",
     "graph",
@@ -99,62 +110,6 @@ def suite_section() -> list[str]:
     ]
 
 
-def _row_where(result: Mapping[str, Any], **match: Any) -> dict[str, Any] | None:
-    headers = result.get("headers", [])
-    for row in result.get("rows", []):
-        named = dict(zip(headers, row, strict=False))
-        if all(named.get(k) == v for k, v in match.items()):
-            return named
-    return None
-
-
-def targets(results: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
-    """The performance targets, as far as this run measured it."""
-    found: list[list[Any]] = []
-    batching = results.get("batching", {})
-    for mode, goal in (("in-process", 90.0), ("http", 75.0)):
-        row = _row_where(batching, mode=mode, max_batch=32)
-        if row:
-            pct, p99 = row["% of reachable"], row["p99 ms"]
-            found.append(
-                [
-                    f"batching {mode}, 20 ms model, c=64: >= {goal:g} % of limit",
-                    f"{fmt(pct)} %",
-                    _verdict(pct is not None and pct >= goal),
-                ]
-            )
-            found.append(
-                [
-                    f"batching {mode}: p99 < 100 ms",
-                    f"{fmt(p99)} ms",
-                    _verdict(p99 is not None and p99 < 100),
-                ]
-            )
-    cold = results.get("coldstart", {})
-    if "median_s" in cold:
-        found.append(
-            [
-                "cold start of graphctl serve < 2 s",
-                f"{cold['median_s']:.2f} s",
-                _verdict(cold["median_s"] < cold.get("target_s", 2.0)),
-            ]
-        )
-    memory = results.get("memory", {})
-    if "idle_total_mib" in memory:
-        found.append(
-            [
-                "idle server + workers < 200 MiB (PSS)",
-                f"{memory['idle_total_mib']:.0f} MiB",
-                _verdict(memory["idle_total_mib"] < memory.get("target_mib", 200.0)),
-            ]
-        )
-    return found
-
-
-def _verdict(met: bool) -> str:
-    return "met" if met else "missed"
-
-
 def render(results: Mapping[str, Mapping[str, Any]], plots: Sequence[Path]) -> str:
     info = machine()
     lines = [
@@ -170,10 +125,7 @@ def render(results: Mapping[str, Mapping[str, Any]], plots: Sequence[Path]) -> s
         f"numpy {info['numpy']}, {info['platform']}.",
         "",
     ]
-    goal_rows = targets(results)
-    if goal_rows:
-        lines += ["## Targets", ""]
-        lines += [*markdown_table(["target", "measured", "verdict"], goal_rows), ""]
+    lines += ["## Targets", "", *markdown_table(TARGET_HEADERS, targets(results)), ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     lines += ["## Figures", ""]
@@ -200,6 +152,7 @@ def main() -> None:
         if p is not None
     ]
     RESULTS_MD.write_text(render(results, plots), encoding="utf-8")
+    print(table(TARGET_HEADERS, targets(results)))
     print(f"wrote {RESULTS_MD.relative_to(BENCH_DIR.parent)} and {len(plots)} plot(s)")
 
 

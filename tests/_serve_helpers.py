@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -26,6 +27,7 @@ SERVE_GRAPHS = ROOT / "tests" / "graphs" / "serve"
 DIAMOND = ROOT / "graphs" / "diamond.yaml"
 START_TIMEOUT_S = 60.0
 CLI = "import sys; from orchestrator.cli import main; sys.exit(main())"
+SSE = {"accept": "text/event-stream"}  # ask a graph route for server-sent events
 
 
 def free_port() -> int:
@@ -140,3 +142,14 @@ class ServeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def sse_events(answer: httpx.Response) -> Iterator[tuple[str, Any]]:
+    """(kind, data) of each server-sent event of a streamed answer, as it arrives."""
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    kind = ""
+    for line in answer.iter_lines():
+        if line.startswith("event: "):
+            kind = line[len("event: ") :]
+        elif line.startswith("data: "):
+            yield kind, json.loads(line[len("data: ") :])

@@ -4,7 +4,6 @@ failure mid-stream ends with an error event. Real workers, uvicorn, httpx."""
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,9 +11,7 @@ from typing import Any
 import httpx
 
 from orchestrator import create_app, load
-from tests._serve_helpers import SERVE_GRAPHS, metric_value, thread_server
-
-SSE = {"accept": "text/event-stream"}
+from tests._serve_helpers import SERVE_GRAPHS, SSE, metric_value, sse_events, thread_server
 
 
 def _events(
@@ -31,15 +28,10 @@ def _events(
     headers = {**SSE, **({} if timeout_ms is None else {"x-request-timeout-ms": str(timeout_ms)})}
     url = f"{base}/{graph}"
     with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as answer:
-        assert answer.headers["content-type"].startswith("text/event-stream")
-        kind = ""
-        for line in answer.iter_lines():
-            if line.startswith("event: "):
-                kind = line[len("event: ") :]
-            elif line.startswith("data: "):
-                found.append((kind, json.loads(line[len("data: ") :]), time.monotonic()))
-                if limit is not None and len(found) >= limit:
-                    break
+        for kind, data in sse_events(answer):
+            found.append((kind, data, time.monotonic()))
+            if limit is not None and len(found) >= limit:
+                break
     return found
 
 

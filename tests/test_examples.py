@@ -15,7 +15,7 @@ import pytest
 
 import orchestrator
 from tests._executor_helpers import EXAMPLES, ROOT, run
-from tests._serve_helpers import metric_value, thread_server
+from tests._serve_helpers import SSE, metric_value, sse_events, thread_server
 
 EXAMPLE_GRAPHS = sorted(p for p in EXAMPLES.glob("*.yaml") if p.with_suffix(".input.json").exists())
 # vote's sample inputs are the first held-out digits: its own test below runs them.
@@ -114,7 +114,6 @@ def test_rows_example_answers_each_request_its_own_rows() -> None:
 
 # graphs/textgen.yaml: a streamed answer from a word n-gram model.
 TEXTGEN = EXAMPLES / "textgen.yaml"
-SSE = {"accept": "text/event-stream"}
 
 
 def generated_alone(prompt: str, max_tokens: int, seed: int) -> str:
@@ -129,13 +128,7 @@ def stream_events(base: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
     """(kind, data) of every server-sent event of one ``POST /textgen``."""
     found: list[tuple[str, Any]] = []
     with httpx.stream("POST", f"{base}/textgen", json=body, headers=SSE, timeout=60) as answer:
-        assert answer.headers["content-type"].startswith("text/event-stream")
-        kind = ""
-        for line in answer.iter_lines():
-            if line.startswith("event: "):
-                kind = line[len("event: ") :]
-            elif line.startswith("data: "):
-                found.append((kind, json.loads(line[len("data: ") :])))
+        found.extend(sse_events(answer))
     return found
 
 

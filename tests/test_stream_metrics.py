@@ -5,7 +5,6 @@ active gauge. Real workers, uvicorn, httpx."""
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,10 +16,9 @@ from orchestrator import create_app, load
 from orchestrator.running import Trace
 from orchestrator.running._trace import Tee
 from orchestrator.server._metrics import Metrics
-from tests._serve_helpers import ROOT, SERVE_GRAPHS, metric_value, thread_server
+from tests._serve_helpers import ROOT, SERVE_GRAPHS, SSE, metric_value, sse_events, thread_server
 from tests.conftest import run, wait_until
 
-SSE = {"accept": "text/event-stream"}
 FIRST = "graphctl_runner_stream_first_chunk_duration_seconds_count"
 CHUNKS = "graphctl_runner_stream_chunks_total"
 GAPS = "graphctl_runner_stream_chunk_gap_duration_seconds_count"
@@ -38,16 +36,12 @@ def _sse(
     ``first`` at the first chunk, then disconnect once ``leave`` is set."""
     found: list[tuple[str, Any]] = []
     with httpx.stream("POST", f"{base}/streamed", json=body, headers=SSE, timeout=30) as answer:
-        kind = ""
-        for line in answer.iter_lines():
-            if line.startswith("event: "):
-                kind = line[len("event: ") :]
-            elif line.startswith("data: "):
-                found.append((kind, json.loads(line[len("data: ") :])))
-                if first is not None and leave is not None:
-                    first.set()
-                    assert leave.wait(timeout=30)
-                    break
+        for event in sse_events(answer):
+            found.append(event)
+            if first is not None and leave is not None:
+                first.set()
+                assert leave.wait(timeout=30)
+                break
     return found
 
 

@@ -6,7 +6,6 @@ compiler rejects what cannot stream, at the line and column to edit."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -17,10 +16,9 @@ import pytest
 
 from orchestrator import GraphFileError, compile_text
 from orchestrator.graph import Graph
-from tests._serve_helpers import ROOT, SERVE_GRAPHS, ServeProcess
+from tests._serve_helpers import ROOT, SERVE_GRAPHS, SSE, ServeProcess, sse_events
 from tests.conftest import run
 
-SSE = {"accept": "text/event-stream"}
 CHUNKED = SERVE_GRAPHS / "chunked.yaml"
 
 
@@ -35,13 +33,8 @@ def _events(base: str, body: dict[str, Any]) -> list[tuple[str, Any, float]]:
     """(kind, data, arrival time) of each server-sent event of one request."""
     found: list[tuple[str, Any, float]] = []
     with httpx.stream("POST", f"{base}/chunked", json=body, headers=SSE, timeout=30) as answer:
-        assert answer.headers["content-type"].startswith("text/event-stream")
-        kind = ""
-        for line in answer.iter_lines():
-            if line.startswith("event: "):
-                kind = line[len("event: ") :]
-            elif line.startswith("data: "):
-                found.append((kind, json.loads(line[len("data: ") :]), time.monotonic()))
+        for kind, data in sse_events(answer):
+            found.append((kind, data, time.monotonic()))
     return found
 
 

@@ -7,9 +7,12 @@ stream at a time (the baseline, same server, same run).
 Every step of the model costs ``STEP_MS`` whatever the batch, as the forward pass
 of a real model on an accelerator roughly does, so the figures show what sharing
 one generation loop between streams buys: aggregate tokens per second, while each
-stream keeps near one token per step. Time to first token includes the wait for
-the batch running when a stream arrives (a new stream never joins a running
-batch). Each client is a closed loop: its next stream starts when the last ends.
+stream keeps near one token per step. The model takes joins (continuous
+batching): a stream that arrives while a batch runs joins it at its next step,
+so time to first token is mostly about a step, not the rest of the running
+batch. Its tail is a batch that took its 4 x max_batch_size items in all
+(``runners.joining.JOIN_LIMIT``): later streams wait for it to drain.
+Each client is a closed loop: its next stream starts when the last ends.
 Each point has a server of its own.
 """
 
@@ -35,7 +38,7 @@ CONCURRENCY = 64
 TOKENS = (32, 48, 64)  # max_tokens of successive streams: items end at different steps
 PROMPTS = ("The old keeper", "In the winter", "Every evening", "The children")
 SSE = {"accept": "text/event-stream"}
-DEFAULT_DURATION_S = 5.0  # a batch lasts up to 64 steps: a window holds about eight
+DEFAULT_DURATION_S = 5.0  # a stream lasts up to 64 steps: a window holds about eight
 DRAIN_S = 60.0  # streams still running at the end of a point finish within this
 
 
@@ -208,7 +211,9 @@ def main() -> None:
             f"max_tokens cycling {', '.join(map(str, TOKENS))}; one worker, max_batch_size 64",
             "tokens/s: chunks received by all clients inside the measured window; "
             "per stream: the median of each stream's rate after its first chunk",
-            "TTFT includes waiting for the running batch to end: a new stream never joins it",
+            "a new stream joins the running batch at its next step (joins=True): "
+            "TTFT is its queue wait plus about one step; its tail is a batch that took "
+            "4 x max_batch_size items in all (the join limit) draining before the next starts",
             "clients: httpx async streams in one process, on the same cores as the server",
         ],
         extra={

@@ -4,9 +4,11 @@
 The model is a table: for every context (the last ``order - 1`` words) the words
 that follow it in the story, with their frequencies. A step samples one word per
 item of the batch with one vectorised lookup (``NGramTable.sample``), which is
-what makes serving many streams in one batch cheaper than one at a time. Each
-item draws from its own ``numpy`` generator seeded by its request, so a prompt
-and a seed always give the same text, whatever batch the request rode in.
+what makes serving many streams in one batch cheaper than one at a time. A
+request that comes while a batch runs joins it at its next step (continuous
+batching, ``joins=True``). Each item draws from its own ``numpy`` generator
+seeded by its request, so a prompt and a seed always give the same text,
+whatever batch the request rode in and whenever it joined.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +114,7 @@ class TextGenerator(Runnable):
     def __init__(self, order: int = 3, corpus: str = "lighthouse.txt") -> None:
         self.table = train((DATA / corpus).read_text(encoding="utf-8"), order)
 
-    @method(batchable=True, stream=True)
+    @method(batchable=True, stream=True, joins=True)
     def generate(
         self,
         prompt: list[str],
@@ -121,32 +123,56 @@ class TextGenerator(Runnable):
         step_ms: list[float],
     ) -> Iterator[list[Any]]:
         """Item ``i`` streams ``max_tokens[i]`` tokens (words, each after a space).
-        One step samples a token for every item still wanted, then sleeps the
-        largest ``step_ms`` of them: a stand-in for a real model's cost per step."""
-        context = np.asarray([self.table.start(text) for text in prompt], dtype=np.int64)
-        generators = [np.random.default_rng(value) for value in seed]
-        unwanted: frozenset[int] = frozenset()
-        for step in range(max(max_tokens, default=0)):
-            running = [i for i in range(len(prompt)) if i not in unwanted and step < max_tokens[i]]
-            chunks = self._step(running, context, generators)
-            time.sleep(max((step_ms[i] for i in running), default=0.0) / 1000)
-            for i, limit in enumerate(max_tokens):
-                if limit == step and i not in unwanted:
-                    chunks[i] = END
-            unwanted = (yield chunks) or frozenset()
+        Requests join the running batch between steps: the argument lists grow in
+        place, and each new item starts from its own prompt and seed at the next
+        step. One step samples a token for every item still running, then sleeps
+        the largest ``step_ms`` of them: a stand-in for a real model's cost per step."""
+        items = _Items(self.table)
+        done: set[int] = set()
+        while True:
+            items.admit(prompt, seed)
+            live = [i for i in range(len(prompt)) if i not in done]
+            running = [i for i in live if items.made[i] < max_tokens[i]]
+            if not running:
+                return  # the items left end with the batch
+            finished = [i for i in live if items.made[i] >= max_tokens[i]]
+            chunks = self._step(running, items)
+            for i in finished:
+                chunks[i] = END
+            done.update(finished)
+            time.sleep(max(step_ms[i] for i in running) / 1000)
+            done |= (yield chunks) or frozenset()
 
-    def _step(
-        self, running: Sequence[int], context: IntArray, generators: Sequence[np.random.Generator]
-    ) -> list[Any]:
+    def _step(self, running: Sequence[int], items: _Items) -> list[Any]:
         """One token for each running item (``None`` for the others); moves their
         contexts on, in place."""
-        chunks: list[Any] = [None] * len(context)
-        if not running:
-            return chunks
+        chunks: list[Any] = [None] * len(items.made)
         rows = np.asarray(running, dtype=np.int64)
-        uniform = np.asarray([generators[i].random() for i in running])
-        pairs = self.table.sample(context[rows], uniform)
-        context[rows] = self.table.next_context[pairs]
+        uniform = np.asarray([items.generators[i].random() for i in running])
+        pairs = self.table.sample(items.context[rows], uniform)
+        items.context[rows] = self.table.next_context[pairs]
         for i, word in zip(running, self.table.successor[pairs].tolist(), strict=True):
             chunks[i] = " " + self.table.words[word]
+            items.made[i] += 1
         return chunks
+
+
+@dataclass
+class _Items:
+    """Each item's generation state: its context, its own random generator (seeded
+    by its request) and the tokens it made. Grows as items join the batch."""
+
+    table: NGramTable
+    context: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    generators: list[np.random.Generator] = field(default_factory=list)
+    made: list[int] = field(default_factory=list)
+
+    def admit(self, prompt: Sequence[str], seed: Sequence[int]) -> None:
+        """Start the items that joined since the last step (indices ``len(made)`` on)."""
+        new = range(len(self.made), len(prompt))
+        if not new:
+            return
+        starts = np.asarray([self.table.start(prompt[i]) for i in new], dtype=np.int64)
+        self.context = np.concatenate([self.context, starts])
+        self.generators.extend(np.random.default_rng(seed[i]) for i in new)
+        self.made.extend(0 for _ in new)

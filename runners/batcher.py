@@ -10,7 +10,8 @@ call larger than ``max_batch_size`` still runs, alone. ``submit_many`` (a
 Release policy (work-conserving): when a worker is free and the queue is not
 empty, take a batch now; the one exception is the short wait that the method's
 measured latency model asks for under high load
-(``runners.latency_model.release``), ended early when the batch fills.
+(``runners.latency_model.release``), ended early when the batch fills. A
+streaming method is never held (``MethodQueue.release_at``).
 """
 
 from __future__ import annotations
@@ -169,9 +170,14 @@ class MethodQueue:
         return self.batching.max_batch_size if self.spec.batchable else 1
 
     def release_at(self, now: float, idle_workers: int, workers: int) -> float | None:
-        """``None``: send a batch now; else the time to send it at unless it fills."""
+        """``None``: send a batch now; else the time to send it at unless it fills.
+        A stream is never held: its batch time is a whole stream, so a hold would
+        delay its first chunk by that much (a later call joins it at its next step
+        when the method takes joins, or waits for the next batch)."""
         queued = len(self.queue)
         if queued >= self.max_items or idle_workers > 1 or not self.batching.adaptive_wait:
+            return None
+        if self.spec.stream:
             return None
         if not self.cost.identified:
             return None

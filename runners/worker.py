@@ -47,6 +47,7 @@ import select
 import signal
 import socket
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -141,9 +142,11 @@ def _serve_on(
     heap.tune_for_serving()
     codec.send_frame(sock, codec.encode(["ready", os.getpid(), ready]))
     assembler = codec.FrameAssembler()
+    pending: deque[list[Any]] = deque()  # messages read and not yet handled, in order
     while frames := codec.recv_frames(sock, assembler):
-        for frame in frames:
-            message = codec.decode(*frame)
+        pending.extend(codec.decode(*frame) for frame in frames)
+        while pending:
+            message = pending.popleft()
             if message[0] == "ping":
                 codec.send_frame(sock, codec.encode(["pong", message[1]]))
                 continue
@@ -156,7 +159,7 @@ def _serve_on(
             call = (batch_id, method, args, kwargs)
             spec = specs.get(method)
             if spec is not None and spec.stream:
-                link = SocketStreamLink(sock, assembler, runner, method)
+                link = SocketStreamLink(sock, assembler, runner, method, pending)
                 reply = answer(loop, table, runner, call, spans, contexts, link)
             else:
                 reply = answer(loop, table, runner, call, spans, contexts)
@@ -168,19 +171,28 @@ class SocketStreamLink:
     on the socket, and reads the pool's frames between steps without blocking."""
 
     def __init__(
-        self, sock: socket.socket, assembler: codec.FrameAssembler, runner: str, method: str
+        self,
+        sock: socket.socket,
+        assembler: codec.FrameAssembler,
+        runner: str,
+        method: str,
+        pending: deque[list[Any]],
     ) -> None:
         self._sock = sock
         self._assembler = assembler
         self._runner = runner
         self._method = method
+        self._pending = pending  # read with the batch's call: its first stop or join frames
 
     def emit(self, frame: list[Any]) -> None:
         codec.send_frame(self._sock, codec.encode(frame, runner=self._runner, method=self._method))
 
     def pool_frames(self) -> list[list[Any]]:
-        """The stop and join frames the pool sent since the last step."""
-        messages: list[Any] = []
+        """The stop and join frames the pool sent since the last step, those read
+        with the batch's call frame first (a join skipped there would shift the
+        index of every later one)."""
+        messages: list[Any] = list(self._pending)
+        self._pending.clear()
         while select.select([self._sock], [], [], 0)[0]:
             frames = codec.recv_frames(self._sock, self._assembler)
             if not frames:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -126,9 +128,20 @@ def generated_alone(prompt: str, max_tokens: int, seed: int) -> str:
 
 def stream_events(base: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
     """(kind, data) of every server-sent event of one ``POST /textgen``."""
-    found: list[tuple[str, Any]] = []
+    return [(kind, data) for kind, data, _ in timed_events(base, body)]
+
+
+def timed_events(
+    base: str, body: dict[str, Any], started: threading.Event | None = None
+) -> list[tuple[str, Any, float]]:
+    """(kind, data, arrival time) of every server-sent event of one ``POST /textgen``;
+    ``started`` is set at the first event."""
+    found: list[tuple[str, Any, float]] = []
     with httpx.stream("POST", f"{base}/textgen", json=body, headers=SSE, timeout=60) as answer:
-        found.extend(sse_events(answer))
+        for kind, data in sse_events(answer):
+            found.append((kind, data, time.monotonic()))
+            if started is not None:
+                started.set()
     return found
 
 
@@ -168,6 +181,33 @@ def test_textgen_model_skips_the_items_no_longer_wanted() -> None:
     assert second == first[:3] + [None] * 3
     assert all(isinstance(chunk, str) for chunk in third[:2])
     assert third[2:] == [END, None, None, None]
+
+
+def test_textgen_model_takes_items_joined_between_steps() -> None:
+    """Items appended to the argument lists between steps start at the next step
+    and make the text they make alone; the batch ends with its last item."""
+    from graphs.textgen_models import TextGenerator
+    from runners import END
+
+    prompt, max_tokens, seed, step_ms = ["The sea"], [5], [2], [0.0]
+    steps = TextGenerator().generate(prompt, max_tokens, seed, step_ms)
+    rows = [next(steps), steps.send(frozenset())]
+    for text, tokens, value in (("The keeper", 6, 7), ("Pepper", 1, 1)):  # two joins
+        prompt.append(text)
+        max_tokens.append(tokens)
+        seed.append(value)
+        step_ms.append(0.0)
+    rows.extend(steps)
+    assert [len(row) for row in rows] == [1, 1] + [3] * (len(rows) - 2)
+    columns = [[row[i] for row in rows if i < len(row)] for i in range(3)]
+    texts = ["".join(c for c in column if isinstance(c, str)) for column in columns]
+    assert texts == [
+        generated_alone("The sea", 5, 2),
+        generated_alone("The keeper", 6, 7),
+        generated_alone("Pepper", 1, 1),
+    ]
+    assert columns[2][1:] == [END] + [None] * (len(rows) - 4)
+    assert len(rows) == 2 + 6  # the joined item of 6 tokens is the last to end
 
 
 def test_textgen_run_prints_the_seeded_text() -> None:
@@ -215,3 +255,25 @@ def test_textgen_concurrent_streams_share_batches_and_keep_their_own_text() -> N
         assert events[-1][0] == "result"
     assert items == 16
     assert items / batches > 1
+
+
+def test_textgen_a_request_joins_the_running_stream_over_sse() -> None:
+    """A second request sent after the first one's first event streams its tokens
+    before the first ends: it joined the running batch (one batch of two items)."""
+    first_body = {"prompt": "The keeper", "max_tokens": 40, "seed": 4, "step_ms": 20}
+    second_body = {"prompt": "In the winter", "max_tokens": 5, "seed": 9, "step_ms": 20}
+    started = threading.Event()
+    with thread_server(orchestrator.create_app([orchestrator.load(TEXTGEN)])) as base:
+        with ThreadPoolExecutor(1) as thread:
+            first_answer = thread.submit(timed_events, base, first_body, started)
+            assert started.wait(timeout=60)
+            second = timed_events(base, second_body)
+            first = first_answer.result(timeout=60)
+        batches = metric_value(base, "graphctl_runner_batch_size_count", method="generate")
+        items = metric_value(base, "graphctl_runner_batch_size_sum", method="generate")
+    assert second[0][0] == "chunk" and second[-1][0] == first[-1][0] == "result"
+    assert second[0][2] < second[-1][2] < first[-1][2]  # all of it while the first ran
+    for body, events in ((first_body, first), (second_body, second)):
+        text = "".join(data["chunk"] for kind, data, _ in events if kind == "chunk")
+        assert text == generated_alone(body["prompt"], body["max_tokens"], body["seed"])
+    assert (batches, items) == (1, 2)

@@ -5,6 +5,8 @@ deadlines, a worker crash and a join that comes too late all cover joined items.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -200,3 +202,41 @@ def test_a_call_that_can_join_is_admitted_whatever_the_streams_last(kind: str) -
 
     measured, joined = run(main())
     assert measured > 0.4 and joined == _tokens(2)
+
+
+def test_a_join_read_with_its_batch_s_call_is_taken_in_order() -> None:
+    """The worker, paused, reads A's call and B's join in one read; C joins later.
+    Each caller gets its own item's chunks: B's join is not skipped (which would
+    give C's chunks to B)."""
+
+    async def main() -> dict[str, list[Any]]:
+        log: Log = []
+        async with _pool("process", step_s=0.02) as pool:
+
+            async def follow(name: str, n: int) -> list[Any]:
+                chunks = []
+                async with aclosing(pool.stream("tagged", (name, n), {})) as stream:
+                    async for chunk in stream:
+                        chunks.append(chunk)
+                        log.append((name, chunk))
+                return chunks
+
+            def in_flight() -> int:
+                return pool.stats().methods["tagged"].in_flight
+
+            (pid,) = pool.stats().worker_pids.values()
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                first = asyncio.ensure_future(follow("A", 20))
+                await until(lambda: in_flight() == 1)  # A's call sent
+                second = asyncio.ensure_future(follow("B", 3))
+                await until(lambda: in_flight() == 2)  # B's join sent
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            await _first(log, "A")
+            third = await follow("C", 3)
+            return {"A": await first, "B": await second, "C": third}
+
+    got = run(main())
+    sizes = {"A": 20, "B": 3, "C": 3}
+    assert got == {name: [f"{name}:{k}" for k in range(n)] for name, n in sizes.items()}

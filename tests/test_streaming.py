@@ -5,6 +5,7 @@ failure mid-stream reaches the callers after their first chunks."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
@@ -141,3 +142,33 @@ def test_a_method_that_does_not_stream_is_refused_as_a_stream() -> None:
                 await _collect(pool, "seen")
 
     run(main())
+
+
+@pytest.mark.parametrize("method", ["joining", "waiting"])
+def test_a_lone_stream_after_bursts_of_streams_starts_at_once(method: str) -> None:
+    """Bursts of concurrent streams teach the pool a batch time of a whole stream
+    and a high arrival rate; a lone stream then sent to the free worker is not
+    held for a fuller batch: its first chunk comes within a couple of steps (the
+    step measured on the lone stream itself)."""
+    config = runner_config(
+        "stream_models:Joining",
+        init={"step_s": 0.02},
+        batching=BatchingConfig(max_batch_size=16, max_latency_ms=30_000),
+    )
+
+    async def main() -> tuple[float, list[float], int]:
+        async with WorkerPool(config) as pool:
+            for burst in (12, 4, 8):
+                await asyncio.gather(*(_collect(pool, method, 30) for _ in range(burst)))
+            await _collect(pool, method, 1)  # a call just before: arrivals look frequent
+            sent, arrivals = time.monotonic(), []
+            async with aclosing(pool.stream(method, (6,), {})) as chunks:
+                async for _ in chunks:
+                    arrivals.append(time.monotonic())
+            return sent, arrivals, pool.stats().methods[method].waits
+
+    sent, arrivals, waits = run(main(), timeout_s=60)
+    step = (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1)
+    assert len(arrivals) == 6
+    assert arrivals[0] - sent < 3 * step, (arrivals[0] - sent, step)
+    assert waits == 0  # no free worker ever held a stream's queue

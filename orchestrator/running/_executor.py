@@ -6,7 +6,8 @@ sync function) runs right there; any other gets a task of the request's group.
 Runner nodes go to their runner's client (a worker pool: batched, in other
 processes); function nodes run in-process, async ones on the loop and sync ones
 in a bounded thread pool so the loop never blocks. Per node: ``when``,
-``timeout_ms`` and ``retries`` (``_policy``), and ``on_error``.
+``timeout_ms`` and ``retries`` (``_policy``; a stream that sent chunks is not
+retried), and ``on_error``.
 The first node that fails under ``fail`` cancels the rest; the request deadline
 cancels everything still pending, including calls queued in batchers (the pools
 drop a queued call whose awaiting task is cancelled). A streaming node's chunks
@@ -217,6 +218,7 @@ class Executor:
                 deadline_message=lambda: self._deadline_message(request.timeout_ms),
                 jitter=self._jitter,
                 trace=request.trace,
+                may_retry=lambda: not request.streams.sent(node.name),
             )
         except SkippedInput:  # a per-chunk node's stream was skipped
             return SKIPPED, (), "skipped"

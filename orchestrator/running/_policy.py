@@ -1,6 +1,8 @@
 """A node's call policy: each attempt bounded by its ``timeout_ms``, retryable
 errors retried with backoff and jitter (never sooner than an overloaded pool's
-``retry_after_s``), and no retry that could only start past the request deadline.
+``retry_after_s``), and no retry that could only start past the request deadline,
+nor one of a stream whose chunks already went out (``may_retry``): its client
+has a part of it, and a second run would send it again.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ async def with_policy(
     deadline_message: Callable[[], str],
     jitter: random.Random,
     trace: SpanSink | None,
+    may_retry: Callable[[], bool] = lambda: True,
 ) -> Outcome:
-    """Run attempts of ``call`` under ``timeout_ms``, retrying retryable errors."""
+    """Run attempts of ``call`` under ``timeout_ms``, retrying retryable errors while
+    ``may_retry()`` holds after the failed attempt."""
     policy = node.retries
     for attempt in range(policy.count + 1):
         try:
@@ -40,7 +44,7 @@ async def with_policy(
             if deadline is not None and time.monotonic() >= deadline:
                 message = f"{deadline_message()} while node {node.name!r} was running"
                 raise DeadlineExceeded(message) from error
-            if attempt == policy.count or not _retryable(error):
+            if attempt == policy.count or not _retryable(error) or not may_retry():
                 raise
             retry_after_s = error.retry_after_s if isinstance(error, Overloaded) else 0.0
             delay = retry_delay_s(policy, attempt, jitter, retry_after_s=retry_after_s)

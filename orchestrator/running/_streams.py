@@ -4,7 +4,8 @@ A node streams when its runner method streams, or when it is a per-chunk functio
 node (``each_chunk``). Each chunk it makes goes to the ``stream: true`` outputs it
 feeds (``on_chunk``) and to the queue of each per-chunk node reading it. A
 per-chunk node calls its function once per chunk of its queue and streams the
-results in turn, so per-chunk nodes chain. A stream whose value nothing else
+results in turn, so per-chunk nodes chain. Once a chunk went out, the node is
+not retried (``sent``). A stream whose value nothing else
 needs stops as soon as the last per-chunk node reading it has stopped reading
 (a reader that failed, was skipped or ended): its worker stops the item.
 """
@@ -66,14 +67,25 @@ class RequestStreams:
             reader: asyncio.Queue() for readers in routes.readers.values() for reader in readers
         }
         self._reading = {source: set(readers) for source, readers in routes.readers.items()}
+        self._sent: set[str] = set()  # nodes whose chunks reached an output or a reader
 
     def emit(self, node: str, chunk: Any) -> None:
         """Send one chunk of ``node`` to its streamed outputs and its readers."""
+        outputs: tuple[str, ...] = ()
         if self._on_chunk is not None:
-            for output in self._routes.outputs.get(node, ()):
+            outputs = self._routes.outputs.get(node, ())
+            for output in outputs:
                 self._on_chunk(output, chunk)
-        for reader in self._reading.get(node, ()):
+        readers = self._reading.get(node, ())
+        for reader in readers:
             self._queues[reader].put_nowait(chunk)
+        if outputs or readers:
+            self._sent.add(node)
+
+    def sent(self, node: str) -> bool:
+        """Whether a chunk of ``node`` went out (to the client, or to a per-chunk
+        node): running it again would send its chunks twice."""
+        return node in self._sent
 
     def wanted(self, node: str) -> bool:
         """Whether ``node``'s stream should go on: it has no readers, or its value is

@@ -131,6 +131,22 @@ class Joining(Runnable):
             yield [_role_chunk(kind, step, "lead" in role) for kind in role]
             step += 1
 
+    @method(batchable=True, stream=True, joins=True)
+    def tagged(self, tag: list[str], n: list[int]) -> Iterator[list[Any]]:
+        """Item ``i`` yields ``"{tag}:0"``.. ``"{tag}:{n-1}"``: each chunk names its item."""
+        made: list[int] = []
+        while True:
+            made.extend([0] * (len(tag) - len(made)))
+            if all(k >= limit for k, limit in zip(made, n, strict=True)):
+                return
+            time.sleep(self.step_s)
+            step: list[Any] = [None] * len(tag)
+            for index, limit in enumerate(n):
+                if made[index] < limit:
+                    step[index] = f"{tag[index]}:{made[index]}"
+                    made[index] += 1
+            yield step
+
     @method
     def seen(self) -> dict[str, Any]:
         return {"sizes": self.sizes, "peak": self.peak, "stopped": self.stopped}

@@ -45,7 +45,7 @@ from runners.errors import UnsupportedValue
 from runners.health import WorkerState
 from runners.merging import merge_inputs
 
-JOIN_LIMIT = 4  # a batch takes joins while its items in all stay below this x max_batch_size
+JOIN_LIMIT = 16  # a batch takes joins while its items in all stay below this x max_batch_size
 
 
 def leave_queue(calls: list[PendingCall]) -> None:

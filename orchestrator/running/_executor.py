@@ -44,11 +44,10 @@ from orchestrator.running._resolve import (
     render_kwargs,
     switch_case,
 )
-from orchestrator.running._stream_watch import watch_stream
+from orchestrator.running._stream_watch import failure_status, watch_stream
 from orchestrator.running._streams import OnChunk, RequestStreams, StreamRoutes, waits_for
 from orchestrator.running._trace import SpanSink
 from runners import call_context, log_context
-from runners.errors import CallTimeout
 from runners.types import CallResult, RunnerClient
 
 _NO_SCOPE = contextlib.nullcontext()  # a runner node, untraced: the usual case
@@ -397,7 +396,7 @@ def _record_failure(node: NodePlan, request: _Request, start: float, error: Base
         request.first_error = error
     if request.trace is not None:
         end = time.monotonic()
-        status = _failure_status(error)
+        status = failure_status(error, request.deadline, end)
         request.trace.span(node.name, start, end, kind=node.kind, status=status, error=str(error))
 
 
@@ -407,14 +406,6 @@ def _record_end(
     if request.trace is not None:
         end = time.monotonic()
         request.trace.span(node.name, start, end, kind=node.kind, status=status, calls=calls)
-
-
-def _failure_status(error: BaseException) -> str:
-    """How a node that raised ended, for its span: cancelled, timed out or failed."""
-    if isinstance(error, asyncio.CancelledError):
-        return "cancelled"
-    cause = error.cause if isinstance(error, NodeFailed) else error
-    return "timed out" if isinstance(cause, DeadlineExceeded | CallTimeout) else "failed"
 
 
 def _function(node: NodePlan) -> Callable[..., Any]:

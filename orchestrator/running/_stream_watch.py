@@ -15,7 +15,7 @@ import asyncio
 import time
 from types import TracebackType
 
-from orchestrator.errors import DeadlineExceeded
+from orchestrator.errors import DeadlineExceeded, NodeFailed
 from orchestrator.plan import NodePlan
 from orchestrator.running._trace import SpanSink, StreamSink
 from runners.errors import CallTimeout
@@ -58,11 +58,16 @@ def watch_stream(trace: SpanSink | None, node: NodePlan, deadline: float | None)
 
 
 def stream_status(error: BaseException | None, deadline: float | None, now: float) -> str:
-    """How a stream ended: ``ok``, ``failed``, ``cancelled`` (its client left, or a
-    sibling node failed) or ``timed out`` (a deadline cancels the call: it is seen
-    here as a cancellation at or past the deadline)."""
-    if error is None:
-        return "ok"
+    """How a stream ended: ``ok``, or as a node that raised (``failure_status``)."""
+    return "ok" if error is None else failure_status(error, deadline, now)
+
+
+def failure_status(error: BaseException, deadline: float | None, now: float) -> str:
+    """How a node or a stream that raised ended: ``failed``, ``cancelled`` (its
+    client left, or a sibling node failed) or ``timed out`` (a deadline passed: the
+    request's deadline cancels what still runs, so a cancellation at or past it
+    timed out)."""
     if isinstance(error, asyncio.CancelledError):
         return "timed out" if deadline is not None and now >= deadline else "cancelled"
-    return "timed out" if isinstance(error, DeadlineExceeded | CallTimeout) else "failed"
+    cause = error.cause if isinstance(error, NodeFailed) else error
+    return "timed out" if isinstance(cause, DeadlineExceeded | CallTimeout) else "failed"

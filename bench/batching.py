@@ -35,6 +35,7 @@ from orchestrator.loadgen import (
     ServeProcess,
     run_load,
 )
+from runners import tune_for_serving
 
 BATCH_MS = 20.0
 CONCURRENCY = 64
@@ -88,6 +89,7 @@ def graph_file(folder: Path, setting: Setting) -> Path:
 
 async def in_process(path: Path) -> BenchSummary:
     async with load(path) as graph:
+        tune_for_serving()  # as graphctl serve does once ready
         target = GraphTarget(graph, INPUTS)
         return await run_load(
             target, concurrency=CONCURRENCY, duration_s=duration_s(), warmup_s=warmup_s()

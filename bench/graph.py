@@ -26,6 +26,7 @@ from bench._common import DIAMOND, duration_s, ratio, warmup_s, write_result
 from graphs.models import MLP, average_softmax, normalize
 from orchestrator.errors import GraphctlError
 from orchestrator.graph import load
+from runners import tune_for_serving
 from runners.errors import RunnerError
 
 CHAIN_LENGTH = 10
@@ -148,6 +149,7 @@ async def diamond_rows(x: list[float], seconds: float) -> list[list[Any]]:
         ["inline, same maths", 1, round(inline_rps), *_latency_cells(inline), 1.0, 0]
     ]
     async with load(DIAMOND) as graph:
+        tune_for_serving()  # as graphctl serve does once ready
         for concurrency in CONCURRENCIES:
             errors: list[str] = []
             latencies = await closed_loop(

@@ -30,6 +30,7 @@ from orchestrator.loadgen import (
     Target,
     run_load,
 )
+from runners import tune_for_serving
 
 DEFAULT_CONCURRENCY = (1, 4, 16, 64)
 RUNNER_NODES = ("a", "b")
@@ -56,6 +57,7 @@ async def measure(levels: Sequence[int]) -> dict[str, list[BenchSummary]]:
     plan = compile_file(DIAMOND)
     routes = {name: NodeRoute(node.runner, node.method) for name, node in plan.nodes.items()}
     async with load(DIAMOND) as graph:
+        tune_for_serving()  # as graphctl serve does once ready
         in_process = await sweep(GraphTarget(graph, inputs), levels)
     async with (
         ServeProcess(DIAMOND) as server,

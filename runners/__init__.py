@@ -26,6 +26,7 @@ from runners.errors import (
     UnsupportedValue,
     WorkerCrashed,
 )
+from runners.heap import tune_for_serving
 from runners.lifecycle import Lifecycle
 from runners.local import LocalClient
 from runners.pool import WorkerPool
@@ -33,10 +34,10 @@ from runners.runnable import END, MethodSpec, Runnable, method
 from runners.types import CallResult, MethodStats, PoolStats, RunnerClient
 
 __all__ = [
-    "END",
     "BatchingConfig",
     "CallResult",
     "CallTimeout",
+    "END",
     "Lifecycle",
     "LocalClient",
     "MethodError",
@@ -63,4 +64,5 @@ __all__ = [
     "WorkerCrashed",
     "WorkerPool",
     "method",
+    "tune_for_serving",
 ]

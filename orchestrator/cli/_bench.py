@@ -32,6 +32,7 @@ from orchestrator.loadgen import (
     run_load,
 )
 from orchestrator.plan import Plan
+from runners import tune_for_serving
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_DURATION_S = 10.0
@@ -109,6 +110,7 @@ async def _measure(
     if args.url is not None:
         return await _over_http(require_loopback(args.url), plan, inputs, args, load_args)
     async with load(args.file) as graph:
+        tune_for_serving()  # as graphctl serve does once ready (runners.heap)
         return await run_load(GraphTarget(graph, inputs, timeout_ms=args.timeout_ms), **load_args)
 
 

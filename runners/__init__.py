@@ -34,10 +34,10 @@ from runners.runnable import END, MethodSpec, Runnable, method
 from runners.types import CallResult, MethodStats, PoolStats, RunnerClient
 
 __all__ = [
+    "END",
     "BatchingConfig",
     "CallResult",
     "CallTimeout",
-    "END",
     "Lifecycle",
     "LocalClient",
     "MethodError",

@@ -226,6 +226,8 @@ class WorkerPool:
                 call.future.cancel()
                 queue.discard(call)
                 self._stop_item(sink)
+            elif not call.future.cancelled():
+                call.future.exception()  # a caller that left wants no error, logged or not
 
     def _stop_item(self, sink: ItemStream) -> None:
         """Tell the worker running ``sink``'s batch to stop producing for it."""

@@ -166,6 +166,11 @@ def _serve_on(
             codec.send_frame(sock, reply)
 
 
+class PoolGone(ConnectionError):
+    """The pool closed the worker's socket while a streaming batch ran: the pool is
+    shutting down (or died), not the method failing; the worker leaves quietly."""
+
+
 class SocketStreamLink:
     """A streaming batch's ``StreamLink`` in a worker process: sends its chunk frames
     on the socket, and reads the pool's frames between steps without blocking."""
@@ -185,7 +190,11 @@ class SocketStreamLink:
         self._pending = pending  # read with the batch's call: its first stop or join frames
 
     def emit(self, frame: list[Any]) -> None:
-        codec.send_frame(self._sock, codec.encode(frame, runner=self._runner, method=self._method))
+        chunks = codec.encode(frame, runner=self._runner, method=self._method)
+        try:
+            codec.send_frame(self._sock, chunks)
+        except OSError as exc:  # a broken pipe: the pool closed its end
+            raise PoolGone(f"the pool closed the socket: {exc}") from None
 
     def pool_frames(self) -> list[list[Any]]:
         """The stop and join frames the pool sent since the last step, those read
@@ -196,7 +205,7 @@ class SocketStreamLink:
         while select.select([self._sock], [], [], 0)[0]:
             frames = codec.recv_frames(self._sock, self._assembler)
             if not frames:
-                raise ConnectionError("the pool closed the socket")
+                raise PoolGone("the pool closed the socket")
             messages.extend(codec.decode(*frame) for frame in frames)
         return streaming.pool_frames_in(messages)
 
@@ -226,6 +235,8 @@ def answer(
                     value = loop.run_until_complete(value)
                 if inspect.isgenerator(value) or inspect.isasyncgen(value):
                     return _stream_reply(loop, value, func, call, link)
+        except PoolGone:
+            raise  # nobody is left to answer: main() exits quietly
         except Exception as exc:  # the user's error goes to the caller; the worker lives on
             if not isinstance(exc, UnsupportedValue):
                 logger.error("%s raised", method, exc_info=True)

@@ -5,6 +5,7 @@ failure mid-stream reaches the callers after their first chunks."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -172,3 +173,22 @@ def test_a_lone_stream_after_bursts_of_streams_starts_at_once(method: str) -> No
     assert len(arrivals) == 6
     assert arrivals[0] - sent < 3 * step, (arrivals[0] - sent, step)
     assert waits == 0  # no free worker ever held a stream's queue
+
+
+def test_a_pool_closed_mid_stream_stops_its_worker_without_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Shutting down while a stream runs is not the method's failure: the worker
+    leaves quietly, with no error or traceback in the operator's log."""
+
+    async def main() -> None:
+        config = runner_config("stream_models:Counter", init={"step_s": 0.0})
+        async with WorkerPool(config, drain_timeout_s=0.2) as pool:
+            chunks = pool.stream("count", (100_000, 0.01), {})
+            await anext(chunks)  # running in the worker when the pool closes
+        await chunks.aclose()
+
+    with caplog.at_level(logging.WARNING):
+        run(main())
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == ["runner 'test': calls still pending at shutdown"]

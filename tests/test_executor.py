@@ -220,3 +220,54 @@ def test_request_deadline_cancels_pending_work() -> None:
                 await graph.run({"items": [6]}, timeout_ms=50)
 
     run(main())
+
+
+def _chain_graph(folder: Any, length: int) -> Any:
+    """A runner node, then a chain of ``length`` inline functions, the last failing
+    when asked to."""
+    ident = "function: exec_kit:ident, inline: true"
+    fail_if = "function: exec_kit:fail_if, inline: true"
+    lines = [
+        "apiVersion: graphctl/v1",
+        "kind: Graph",
+        "metadata: {name: chain, description: a long chain of inline nodes}",
+        "spec:",
+        "  runners:",
+        "    sleeper: {runnable: exec_kit:Sleeper, workers: 1}",
+        "  inputs:",
+        "    x: {type: integer}",
+        "    fail: {type: boolean}",
+        "  nodes:",
+        "    n0: {runner: sleeper, method: nap, args: {x: $inputs.x, ms: 1}}",
+        *(f"    n{i}: {{{ident}, args: {{x: $n{i - 1}}}}}" for i in range(1, length)),
+        f"    last: {{{fail_if}, args: {{x: $n{length - 1}, fail: $inputs.fail}}}}",
+        "  outputs:",
+        "    y: $last",
+    ]
+    path = folder / "chain.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    (folder / "exec_kit.py").write_text((TEST_GRAPHS / "exec_kit.py").read_text())
+    return path
+
+
+def test_a_long_chain_of_inline_nodes_runs_after_a_runner_node_in_constant_stack(
+    tmp_path: Any,
+) -> None:
+    """Inline nodes run where their last input was set, without a task each: a
+    chain longer than the interpreter's recursion limit still runs, and a failure
+    at its end fails the request naming that node (the runner node's span is ok)."""
+    path = _chain_graph(tmp_path, 2000)
+
+    async def main() -> tuple[Any, Any]:
+        async with orchestrator.load(path) as graph:
+            answer = await graph.run({"x": 7, "fail": False})
+            trace = Trace()
+            with pytest.raises(NodeFailed) as failed:
+                await graph.run({"x": 7, "fail": True}, trace=trace)
+            return answer, (failed.value, trace)
+
+    answer, (error, trace) = run(main())
+    assert answer == {"y": 7}
+    assert error.node == "last"
+    statuses = {e["name"]: e["args"]["status"] for e in trace.events if e.get("ph") == "X"}
+    assert statuses["n0"] == "ok" and statuses["last"] == "failed"

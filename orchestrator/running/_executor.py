@@ -28,13 +28,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor as ThreadExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import DeadlineExceeded, GraphctlError, NodeFailed, SkippedOutput
 from orchestrator.plan import INPUTS, ITEM, NodePlan, Plan
 from orchestrator.running._conditions import evaluate
 from orchestrator.running._policy import Call, Outcome, with_policy
+from orchestrator.running._request import RequestState, begin, done, failed
 from orchestrator.running._resolve import (
     SKIPPED,
     SkippedInput,
@@ -44,44 +44,10 @@ from orchestrator.running._resolve import (
     render_kwargs,
     switch_case,
 )
-from orchestrator.running._stream_watch import failure_status, watch_stream
-from orchestrator.running._streams import OnChunk, RequestStreams, StreamRoutes, waits_for
+from orchestrator.running._stream_watch import watch_stream
+from orchestrator.running._streams import OnChunk, StreamRoutes, waits_for
 from orchestrator.running._trace import SpanSink
-from runners import call_context, log_context
 from runners.types import CallResult, RunnerClient
-
-_NO_SCOPE = contextlib.nullcontext()  # a runner node, untraced: the usual case
-
-
-def _node_scope(node: NodePlan, parent: str | None) -> contextlib.AbstractContextManager[Any]:
-    """What a node runs inside: its trace parent (carried with its calls), and for a
-    function node its name in its log lines (a runner node's lines come from its
-    worker, which binds its own fields)."""
-    traced = call_context.traced(parent) if parent is not None else None
-    if node.kind != "function":
-        return traced or _NO_SCOPE
-    named = log_context.bound(node=node.name)
-    if traced is None:
-        return named
-    stack = contextlib.ExitStack()
-    stack.enter_context(traced)
-    stack.enter_context(named)
-    return stack
-
-
-@dataclass
-class _Request:
-    """The state of one request: node values (by reference), and per node not yet
-    started the number of nodes it still waits for."""
-
-    values: dict[str, Any]
-    waiting: dict[str, int]
-    deadline: float | None  # absolute time.monotonic() seconds
-    timeout_ms: float | None
-    trace: SpanSink | None
-    streams: RequestStreams  # where streaming nodes' chunks go as they come
-    first_error: BaseException | None = field(default=None)
-    group: asyncio.TaskGroup | None = None  # owns the tasks of the request's nodes
 
 
 class Executor:
@@ -126,7 +92,7 @@ class Executor:
         output's value is still the list of its chunks)."""
         timeout_ms = self.plan.timeout_ms if timeout_ms is None else timeout_ms
         timeout_s = timeout_ms / 1000 if timeout_ms is not None else None
-        request = _Request(
+        request = RequestState(
             values={INPUTS: inputs},
             waiting=dict(self._wait_counts),
             deadline=time.monotonic() + timeout_s if timeout_s is not None else None,
@@ -147,58 +113,54 @@ class Executor:
     def _deadline_message(self, timeout_ms: float | None) -> str:
         return f"graph {self.plan.name!r}: request deadline of {timeout_ms:g} ms passed"
 
-    def _start(self, nodes: Sequence[NodePlan], request: _Request) -> None:
-        """Start ``nodes`` (their inputs are ready): a cheap synchronous node runs
-        now, in the caller; any other gets its own task."""
-        for node in nodes:
+    def _start(self, nodes: Sequence[NodePlan], request: RequestState) -> None:
+        """Start ``nodes`` (their inputs are ready): a node that never waits runs
+        here, and the nodes it readies join the work list (a loop, so a chain of
+        thousands of such nodes needs no deeper stack); any other gets a task."""
+        work = list(reversed(nodes))
+        while work:
+            node = work.pop()
             if _runs_now(node):
                 self._run_now(node, request)
+                work.extend(reversed(self._readied(node, request)))
             else:
                 assert request.group is not None
                 request.group.create_task(self._node(node, request))
 
-    def _release(self, node: NodePlan, request: _Request) -> None:
-        """``node`` has its value: start the nodes that waited only for it."""
+    def _readied(self, node: NodePlan, request: RequestState) -> list[NodePlan]:
+        """``node`` has its value: the nodes that waited only for it, now ready."""
         ready = []
         for follower in self._next[node.name]:
             request.waiting[follower.name] -= 1
             if not request.waiting[follower.name]:
                 ready.append(follower)
-        self._start(ready, request)
+        return ready
 
-    async def _node(self, node: NodePlan, request: _Request) -> None:
-        start = time.monotonic()
-        parent = request.trace.start(node.name, node.kind) if request.trace is not None else None
+    async def _node(self, node: NodePlan, request: RequestState) -> None:
+        start, scope = begin(node, request)
         try:
-            with _node_scope(node, parent):
+            with scope:
                 value, calls, status = await self._evaluate(node, request)
-            request.values[node.name] = value
         except BaseException as error:
-            _record_failure(node, request, start, error)
+            failed(node, request, start, error)
             raise
-        finally:
-            request.streams.ended(node)  # after its value is set: its readers see it
-        _record_end(node, request, start, status, calls)
-        self._release(node, request)
+        done(node, request, start, value, status, calls)
+        self._start(self._readied(node, request), request)
 
-    def _run_now(self, node: NodePlan, request: _Request) -> None:
-        """A node that never waits (``_runs_now``), run without a task of its own."""
-        start = time.monotonic()
-        parent = request.trace.start(node.name, node.kind) if request.trace is not None else None
+    def _run_now(self, node: NodePlan, request: RequestState) -> None:
+        """A node that never waits (``_runs_now``), run without a task of its own;
+        ``_start`` starts the nodes it readies."""
+        start, scope = begin(node, request)
         try:
-            with _node_scope(node, parent):
+            with scope:
                 value, status = self._evaluate_now(node, request)
-            request.values[node.name] = value
         except BaseException as error:
-            _record_failure(node, request, start, error)
+            failed(node, request, start, error)
             raise
-        finally:
-            request.streams.ended(node)
-        _record_end(node, request, start, status, ())
-        self._release(node, request)
+        done(node, request, start, value, status, ())
 
     async def _evaluate(
-        self, node: NodePlan, request: _Request
+        self, node: NodePlan, request: RequestState
     ) -> tuple[Any, Sequence[CallResult], str]:
         """The node's value (or ``SKIPPED``), its runner calls, and a status word."""
         try:
@@ -225,7 +187,7 @@ class Executor:
             return self._on_error(node, error, request), (), "error handled"
         return value, calls, "ok"
 
-    def _evaluate_now(self, node: NodePlan, request: _Request) -> tuple[Any, str]:
+    def _evaluate_now(self, node: NodePlan, request: RequestState) -> tuple[Any, str]:
         """``_evaluate`` of a node that runs now: its value and a status word."""
         values = request.values
         try:
@@ -243,7 +205,7 @@ class Executor:
         except Exception as error:
             return self._on_error(node, error, request), "error handled"
 
-    def _prepare(self, node: NodePlan, request: _Request) -> Call:
+    def _prepare(self, node: NodePlan, request: RequestState) -> Call:
         """Resolve the node's arguments now; the result runs one attempt by deadline."""
         skipped_as_none = node.on_skipped_input == "null"
         values = request.values
@@ -270,7 +232,7 @@ class Executor:
         ]
         return functools.partial(self._call_many, node, calls)
 
-    def _on_error(self, node: NodePlan, error: Exception, request: _Request) -> Any:
+    def _on_error(self, node: NodePlan, error: Exception, request: RequestState) -> Any:
         """Apply ``on_error``: fail the request, or count as skipped, or a default value."""
         if isinstance(error, DeadlineExceeded):
             raise error
@@ -282,7 +244,7 @@ class Executor:
         raise NodeFailed(node.name, error, runner=node.runner) from error
 
     async def _call_one(
-        self, node: NodePlan, kwargs: dict[str, Any], request: _Request, deadline: float | None
+        self, node: NodePlan, kwargs: dict[str, Any], request: RequestState, deadline: float | None
     ) -> Outcome:
         if node.kind == "runner":
             client = self._clients[node.runner or ""]
@@ -298,7 +260,7 @@ class Executor:
         node: NodePlan,
         client: RunnerClient,
         kwargs: dict[str, Any],
-        request: _Request,
+        request: RequestState,
         deadline: float | None,
     ) -> list[Any]:
         """A streaming node's chunks, each sent on as it comes (``RequestStreams``)."""
@@ -315,7 +277,7 @@ class Executor:
         return chunks
 
     async def _call_chunks(
-        self, node: NodePlan, kwargs: dict[str, Any], request: _Request, deadline: float | None
+        self, node: NodePlan, kwargs: dict[str, Any], request: RequestState, deadline: float | None
     ) -> Outcome:
         """A per-chunk node: its function called on each chunk of its source."""
         arg, source = node.each_chunk or "", node.chunk_source or ""
@@ -390,31 +352,13 @@ def _runs_now(node: NodePlan) -> bool:
     )
 
 
-def _record_failure(node: NodePlan, request: _Request, start: float, error: BaseException) -> None:
-    """Keep the request's first error; end the node's span with its failure."""
-    if request.first_error is None and not isinstance(error, asyncio.CancelledError):
-        request.first_error = error
-    if request.trace is not None:
-        end = time.monotonic()
-        status = failure_status(error, request.deadline, end)
-        request.trace.span(node.name, start, end, kind=node.kind, status=status, error=str(error))
-
-
-def _record_end(
-    node: NodePlan, request: _Request, start: float, status: str, calls: Sequence[CallResult]
-) -> None:
-    if request.trace is not None:
-        end = time.monotonic()
-        request.trace.span(node.name, start, end, kind=node.kind, status=status, calls=calls)
-
-
 def _function(node: NodePlan) -> Callable[..., Any]:
     if node.func is None:
         raise GraphctlError(f"node {node.name!r}: function {node.function!r} was not imported")
     return node.func
 
 
-def _first_error(errors: BaseExceptionGroup[BaseException], request: _Request) -> BaseException:
+def _first_error(errors: BaseExceptionGroup[BaseException], request: RequestState) -> BaseException:
     """The error that failed the request: the first recorded, else the group's first."""
     if request.first_error is not None:
         return request.first_error

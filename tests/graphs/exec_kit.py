@@ -126,3 +126,10 @@ def overloaded_once(probe: Probe, retry_after_s: float) -> str:
     if probe.attempts == 1:
         raise Overloaded("busy, come back later", retry_after_s=retry_after_s)
     return f"ok after {probe.attempts} attempts"
+
+
+def fail_if(x: Any, fail: bool) -> Any:
+    """``x``, or a ValueError when ``fail``."""
+    if fail:
+        raise ValueError("asked to fail")
+    return x

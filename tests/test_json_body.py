@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from orchestrator.errors import RequestError
+from orchestrator.server._graph_route import dumps
 from orchestrator.server._json_body import MAX_JSON_DEPTH, loads, nesting_depth
 
 
@@ -29,3 +32,21 @@ def test_loads_refuses_deeper_nesting_and_non_json() -> None:
     for text in ("[NaN]", "{not json", "[Infinity]"):
         with pytest.raises(RequestError):
             loads(text)
+
+
+@pytest.mark.parametrize("text", ["123456789012345678901", '{"id": 18446744073709551616}'])
+def test_integers_past_64_bits_are_read_exactly(text: str) -> None:
+    assert loads(text) == json.loads(text)
+
+
+def test_a_long_run_of_digits_still_refuses_nan() -> None:
+    with pytest.raises(RequestError, match="not valid JSON"):
+        loads('{"id": 123456789012345678901, "x": NaN}')
+
+
+def test_answers_write_integers_past_64_bits_and_nan_as_null() -> None:
+    assert (
+        dumps({"n": 2**70, "x": [1.5, float("nan")]})
+        == b'{"n":1180591620717411303424,"x":[1.5,null]}'
+    )
+    assert dumps({"x": [float("inf"), 2]}) == b'{"x":[null,2]}'

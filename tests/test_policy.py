@@ -4,16 +4,14 @@ already has them: a second run would send them again)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests._serve_helpers import SERVE_GRAPHS, ServeProcess
+from tests._serve_helpers import SERVE_GRAPHS, SSE, ServeProcess, sse_events
 
-SSE = {"accept": "text/event-stream"}
 GRAPHS = ("retried_crash", "retried_timeout", "retried_slow")
 
 
@@ -26,15 +24,8 @@ def server() -> Iterator[str]:
 
 def _events(base: str, graph: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
     """(kind, data) of each server-sent event of one request."""
-    found: list[tuple[str, Any]] = []
     with httpx.stream("POST", f"{base}/{graph}", json=body, headers=SSE, timeout=30) as answer:
-        kind = ""
-        for line in answer.iter_lines():
-            if line.startswith("event: "):
-                kind = line[len("event: ") :]
-            elif line.startswith("data: "):
-                found.append((kind, json.loads(line[len("data: ") :])))
-    return found
+        return list(sse_events(answer))
 
 
 def _chunks(events: list[tuple[str, Any]]) -> list[Any]:

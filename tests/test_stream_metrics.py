@@ -133,6 +133,36 @@ def test_graph_run_with_the_servers_tracer_records_the_same_figures() -> None:
     assert [e["name"] for e in chrome.events if e.get("ph") == "i"] == ["generated: first chunk"]
 
 
+class _SpansOnly:
+    """A user's tracer written before streams: its sinks have no ``stream``."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str]] = []
+
+    def request(self, label: str | None = None) -> _SpansOnly:
+        return self
+
+    def start(self, name: str, kind: str) -> None:
+        return None
+
+    def event(self, name: str, event: str, **attributes: Any) -> None:
+        pass
+
+    def span(self, name: str, start: float, end: float, *, kind: str, **extra: Any) -> None:
+        self.spans.append((name, extra.get("status", "ok")))
+
+
+def test_a_tracer_whose_sinks_do_not_hear_streams_still_traces_a_streaming_graph() -> None:
+    tracer = _SpansOnly()
+
+    async def main() -> dict[str, Any]:
+        async with load(SERVE_GRAPHS / "streamed.yaml") as graph:
+            return await graph.run({"n": 3, "step_ms": 0}, trace=tracer)
+
+    assert run(main())["tokens"] == ["t0", "t1", "t2"]
+    assert ("generated", "ok") in tracer.spans
+
+
 def _doc() -> str:
     return (ROOT / "docs" / "observability.md").read_text(encoding="utf-8")
 

@@ -51,9 +51,10 @@ class StreamWatch:
 
 def watch_stream(trace: SpanSink | None, node: NodePlan, deadline: float | None) -> StreamWatch:
     """The watch of a stream ``node`` opens now, under the attempt's ``deadline``."""
-    if trace is None:
+    opens = getattr(trace, "stream", None)  # optional: a sink written before streams
+    if opens is None:
         return StreamWatch(None, deadline)
-    sink = trace.stream(node.name, node.runner or "", node.method or "", time.monotonic())
+    sink = opens(node.name, node.runner or "", node.method or "", time.monotonic())
     return StreamWatch(sink, deadline)
 
 

@@ -46,7 +46,8 @@ class SpanSink(Protocol):
 
     def stream(self, name: str, runner: str, method: str, start: float) -> StreamSink | None:
         """Node ``name`` opened a stream of ``runner.method`` at ``start``: what hears
-        its chunks and its end (``None``: nothing to hear)."""
+        its chunks and its end (``None``: nothing to hear). Optional: a sink without
+        this method hears nothing of streams."""
 
     def span(
         self,

@@ -4,7 +4,7 @@ The graph routes are the server's hot path. FastAPI's request cycle (routing,
 exception and exit-stack middleware, a ``Request`` object, dependency solving)
 cost about as much CPU per request as the whole graph run, so this middleware
 answers ``POST /{graph}`` itself: refuse it at once past the in-flight bound
-(before reading its body), read the body, ``json.loads`` it once, run the
+(before reading its body), read the body, parse it once (``_json_body``), run the
 graph, write the JSON bytes. Everything else (other methods and paths, the
 OpenAPI documents that still describe these routes) falls through to FastAPI.
 
@@ -21,7 +21,9 @@ streamed outputs as they come, then the result.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 from types import TracebackType
 from typing import Any
 
@@ -39,7 +41,6 @@ from orchestrator.server._responses import error_response
 from orchestrator.server._serving import Served
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
-_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 # A request still running this long is watched for its client's disconnect.
 WATCH_AFTER_S = 0.02
 log = logging.getLogger("graphctl.serve")
@@ -189,6 +190,20 @@ def parse_json_object(raw: bytes, plan: Plan) -> dict[str, Any] | HttpError:
 
 
 def dumps(value: Any) -> bytes:
-    """JSON bytes (orjson: numpy values as numbers and lists); NaN and infinities,
-    which JSON cannot carry, become ``null``."""
-    return orjson.dumps(value, option=_DUMPS_OPTIONS)
+    """JSON bytes of a ``to_jsonable`` value; NaN and infinities, which JSON cannot
+    carry, become ``null``. orjson writes it, except a value holding an integer past
+    64 bits, which only the standard library can write."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(_finite(value), separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

@@ -5,13 +5,19 @@
 the value later would too). ``loads`` first measures the nesting depth of the
 raw bytes: bodies with fewer brackets than the limit (most requests) cost two
 ``bytes.count`` calls; larger ones are reduced (in C: ``translate``, ``split``)
-to their brackets outside strings, whose running depth numpy sums. The parser is
-orjson's: strict JSON (no ``NaN`` or ``Infinity``, numbers that fit a double,
-valid UTF-8), and about four times faster than the standard library's.
+to their brackets outside strings, whose running depth numpy sums.
+
+The parser is orjson's: strict JSON (no ``NaN`` or ``Infinity``, valid UTF-8),
+about four times faster than the standard library's. orjson reads an integer
+past 64 bits as a rounded float, so a body with a run of 20 digits or more
+(rare: an id, a big count) is parsed by the standard library instead, which
+keeps every integer exact (and still refuses ``NaN`` and ``Infinity``).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import numpy as np
@@ -39,12 +45,25 @@ def nesting_depth(raw: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int32).max())
 
 
+_LONG_INTEGER = re.compile(rb"[0-9]{20}")  # may not fit 64 bits: orjson would round it
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# Built once: ``json.loads`` with any keyword builds a new decoder on every call.
+_EXACT_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def loads(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """``raw`` parsed; ``RequestError`` if it is not JSON or nests deeper than ``max_depth``."""
     data = raw.encode() if isinstance(raw, str) else raw
     if data.count(b"[") + data.count(b"{") > max_depth and nesting_depth(data) > max_depth:
         raise RequestError(f"the JSON nests deeper than {max_depth} levels")
     try:
+        if _LONG_INTEGER.search(data):
+            return _EXACT_DECODER.decode(data.decode("utf-8"))
         return orjson.loads(data)
-    except orjson.JSONDecodeError as error:
+    except (ValueError, UnicodeDecodeError) as error:  # orjson's JSONDecodeError too
         raise RequestError(f"not valid JSON: {error}") from None

@@ -85,7 +85,8 @@ class InProcessWorker:
         self._events = events
         self._inbox: asyncio.Queue[Call | None] = asyncio.Queue()
         self._spans: otel.BatchSpans | None = None  # made at the first traced batch
-        # streaming batch id -> the pool's stop and join frames not yet read
+        # streaming batch id -> the pool's stop and join frames not yet read, from
+        # when the batch is sent until it is answered
         self._pool_frames: dict[int, list[list[Any]]] = {}
 
     def send_batch(
@@ -98,6 +99,9 @@ class InProcessWorker:
     ) -> None:
         frame = codec.call_frame(batch_id, method, args, kwargs, contexts, runner=self._runner)
         _, batch_id, method, args, kwargs, contexts = codec.roundtrip(frame)
+        spec = self.methods.get(method)
+        if spec is not None and spec.stream:  # stops and joins sent before it runs are kept
+            self._pool_frames[batch_id] = []
         self._inbox.put_nowait((batch_id, method, args, kwargs, list(contexts)))
 
     def stop_item(self, batch_id: int, index: int) -> None:
@@ -127,6 +131,7 @@ class InProcessWorker:
                 while (call := await self._inbox.get()) is not None:
                     with batch_log_fields(call[4]):
                         reply = await self._answer(*call)
+                    self._pool_frames.pop(call[0], None)  # its batch ended: joins left unread
                     self._events.on_reply(self, codec.roundtrip(reply))
         finally:
             self._thread.shutdown(wait=False, cancel_futures=True)
@@ -167,7 +172,7 @@ class InProcessWorker:
     ) -> list[Any]:
         """Run a streaming batch, its steps answered as a worker process answers them."""
         batch_id, method = call[0], call[1]
-        received = self._pool_frames[batch_id] = []
+        received = self._pool_frames.setdefault(batch_id, [])
 
         def emit(frame: list[Any]) -> None:
             encoded = codec.encode(frame, runner=self._runner, method=method)
@@ -178,11 +183,8 @@ class InProcessWorker:
             received.clear()
             return taken
 
-        try:
-            spec = method_spec_of(func)
-            error = await answer_stream(gen, spec, call, emit, poll, self._in_thread)
-        finally:
-            del self._pool_frames[batch_id]
+        spec = method_spec_of(func)
+        error = await answer_stream(gen, spec, call, emit, poll, self._in_thread)
         return error if error is not None else codec.encode(["ok", batch_id, None])
 
     def _batch_spans(self, contexts: Sequence[CallContext]) -> otel.BatchSpans | None:

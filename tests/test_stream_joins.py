@@ -76,6 +76,25 @@ def test_a_call_joins_a_running_stream_and_streams_before_it_ends(kind: str) -> 
 
 
 @pytest.mark.parametrize("kind", POOLS)
+def test_streams_started_together_share_one_batch(kind: str) -> None:
+    """The second call joins the batch the first was just sent in, before that batch
+    starts running: its join is read with the batch's first step, not dropped."""
+
+    async def main() -> tuple[Log, list[list[Any]], Any]:
+        log: Log = []
+        async with _pool(kind, step_s=0.05) as pool:
+            streams = await asyncio.gather(
+                _follow(pool, "A", "joining", 8, log), _follow(pool, "B", "joining", 3, log)
+            )
+            return log, list(streams), await pool.call("seen")
+
+    log, streams, seen = run(main())
+    assert streams == [_tokens(8), _tokens(3)]
+    assert log.index(("B", "end")) < log.index(("A", "end"))
+    assert seen["sizes"] == [2]
+
+
+@pytest.mark.parametrize("kind", POOLS)
 def test_without_joins_a_call_waits_for_the_next_batch(kind: str) -> None:
     log, first, second, seen = run(_second_while_first_runs(kind, "waiting"))
     assert first == _tokens(8) and second == _tokens(3)

@@ -74,9 +74,13 @@ def board(flight: Flight, calls: list[PendingCall], now: float) -> None:
     queue.in_flight += len(calls)
 
 
-def room(flight: Flight) -> int:
-    """Calls ``flight`` may take now: 0 unless it is a joinable stream (and not a
-    call retried alone), else ``max_batch_size`` minus its items still running."""
+def room(state: WorkerState) -> int:
+    """Calls the batch ``state``'s worker holds may take now: 0 unless it is a
+    joinable stream (and not a call retried alone) on a worker that takes joins
+    (not a draining host), else ``max_batch_size`` minus its items still running."""
+    flight = state.flight
+    if flight is None or not state.worker.takes_joins:
+        return 0
     spec, calls = flight.queue.spec, flight.calls
     if not spec.joins or calls[0].solo:
         return 0
@@ -88,7 +92,7 @@ def room(flight: Flight) -> int:
 def can_join(states: Iterable[WorkerState], queue: MethodQueue) -> bool:
     """A running batch of ``queue``'s method has room: a new call starts at its next
     step (admission predicts no wait for it, as for an idle worker)."""
-    return any(s.flight is not None and s.flight.queue is queue and room(s.flight) for s in states)
+    return any(s.flight is not None and s.flight.queue is queue and room(s) for s in states)
 
 
 def offer_joins(states: Iterable[WorkerState], runner: str) -> None:
@@ -98,7 +102,7 @@ def offer_joins(states: Iterable[WorkerState], runner: str) -> None:
         for state in states
         if state.flight is not None
         and state.flight.queue.queue
-        and (free := room(state.flight)) > 0
+        and (free := room(state)) > 0
     ]
     held.sort(key=lambda pair: -pair[0])
     for free, state in held:

@@ -78,6 +78,7 @@ class InProcessWorker:
         self.load = 0  # only its pool uses it
         self.label = f"{runner}/local"
         self.pid: int | None = None  # this process: its figures are the server's own
+        self.takes_joins = True  # it is never drained
         self.methods: Mapping[str, MethodSpec] = runnable_methods(type(instance))
         self._runner = runner
         self._table: dict[str, Callable[..., Any]] = method_table(instance)

@@ -98,6 +98,10 @@ class ProcessWorker:
     def pid(self) -> int | None:
         return None if self.process is None else self.process.pid
 
+    @property
+    def takes_joins(self) -> bool:
+        return not self.closed.is_set()
+
     def deliver(self, message: Any) -> None:
         if not self.ready.done():
             self.ready.set_result(message)

@@ -67,6 +67,12 @@ class Worker(Protocol):
         uses it): of two idle workers, the pool sends a batch to the less loaded."""
         ...
 
+    @property
+    def takes_joins(self) -> bool:
+        """Calls may still join the streaming batch it holds: not once it is going
+        away (a draining worker host is sent nothing more) or its connection closed."""
+        ...
+
     def send_batch(
         self,
         batch_id: int,

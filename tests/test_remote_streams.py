@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import signal
 from collections.abc import Sequence
 from contextlib import aclosing
 from typing import Any
@@ -197,6 +198,41 @@ def test_a_call_joins_a_stream_running_on_a_host() -> None:
     assert first == [f"t{i}" for i in range(8)] and second == ["t0", "t1", "t2"]
     assert log.index(("B", "t2")) < log.index(("A", "t7"))  # B ran inside A's batch
     assert seen["sizes"] == [2]
+
+
+def test_a_draining_host_takes_no_join() -> None:
+    """Once its host is going away, a running batch takes no more calls: a new call
+    waits for another host instead of joining it."""
+    spare_port = free_port()
+    spares: list[WorkerProcess] = []
+
+    async def main(first: WorkerProcess) -> tuple[list[Any], list[Any], Any]:
+        async with _pool([first.port, spare_port], JOINING, max_latency_ms=30_000) as pool:
+            running = asyncio.ensure_future(_collect(pool, "joining", 40))  # 2 s of steps
+            await until(lambda: pool.stats().methods["joining"].in_flight == 1)
+            first.signal(signal.SIGTERM)
+            await until(lambda: _connected(pool.stats()) == 0)  # it said it is going away
+            late = asyncio.ensure_future(_collect(pool, "joining", 3))
+            await until(lambda: _queued_or_sent(pool.stats(), "joining") == 2)
+            spares.append(await asyncio.to_thread(_joins_host, spare_port))
+            return await running, await late, await pool.call("seen")
+
+    try:
+        with _joins_host() as first:
+            running, late, seen = run(main(first), timeout_s=60)
+    finally:
+        for spare in spares:
+            spare.close()
+    assert running == [f"t{i}" for i in range(40)] and late == ["t0", "t1", "t2"]
+    assert seen["sizes"] == [1]  # the late call ran on the spare host, alone
+
+
+def _queued_or_sent(stats: PoolStats, method: str) -> int:
+    return stats.methods[method].queue_length + stats.methods[method].in_flight
+
+
+def _joins_host(port: int | None = None) -> WorkerProcess:
+    return WorkerProcess(graph=REMOTE_GRAPHS / "joins.yaml", runner="joiner", port=port)
 
 
 def _connected(stats: PoolStats) -> int:

@@ -81,6 +81,11 @@ class RemoteWorker:
 
     # -- Worker ----------------------------------------------------------------
 
+    @property
+    def takes_joins(self) -> bool:
+        """Not once the host said it is going away: it is sent nothing more."""
+        return self.serving and not self.draining
+
     def send_batch(
         self,
         batch_id: int,
@@ -99,7 +104,7 @@ class RemoteWorker:
 
     def join_items(self, batch_id: int, args: list[Any], kwargs: Any) -> None:
         frame = codec.encode(["join", batch_id, args, kwargs], runner=self.label)
-        if self.batch_id == batch_id and self.serving:
+        if self.batch_id == batch_id and self.takes_joins:
             self.link.send(frame)
 
     def kill(self) -> None:

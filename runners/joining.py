@@ -19,8 +19,9 @@ each step's chunk frame, only grow while it runs).
 The race: a join may reach a worker whose batch has just finished. The worker
 acknowledges every join it takes with ``joined``, so the batch's final reply
 tells the pool which calls it never took; those go back to the head of their
-queue untouched (``runners.streaming.end_stream``). A worker lost mid-batch
-retries them like any item that sent no chunk.
+queue untouched (``end_joined_stream``). A worker lost mid-batch never ran the
+joins it did not acknowledge either: they go back the same way, no crash
+counted (``retry_lost``).
 
 Every call boards its flight here (``board``), whether it leaves the queue with
 its batch or joins one already running.
@@ -39,11 +40,13 @@ from runners.batcher import (
     fail_batch,
     key_of,
     split_rows,
+    survivors_of_crash,
     take_matching,
 )
-from runners.errors import UnsupportedValue
+from runners.errors import RunnerError, UnsupportedValue
 from runners.health import WorkerState
 from runners.merging import merge_inputs
+from runners.streaming import end_stream, unstarted
 
 JOIN_LIMIT = 16  # a batch takes joins while its items in all stay below this x max_batch_size
 
@@ -127,3 +130,28 @@ def send_join(state: WorkerState, flight: Flight, calls: list[PendingCall], runn
         fail_batch(queue, calls, batch_error(type(exc).__name__, text, runner, queue.spec.name))
         return
     board(flight, calls, time.monotonic())
+
+
+def return_untaken(flight: Flight) -> None:
+    """Calls sent to join ``flight`` that its worker never acknowledged go back to
+    the head of their queue as they were: they never ran."""
+    untaken = [call for call in flight.calls[flight.taken :] if not call.future.done()]
+    flight.queue.requeue(untaken, solo=False)
+
+
+def end_joined_stream(flight: Flight, error: RunnerError | None, worker: int) -> None:
+    """A streaming batch's final reply: the joins it never took (the batch ended
+    first) go back to their queue; its other items end (``end_stream``)."""
+    return_untaken(flight)
+    end_stream(flight, error, worker)
+
+
+def retry_lost(flight: Flight, poison: RunnerError, interrupted: RunnerError) -> None:
+    """A batch lost with its worker: joins it never took go back to their queue
+    untouched (no crash counted); of the calls it took, a stream that sent chunks
+    fails with ``interrupted``, the others run again (alone, if it held several),
+    and a call lost with a second worker fails with ``poison``."""
+    return_untaken(flight)
+    taken = flight.calls[: flight.taken]
+    retry = survivors_of_crash(unstarted(taken, interrupted), poison)
+    flight.queue.requeue(retry, solo=len(taken) > 1)

@@ -42,7 +42,6 @@ from runners.batcher import (
     full_batch_waiting,
     next_release,
     oldest_queue,
-    survivors_of_crash,
     take_batch,
 )
 from runners.config import RunnerConfig
@@ -54,19 +53,19 @@ from runners.errors import (
     UnsupportedValue,
 )
 from runners.health import HangWatch, WorkerState
-from runners.joining import board, can_join, leave_queue, offer_joins
+from runners.joining import (
+    board,
+    can_join,
+    end_joined_stream,
+    leave_queue,
+    offer_joins,
+    retry_lost,
+)
 from runners.lifecycle import Lifecycle
 from runners.merging import merge_inputs
 from runners.resources import plan_environments
 from runners.runnable import MethodSpec
-from runners.streaming import (
-    ItemStream,
-    deliver_progress,
-    end_stream,
-    is_done,
-    is_progress,
-    unstarted,
-)
+from runners.streaming import ItemStream, deliver_progress, is_done, is_progress
 from runners.supervisor import Supervisor
 from runners.transport import Reply, Worker, WorkerEvents, Workers
 from runners.types import Args, CallResult, Kwargs, PoolStats
@@ -400,7 +399,7 @@ class WorkerPool:
         method = queue.spec.name
         error = None if reply[0] == "ok" else batch_error(reply[2], reply[3], self.name, method)
         if queue.spec.stream:  # its time is the stream's, not one step's
-            end_stream(flight, error, worker.id)
+            end_joined_stream(flight, error, worker.id)
         else:
             self._hangs.observe(method, now - flight.sent_at)
             queue.warn_if_over_budget(self.name)
@@ -463,8 +462,7 @@ class WorkerPool:
                 runner=self.name,
                 method=flight.queue.spec.name,
             )
-            retry = survivors_of_crash(unstarted(flight.calls, interrupted), error)
-            flight.queue.requeue(retry, solo=len(flight.calls) > 1)
+            retry_lost(flight, error, interrupted)
         self._dispatch()
         self._check_drained()
 

@@ -294,12 +294,9 @@ def settle(call: Any, flight: Any, size: int, worker: int) -> None:
 
 
 def end_stream(flight: Any, error: RunnerError | None, worker: int) -> None:
-    """A streaming batch's final reply: items still running end, or fail with
-    ``error`` (a stream is never retried: its chunks already reached the caller).
-    Calls sent to join it that the worker never took (the batch ended first) go
-    back to the head of their queue, untouched: they never ran."""
-    untaken = [call for call in flight.calls[flight.taken :] if not call.future.done()]
-    flight.queue.requeue(untaken, solo=False)
+    """A streaming batch's final reply: the items its worker took that still run
+    end, or fail with ``error`` (a stream is never retried: its chunks already
+    reached the caller). Joins it never took are ``runners.joining``'s."""
     for call in flight.calls[: flight.taken]:
         if call.future.done():
             continue

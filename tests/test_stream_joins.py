@@ -187,6 +187,36 @@ def test_a_crash_fails_joined_items_that_streamed_and_retries_the_others() -> No
     assert restarts == 1
 
 
+def test_joins_a_lost_worker_never_took_run_again_as_they_were() -> None:
+    """The worker is paused, so the joins sent to its batch stay unread, then killed:
+    those calls never ran, so they are not counted as crashed (which would run each
+    alone): they share the next batch."""
+
+    async def outcome(pool: WorkerPool, name: str, n: int, log: Log) -> Any:
+        try:
+            return await _follow(pool, name, "joining", n, log)
+        except StreamInterrupted as exc:
+            return exc
+
+    async def main() -> tuple[list[Any], Any, int]:
+        log: Log = []
+        async with _pool("process", step_s=0.02) as pool:
+            lead = asyncio.ensure_future(outcome(pool, "A", 10**6, log))
+            await _first(log, "A")
+            (pid,) = pool.stats().worker_pids.values()
+            os.kill(pid, signal.SIGSTOP)
+            joins = asyncio.gather(outcome(pool, "B", 2, log), outcome(pool, "C", 3, log))
+            await until(lambda: pool.stats().methods["joining"].in_flight == 3)
+            os.kill(pid, signal.SIGKILL)
+            outcomes = [await lead, *await joins]
+            return outcomes, await pool.call("seen"), pool.stats().restarts
+
+    (lead, joined_b, joined_c), seen, restarts = run(main())
+    assert isinstance(lead, StreamInterrupted)
+    assert joined_b == _tokens(2) and joined_c == _tokens(3)
+    assert seen["sizes"] == [2] and restarts == 1  # one batch on the new worker
+
+
 @pytest.mark.parametrize("kind", POOLS)
 def test_a_join_that_reaches_a_finished_batch_runs_in_the_next(kind: str, tmp_path: Path) -> None:
     marker = tmp_path / "release"

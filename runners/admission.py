@@ -95,6 +95,16 @@ def arm_timers(queue: MethodQueue, pending: list[PendingCall], delay_s: float, r
             call.timer = loop.call_later(delay_s, expire, queue, call, runner)
 
 
+def rearm_timers(queue: MethodQueue, calls: list[PendingCall], now: float, runner: str) -> None:
+    """Calls back in the queue after leaving it (sent to join a batch that never took
+    them): each is dropped at its own limit again, at once if already past."""
+    for call in calls:
+        if call.limit <= now:
+            expire(queue, call, runner)
+        else:
+            arm_timers(queue, [call], call.limit - now, runner)
+
+
 def expire(queue: MethodQueue, call: PendingCall, runner: str) -> None:
     call.timer = None
     if call.queued and not call.future.done():

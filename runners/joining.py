@@ -32,6 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
+from runners.admission import rearm_timers
 from runners.batcher import (
     Flight,
     MethodQueue,
@@ -132,26 +133,32 @@ def send_join(state: WorkerState, flight: Flight, calls: list[PendingCall], runn
     board(flight, calls, time.monotonic())
 
 
-def return_untaken(flight: Flight) -> None:
+def return_untaken(flight: Flight, runner: str) -> None:
     """Calls sent to join ``flight`` that its worker never acknowledged go back to
-    the head of their queue as they were: they never ran."""
+    the head of their queue as they were: they never ran, so their deadline
+    (or ``max_latency_ms``) bounds their wait again."""
     untaken = [call for call in flight.calls[flight.taken :] if not call.future.done()]
     flight.queue.requeue(untaken, solo=False)
+    rearm_timers(flight.queue, untaken, time.monotonic(), runner)
 
 
-def end_joined_stream(flight: Flight, error: RunnerError | None, worker: int) -> None:
+def end_joined_stream(
+    flight: Flight, error: RunnerError | None, worker: int, runner: str
+) -> None:
     """A streaming batch's final reply: the joins it never took (the batch ended
     first) go back to their queue; its other items end (``end_stream``)."""
-    return_untaken(flight)
+    return_untaken(flight, runner)
     end_stream(flight, error, worker)
 
 
-def retry_lost(flight: Flight, poison: RunnerError, interrupted: RunnerError) -> None:
+def retry_lost(
+    flight: Flight, poison: RunnerError, interrupted: RunnerError, runner: str
+) -> None:
     """A batch lost with its worker: joins it never took go back to their queue
     untouched (no crash counted); of the calls it took, a stream that sent chunks
     fails with ``interrupted``, the others run again (alone, if it held several),
     and a call lost with a second worker fails with ``poison``."""
-    return_untaken(flight)
+    return_untaken(flight, runner)
     taken = flight.calls[: flight.taken]
     retry = survivors_of_crash(unstarted(taken, interrupted), poison)
     flight.queue.requeue(retry, solo=len(taken) > 1)

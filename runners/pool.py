@@ -399,7 +399,7 @@ class WorkerPool:
         method = queue.spec.name
         error = None if reply[0] == "ok" else batch_error(reply[2], reply[3], self.name, method)
         if queue.spec.stream:  # its time is the stream's, not one step's
-            end_joined_stream(flight, error, worker.id)
+            end_joined_stream(flight, error, worker.id, self.name)
         else:
             self._hangs.observe(method, now - flight.sent_at)
             queue.warn_if_over_budget(self.name)
@@ -462,7 +462,7 @@ class WorkerPool:
                 runner=self.name,
                 method=flight.queue.spec.name,
             )
-            retry_lost(flight, error, interrupted)
+            retry_lost(flight, error, interrupted, self.name)
         self._dispatch()
         self._check_drained()
 

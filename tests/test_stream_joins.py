@@ -237,6 +237,33 @@ def test_a_join_that_reaches_a_finished_batch_runs_in_the_next(kind: str, tmp_pa
 
 
 @pytest.mark.parametrize("kind", POOLS)
+def test_a_join_never_taken_keeps_its_deadline(kind: str, tmp_path: Path) -> None:
+    """B is sent to join a batch that never reads it, and its deadline passes
+    meanwhile: back in the queue, it times out instead of running late."""
+    marker = tmp_path / "release"
+
+    async def main() -> tuple[list[Any], BaseException, Log, Any]:
+        log: Log = []
+        async with _pool(kind, step_s=0.0) as pool:
+            first = asyncio.ensure_future(_follow(pool, "A", "gated", str(marker), log))
+            await _first(log, "A")  # the batch now waits for the marker, then returns
+            deadline = time.monotonic() + 0.2
+            late = asyncio.ensure_future(
+                _follow(pool, "B", "gated", str(marker), log, deadline=deadline)
+            )
+            await until(lambda: pool.stats().methods["gated"].in_flight == 2)  # join sent
+            await until(lambda: time.monotonic() > deadline)
+            marker.touch()
+            with pytest.raises(CallTimeout) as waited:
+                await late
+            return await first, waited.value, log, await pool.call("seen")
+
+    first, waited, log, seen = run(main())
+    assert first == ["g0"] and ("B", "g0") not in log
+    assert "deadline" in str(waited) and seen["sizes"] == [1]
+
+
+@pytest.mark.parametrize("kind", POOLS)
 def test_a_call_that_can_join_is_admitted_whatever_the_streams_last(kind: str) -> None:
     async def main() -> tuple[float, list[Any]]:
         log: Log = []

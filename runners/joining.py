@@ -47,7 +47,7 @@ from runners.batcher import (
 from runners.errors import RunnerError, UnsupportedValue
 from runners.health import WorkerState
 from runners.merging import merge_inputs
-from runners.streaming import end_stream, unstarted
+from runners.streaming import end_stream, take, unstarted
 
 JOIN_LIMIT = 16  # a batch takes joins while its items in all stay below this x max_batch_size
 
@@ -61,10 +61,11 @@ def leave_queue(calls: list[PendingCall]) -> None:
             call.timer = None
 
 
-def board(flight: Flight, calls: list[PendingCall], now: float) -> None:
-    """``calls`` leave their queue for ``flight``: as its batch when it is sent, or
-    as items joining a running stream (``offer_joins``). A streaming call
-    learns its batch and its index in it."""
+def board(flight: Flight, calls: list[PendingCall], now: float, *, sent: bool = False) -> None:
+    """``calls`` leave their queue for ``flight``: as its batch when it is ``sent``,
+    or as items joining a running stream (``offer_joins``), taken once the worker
+    acknowledges them (``runners.streaming.take``). A streaming call learns its
+    batch and its index in it."""
     queue = flight.queue
     first = len(flight.calls)
     split = split_rows(calls, queue.spec)  # each call's rows, counted once per batch
@@ -74,8 +75,9 @@ def board(flight: Flight, calls: list[PendingCall], now: float) -> None:
     for index, call in enumerate(calls, start=first):
         if call.stream is not None:
             call.stream.board(flight.batch_id, index, now)
-        queue.record_wait(now - call.enqueued_at)
     queue.in_flight += len(calls)
+    if sent:
+        take(flight, len(flight.calls))
 
 
 def room(state: WorkerState) -> int:

@@ -367,8 +367,7 @@ class WorkerPool:
             fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
             return
         state.flight = flight = Flight(queue, [], self._next_batch, time.monotonic(), 0, [])
-        board(flight, batch, flight.sent_at)
-        flight.taken = len(batch)
+        board(flight, batch, flight.sent_at, sent=True)
         self._hangs.sent(state, method)
 
     def _take_flight(self, state: WorkerState) -> Flight | None:

@@ -279,9 +279,20 @@ def deliver_progress(flight: Any, message: list[Any], worker: int) -> None:
                 call.stream.started = True
                 call.stream.chunks.put_nowait(chunk)
     elif message[0] == "joined":
-        flight.taken = max(flight.taken, min(int(message[2]), len(calls)))
+        take(flight, int(message[2]))
     elif 0 <= (index := int(message[2])) < len(calls):
         settle(calls[index], flight, len(calls), worker)
+
+
+def take(flight: Any, items: int) -> None:
+    """The worker runs ``flight``'s first ``items`` calls (its batch as sent, then
+    each join it acknowledged): a call's queue wait is recorded once, when taken
+    (a join sent to a batch that never took it waits in the queue again)."""
+    upto = min(items, len(flight.calls))
+    for call in flight.calls[flight.taken : upto]:
+        sent_at = flight.sent_at if call.stream is None else call.stream.sent_at
+        flight.queue.record_wait(sent_at - call.enqueued_at)
+    flight.taken = max(flight.taken, upto)
 
 
 def settle(call: Any, flight: Any, size: int, worker: int) -> None:

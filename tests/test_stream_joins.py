@@ -63,6 +63,8 @@ async def _second_while_first_runs(kind: str, method: str) -> tuple[Log, Any, An
         first = asyncio.ensure_future(_follow(pool, "A", method, 8, log))
         await _first(log, "A")
         second = await _follow(pool, "B", method, 3, log)
+        waits = sum(pool.stats().methods[method].queue_waits)
+        assert waits == 2  # each call's, once: when its batch was sent or it joined
         return log, await first, second, await pool.call("seen")
 
 
@@ -221,7 +223,7 @@ def test_joins_a_lost_worker_never_took_run_again_as_they_were() -> None:
 def test_a_join_that_reaches_a_finished_batch_runs_in_the_next(kind: str, tmp_path: Path) -> None:
     marker = tmp_path / "release"
 
-    async def main() -> tuple[list[Any], list[Any], Any]:
+    async def main() -> tuple[list[Any], list[Any], int, Any]:
         log: Log = []
         async with _pool(kind, step_s=0.0) as pool:
             first = asyncio.ensure_future(_follow(pool, "A", "gated", str(marker), log))
@@ -229,11 +231,14 @@ def test_a_join_that_reaches_a_finished_batch_runs_in_the_next(kind: str, tmp_pa
             second = asyncio.ensure_future(_follow(pool, "B", "gated", str(marker), log))
             await until(lambda: pool.stats().methods["gated"].in_flight == 2)  # join sent
             marker.touch()
-            return await first, await second, await pool.call("seen")
+            streams = await first, await second
+            waits = sum(pool.stats().methods["gated"].queue_waits)
+            return *streams, waits, await pool.call("seen")
 
-    first, second, seen = run(main())
+    first, second, waits, seen = run(main())
     assert first == ["g0"] and second == ["g0"]
     assert seen["sizes"] == [1, 1]  # B never ran in the first batch: it ran in its own
+    assert waits == 2  # one queue wait per call: B's join that was not taken is not one
 
 
 @pytest.mark.parametrize("kind", POOLS)

@@ -28,7 +28,7 @@ from typing import Any
 
 from runners.call_context import CallContext
 from runners.config import BatchingConfig
-from runners.errors import MethodError, RunnerError, UnsupportedValue
+from runners.errors import MethodError, ProtocolError, RunnerError, UnsupportedValue
 from runners.latency_model import (
     ArrivalRate,
     BatchCostModel,
@@ -294,9 +294,12 @@ def survivors_of_crash(calls: Sequence[PendingCall], error: RunnerError) -> list
 
 
 def batch_error(error_type: str, text: str, runner: str, method: str) -> RunnerError:
-    """The error of a batch that raised in the worker, or could not be sent."""
+    """The error of a batch that raised in the worker, or could not be sent (a
+    ``ProtocolError``: the worker found a frame from the pool malformed)."""
     if error_type == "UnsupportedValue":
         return UnsupportedValue(text, runner=runner, method=method)
+    if error_type == "ProtocolError":
+        return ProtocolError(text, runner=runner, method=method)
     return MethodError(text, error_type=error_type, runner=runner, method=method)
 
 

@@ -23,7 +23,8 @@
      │                          not retryable: retrying would crash another
      ├── MethodError            the user's method raised; carries its type and message
      ├── UnsupportedValue       a value cannot cross the data-only IPC protocol
-     ├── ProtocolError          a malformed frame: the worker sending it is killed
+     ├── ProtocolError          a malformed frame: a worker sending one is killed; a
+     │                          batch the pool's frame was malformed for fails
      ├── TracingError           the OTEL_* variables ask for traces this install
      │                          cannot export (SDK missing, unknown exporter)
      └── ModelError             a model store entry cannot be used (names the entry)

@@ -23,7 +23,9 @@ item still running ends. Chunks are never ``None``.
 A method declared ``joins=True`` takes new calls between steps
 (``runners.joining``): the worker reads ``join`` frames as it reads ``stop``
 frames, appends their items to the argument lists the generator holds, and
-acknowledges each with ``joined`` before the step that includes them.
+acknowledges each with ``joined`` before the step that includes them. A
+malformed ``join`` is the pool's fault, not the method's: the batch ends with a
+``ProtocolError`` reply and a log line saying so (``protocol_fault``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,6 +42,8 @@ from runners.errors import MethodError, ProtocolError, RunnerError
 from runners.replies import error_reply
 from runners.runnable import END, MethodSpec
 from runners.types import CallResult
+
+logger = logging.getLogger("runners.streaming")
 
 RunSync = Callable[[Callable[[], Any]], Awaitable[Any]]
 Emit = Callable[[list[Any]], None]
@@ -197,9 +202,10 @@ async def drive(
     poll: Callable[[], Iterable[list[Any]]],
     run_sync: RunSync,
     inputs: tuple[list[Any], dict[str, Any]] | None = None,
-) -> None:
+) -> ProtocolError | None:
     """Step ``gen`` until it returns or no item is wanted, emitting each step's
-    frames; between steps, the pool's frames (``poll``) stop items or join new ones."""
+    frames; between steps, the pool's frames (``poll``) stop items or join new ones.
+    A malformed one ends the batch: its fault is returned."""
     sent: frozenset[int] | None = None
     try:
         while not framer.finished:
@@ -208,14 +214,30 @@ async def drive(
                 break
             for frame in framer.step(yielded):
                 emit(frame)
-            for frame in take_pool_frames(framer, poll(), inputs):
+            try:
+                acks = take_pool_frames(framer, poll(), inputs)
+            except ProtocolError as fault:
+                return fault
+            for frame in acks:
                 emit(frame)
             sent = framer.unwanted
     finally:
-        if inspect.isasyncgen(gen):
-            await gen.aclose()
-        else:
-            await run_sync(gen.close)
+        await _close(gen, run_sync)
+    return None
+
+
+async def _close(gen: Any, run_sync: RunSync) -> None:
+    if inspect.isasyncgen(gen):
+        await gen.aclose()
+    else:
+        await run_sync(gen.close)
+
+
+def protocol_fault(batch_id: int, fault: ProtocolError) -> list[Any]:
+    """The reply ending batch ``batch_id`` over a malformed frame from the pool,
+    logged as the pool's fault (the method did not raise)."""
+    logger.error("batch %s: a frame from the pool was malformed: %s", batch_id, fault.message)
+    return error_reply(batch_id, fault)
 
 
 async def answer_stream(
@@ -235,8 +257,8 @@ async def answer_stream(
         return error_reply(batch_id, TypeError(f"{spec.name} did not return a generator"))
     framer = StepFramer(batch_id, batch_size(spec, args, kwargs), spec.batchable)
     inputs = (args, kwargs) if spec.joins else None
-    await drive(gen, framer, emit, poll, run_sync, inputs)
-    return None
+    fault = await drive(gen, framer, emit, poll, run_sync, inputs)
+    return None if fault is None else protocol_fault(batch_id, fault)
 
 
 _DONE = object()  # the iterator's last value: its future holds the outcome

@@ -8,10 +8,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runners import BatchingConfig, MethodSpec, MethodStats, WorkerCrashed, WorkerPool
+from runners import (
+    BatchingConfig,
+    MethodError,
+    MethodSpec,
+    MethodStats,
+    ProtocolError,
+    WorkerCrashed,
+    WorkerPool,
+)
 from runners.batcher import (
     MethodQueue,
     PendingCall,
+    batch_error,
     oldest_queue,
     predicted_wait_s,
     survivors_of_crash,
@@ -171,3 +180,12 @@ def test_a_lone_caller_is_never_held() -> None:
             return pool.stats().methods["predict"]
 
     assert run(main()).waits == 0
+
+
+def test_a_protocol_fault_reported_by_a_worker_is_a_protocol_error() -> None:
+    """A worker that found the pool's frame malformed answers ``ProtocolError``: the
+    callers get that category, not the method's error."""
+    error = batch_error("ProtocolError", "a join's arguments do not match", "r", "m")
+    assert type(error) is ProtocolError
+    assert str(error) == "runner 'r.m': a join's arguments do not match"
+    assert isinstance(batch_error("ValueError", "bad", "r", "m"), MethodError)

@@ -22,7 +22,7 @@ from runners.config import RemoteConfig, parse_endpoint
 from runners.remote import RemoteWorkers, protocol
 from tests._remote_helpers import REMOTE_GRAPHS, TOKEN, RawClient, WorkerProcess, kill
 from tests._serve_helpers import free_port
-from tests.conftest import run, runner_config, until
+from tests.conftest import run, runner_config, until, wait_until
 
 STREAMS = REMOTE_GRAPHS / "streams.yaml"
 RUNNABLE = "tests.runnables.stream_models:Counter"
@@ -283,6 +283,24 @@ def test_a_connection_that_closes_stops_the_items_that_joined_too() -> None:
                 assert frame[0] == "chunk"
             assert frame == ["joined", 1, 2]
         assert run(seen(), timeout_s=30)["sizes"] == [2]
+
+
+def test_a_malformed_join_fails_its_batch_as_the_pool_s_fault() -> None:
+    """A join whose arguments do not match its batch's ends the batch with a
+    ProtocolError reply, logged as a malformed frame from the pool (the method did
+    not raise); the connection stays."""
+    spec = protocol.spec_hash({"runnable": JOINING, "init": JOINING_INIT})
+    with _joins_host() as host, RawClient(host.port) as client:
+        assert client.authenticate(TOKEN, spec)[0] == "welcome"
+        client.send(["call", 1, "joining", [[100_000]], {}, []])
+        assert client.receive() == ["chunk", 1, ["t0"]]
+        client.send(["join", 1, [[1], [2]], {}])  # two arguments: the batch has one
+        reply = _until_reply(client)[-1]
+        assert reply == ["error", 1, "ProtocolError", "a join's arguments do not match its batch's"]
+        client.send(["ping", 2])
+        assert client.receive() == ["pong", 2, 0]
+        wait_until(lambda: "batch 1: a frame from the pool was malformed" in host.output)
+    assert "joining raised" not in host.output
 
 
 def _until_reply(client: RawClient) -> list[Any]:

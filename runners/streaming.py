@@ -110,12 +110,19 @@ class StepFramer:
 
 
 def batch_size(spec: MethodSpec, args: Sequence[Any], kwargs: Any) -> int:
-    """Items in a streaming batch: the length of its stacked arguments (1 unbatched)."""
+    """Items in a streaming batch: the length of its stacked arguments (1 unbatched).
+    ``ProtocolError`` when they are not stacked (a runner that overrides
+    ``batchable`` against the method's declaration, or a malformed call frame)."""
     if not spec.batchable:
         return 1
-    for value in (*args, *dict(kwargs).values()):
-        return len(value)
-    return 1
+    try:
+        values = [*args, *dict(kwargs).values()]
+        return len(values[0]) if values else 1
+    except (TypeError, ValueError):
+        raise ProtocolError(
+            f"{spec.name} is declared batchable: its arguments must come stacked, "
+            "one entry per item (does the runner override batchable?)"
+        ) from None
 
 
 async def run_direct(step: Callable[[], Any]) -> Any:
@@ -255,7 +262,11 @@ async def answer_stream(
     batch_id, _, args, kwargs = call
     if not (inspect.isgenerator(gen) or inspect.isasyncgen(gen)):
         return error_reply(batch_id, TypeError(f"{spec.name} did not return a generator"))
-    framer = StepFramer(batch_id, batch_size(spec, args, kwargs), spec.batchable)
+    try:
+        framer = StepFramer(batch_id, batch_size(spec, args, kwargs), spec.batchable)
+    except ProtocolError as unstacked:
+        await _close(gen, run_sync)
+        return protocol_fault(batch_id, unstacked)
     inputs = (args, kwargs) if spec.joins else None
     fault = await drive(gen, framer, emit, poll, run_sync, inputs)
     return None if fault is None else protocol_fault(batch_id, fault)

@@ -303,6 +303,21 @@ def test_a_malformed_join_fails_its_batch_as_the_pool_s_fault() -> None:
     assert "joining raised" not in host.output
 
 
+def test_a_streaming_call_not_stacked_fails_its_batch_and_keeps_the_connection() -> None:
+    """``tokens`` is declared batchable, so its arguments come stacked; a call that
+    does not stack them (a runner overriding ``batchable``) gets an error reply
+    naming the cause, and the host serves the connection on."""
+    with _host() as host, RawClient(host.port) as client:
+        assert client.authenticate(TOKEN, SPEC)[0] == "welcome"
+        client.send(["call", 1, "tokens", [3], {}, []])  # 3, not [3]
+        kind, batch, error_type, text = client.receive()
+        assert (kind, batch, error_type) == ("error", 1, "ProtocolError")
+        assert "declared batchable" in text and "override batchable" in text
+        client.send(["call", 2, "tokens", [[2]], {}, []])
+        assert _until_reply(client)[-1] == ["ok", 2, None]
+        wait_until(lambda: "batch 1: a frame from the pool was malformed" in host.output)
+
+
 def _until_reply(client: RawClient) -> list[Any]:
     """Frames up to and including the batch's reply."""
     frames = [client.receive()]

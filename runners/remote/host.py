@@ -32,7 +32,7 @@ from typing import Any, cast
 from runners import call_context, codec, heap, log_context, otel, streaming
 from runners.call_context import CallContext
 from runners.config import RunnerConfig
-from runners.errors import RunnerStartupError
+from runners.errors import ProtocolError, RunnerStartupError
 from runners.remote import protocol
 from runners.remote.link import FrameLink
 from runners.remote.streams import RelayedStream
@@ -213,7 +213,11 @@ class WorkerHost:
             connection.link.send(codec.encode(["busy", batch_id, reason]))
             return
         call = (batch_id, method, args, kwargs)
-        link = self._stream_link(connection, call)
+        try:
+            link = self._stream_link(connection, call)
+        except ProtocolError as fault:  # the batch fails; the connection stays
+            connection.link.send(streaming.protocol_fault(batch_id, fault))
+            return
         future = self._model.run(call, call_context.checked(contexts), link)
         self.pending.add(future)
         future.add_done_callback(lambda done: self._answered(connection, done, batch_id))

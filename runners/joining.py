@@ -106,9 +106,7 @@ def offer_joins(states: Iterable[WorkerState], runner: str) -> None:
     held = [
         (free, state)
         for state in states
-        if state.flight is not None
-        and state.flight.queue.queue
-        and (free := room(state)) > 0
+        if state.flight is not None and state.flight.queue.queue and (free := room(state)) > 0
     ]
     held.sort(key=lambda pair: -pair[0])
     for free, state in held:
@@ -144,18 +142,14 @@ def return_untaken(flight: Flight, runner: str) -> None:
     rearm_timers(flight.queue, untaken, time.monotonic(), runner)
 
 
-def end_joined_stream(
-    flight: Flight, error: RunnerError | None, worker: int, runner: str
-) -> None:
+def end_joined_stream(flight: Flight, error: RunnerError | None, worker: int, runner: str) -> None:
     """A streaming batch's final reply: the joins it never took (the batch ended
     first) go back to their queue; its other items end (``end_stream``)."""
     return_untaken(flight, runner)
     end_stream(flight, error, worker)
 
 
-def retry_lost(
-    flight: Flight, poison: RunnerError, interrupted: RunnerError, runner: str
-) -> None:
+def retry_lost(flight: Flight, poison: RunnerError, interrupted: RunnerError, runner: str) -> None:
     """A batch lost with its worker: joins it never took go back to their queue
     untouched (no crash counted); of the calls it took, a stream that sent chunks
     fails with ``interrupted``, the others run again (alone, if it held several),

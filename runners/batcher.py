@@ -39,6 +39,7 @@ from runners.latency_model import (
     worth_holding,
 )
 from runners.merging import call_key, split_outputs
+from runners.replies import PROTOCOL_FAULT
 from runners.runnable import MethodSpec
 from runners.streaming import ItemStream
 from runners.types import QUEUE_WAIT_BUCKETS_S, CallResult, MethodStats
@@ -298,7 +299,7 @@ def batch_error(error_type: str, text: str, runner: str, method: str) -> RunnerE
     ``ProtocolError``: the worker found a frame from the pool malformed)."""
     if error_type == "UnsupportedValue":
         return UnsupportedValue(text, runner=runner, method=method)
-    if error_type == "ProtocolError":
+    if error_type == PROTOCOL_FAULT:
         return ProtocolError(text, runner=runner, method=method)
     return MethodError(text, error_type=error_type, runner=runner, method=method)
 

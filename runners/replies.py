@@ -46,6 +46,16 @@ def error_reply(batch_id: int, exc: Exception) -> list[Any]:
     return codec.encode(["error", batch_id, type(exc).__name__, text])
 
 
+# The error type of a protocol fault's reply: not a Python name, so a method's own
+# exception class (urllib3's ProtocolError, say) is never taken for one.
+PROTOCOL_FAULT = "graphctl:ProtocolError"
+
+
+def protocol_fault_reply(batch_id: int, text: str) -> list[Any]:
+    """The frame ending a batch over a malformed frame from the pool."""
+    return codec.encode(["error", batch_id, PROTOCOL_FAULT, text])
+
+
 def no_method_reply(batch_id: int, method: str) -> list[Any]:
     return codec.encode(["error", batch_id, "LookupError", f"no method {method!r}"])
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runners.errors import MethodError, ProtocolError, RunnerError
-from runners.replies import error_reply
+from runners.replies import error_reply, protocol_fault_reply
 from runners.runnable import END, MethodSpec
 from runners.types import CallResult
 
@@ -244,7 +244,7 @@ def protocol_fault(batch_id: int, fault: ProtocolError) -> list[Any]:
     """The reply ending batch ``batch_id`` over a malformed frame from the pool,
     logged as the pool's fault (the method did not raise)."""
     logger.error("batch %s: a frame from the pool was malformed: %s", batch_id, fault.message)
-    return error_reply(batch_id, fault)
+    return protocol_fault_reply(batch_id, fault.message)
 
 
 async def answer_stream(

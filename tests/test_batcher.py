@@ -26,6 +26,7 @@ from runners.batcher import (
     survivors_of_crash,
     take_batch,
 )
+from runners.replies import PROTOCOL_FAULT
 from tests.conftest import run, runner_config
 
 STACKED = MethodSpec("predict", batchable=True, batch_dim=0, stack=True)
@@ -183,9 +184,11 @@ def test_a_lone_caller_is_never_held() -> None:
 
 
 def test_a_protocol_fault_reported_by_a_worker_is_a_protocol_error() -> None:
-    """A worker that found the pool's frame malformed answers ``ProtocolError``: the
-    callers get that category, not the method's error."""
-    error = batch_error("ProtocolError", "a join's arguments do not match", "r", "m")
+    """A worker that found the pool's frame malformed answers a protocol fault: the
+    callers get that category, not the method's error; a method's own exception
+    named ``ProtocolError`` (urllib3 has one) stays the method's error."""
+    error = batch_error(PROTOCOL_FAULT, "a join's arguments do not match", "r", "m")
     assert type(error) is ProtocolError
     assert str(error) == "runner 'r.m': a join's arguments do not match"
     assert isinstance(batch_error("ValueError", "bad", "r", "m"), MethodError)
+    assert isinstance(batch_error("ProtocolError", "reset", "r", "m"), MethodError)

@@ -20,6 +20,7 @@ import orchestrator
 from runners import BatchingConfig, PoolStats, StreamInterrupted, Unavailable, WorkerPool
 from runners.config import RemoteConfig, parse_endpoint
 from runners.remote import RemoteWorkers, protocol
+from runners.replies import PROTOCOL_FAULT
 from tests._remote_helpers import REMOTE_GRAPHS, TOKEN, RawClient, WorkerProcess, kill
 from tests._serve_helpers import free_port
 from tests.conftest import run, runner_config, until, wait_until
@@ -296,7 +297,7 @@ def test_a_malformed_join_fails_its_batch_as_the_pool_s_fault() -> None:
         assert client.receive() == ["chunk", 1, ["t0"]]
         client.send(["join", 1, [[1], [2]], {}])  # two arguments: the batch has one
         reply = _until_reply(client)[-1]
-        assert reply == ["error", 1, "ProtocolError", "a join's arguments do not match its batch's"]
+        assert reply == ["error", 1, PROTOCOL_FAULT, "a join's arguments do not match its batch's"]
         client.send(["ping", 2])
         assert client.receive() == ["pong", 2, 0]
         wait_until(lambda: "batch 1: a frame from the pool was malformed" in host.output)
@@ -311,7 +312,7 @@ def test_a_streaming_call_not_stacked_fails_its_batch_and_keeps_the_connection()
         assert client.authenticate(TOKEN, SPEC)[0] == "welcome"
         client.send(["call", 1, "tokens", [3], {}, []])  # 3, not [3]
         kind, batch, error_type, text = client.receive()
-        assert (kind, batch, error_type) == ("error", 1, "ProtocolError")
+        assert (kind, batch, error_type) == ("error", 1, PROTOCOL_FAULT)
         assert "declared batchable" in text and "override batchable" in text
         client.send(["call", 2, "tokens", [[2]], {}, []])
         assert _until_reply(client)[-1] == ["ok", 2, None]

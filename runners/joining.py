@@ -85,11 +85,11 @@ def room(state: WorkerState) -> int:
     joinable stream (and not a call retried alone) on a worker that takes joins
     (not a draining host), else ``max_batch_size`` minus its items still running."""
     flight = state.flight
-    if flight is None or not state.worker.takes_joins:
+    if flight is None or not flight.queue.spec.joins or flight.calls[0].solo:
         return 0
-    spec, calls = flight.queue.spec, flight.calls
-    if not spec.joins or calls[0].solo:
+    if not state.worker.takes_joins:
         return 0
+    calls = flight.calls
     limit = flight.queue.max_items
     running = sum(not call.future.done() for call in calls)
     return max(0, min(limit - running, JOIN_LIMIT * limit - len(calls)))

@@ -17,7 +17,6 @@ keeps every integer exact (and still refuses ``NaN`` and ``Infinity``).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,11 @@ def nesting_depth(raw: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int32).max())
 
 
-_LONG_INTEGER = re.compile(rb"[0-9]{20}")  # may not fit 64 bits: orjson would round it
+# Digits as "0", everything else as " ": a body with twenty "0" in a row once
+# translated holds a number that may not fit 64 bits (orjson would round it). Two C
+# passes, about 0.5 us for a 64-float body (a regular expression took 4 us).
+_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_RUN = b"0" * 20
 
 
 def _refuse_constant(name: str) -> Any:
@@ -62,7 +65,7 @@ def loads(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if data.count(b"[") + data.count(b"{") > max_depth and nesting_depth(data) > max_depth:
         raise RequestError(f"the JSON nests deeper than {max_depth} levels")
     try:
-        if _LONG_INTEGER.search(data):
+        if _LONG_RUN in data.translate(_DIGITS_AS_ZERO):
             return _EXACT_DECODER.decode(data.decode("utf-8"))
         return orjson.loads(data)
     except (ValueError, UnicodeDecodeError) as error:  # orjson's JSONDecodeError too

@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-import time
-from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bench._common import write_result
+from bench._common import best_cpu_s, write_result
 from orchestrator.server._request_log import RequestLog
 from runners import log_context, logs
 
@@ -50,7 +48,7 @@ def per_request_us(app: ASGIApp) -> float:
         for _ in range(REQUESTS):
             await app(SCOPE, _receive, _send)
 
-    return _best(lambda: asyncio.run(requests())) / REQUESTS * 1e6
+    return best_cpu_s(lambda: asyncio.run(requests())) / REQUESTS * 1e6
 
 
 def bound_us() -> float:
@@ -59,16 +57,7 @@ def bound_us() -> float:
             with log_context.bound(node="a", runner="r"):
                 pass
 
-    return _best(bind) / REQUESTS * 1e6
-
-
-def _best(run: Callable[[], None]) -> float:
-    times = []
-    for _ in range(3):
-        start = time.process_time()
-        run()
-        times.append(time.process_time() - start)
-    return min(times)
+    return best_cpu_s(bind) / REQUESTS * 1e6
 
 
 def main() -> None:

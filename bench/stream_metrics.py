@@ -11,9 +11,8 @@ gap histogram). CPU microseconds per chunk, best of three runs in one process.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
-from bench._common import write_result
+from bench._common import best_cpu_s, write_result
 from orchestrator.running._stream_watch import StreamWatch
 from orchestrator.server._metrics import Metrics
 
@@ -25,16 +24,7 @@ def per_chunk_us(watch: StreamWatch) -> float:
         for _ in range(CHUNKS):
             watch.chunk()
 
-    return _best(chunks) / CHUNKS * 1e6
-
-
-def _best(run: Callable[[], None]) -> float:
-    times = []
-    for _ in range(3):
-        start = time.process_time()
-        run()
-        times.append(time.process_time() - start)
-    return min(times)
+    return best_cpu_s(chunks) / CHUNKS * 1e6
 
 
 def main() -> None:

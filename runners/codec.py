@@ -339,14 +339,16 @@ def recv_frames(sock: socket.socket, assembler: FrameAssembler) -> list[Frame]:
 
 def roundtrip(chunks: list[Any]) -> Any:
     """The message a receiver decodes from ``chunks``: for a worker in this process,
-    so its values look exactly as they would coming from a worker process."""
-    data = memoryview(b"".join(bytes(memoryview(c).cast("B")) for c in chunks))
+    so its values look exactly as they would coming from a worker process. Each
+    chunk is copied once, straight into the receiver's buffers, as a socket would."""
     assembler, frames = FrameAssembler(), []
-    while data:
-        target = assembler.get_buffer()
-        n = min(len(target), len(data))
-        target[:n] = data[:n]
-        data = data[n:]
-        frames += assembler.advance(n)
+    for chunk in chunks:
+        data = memoryview(chunk).cast("B")
+        while data:
+            target = assembler.get_buffer()
+            n = min(len(target), len(data))
+            target[:n] = data[:n]
+            data = data[n:]
+            frames += assembler.advance(n)
     header, buffers = frames[0]
     return decode(header, buffers)

@@ -16,6 +16,7 @@ from runners.codec import (
     decode,
     encode,
     recv_frames,
+    roundtrip,
     send_frame,
 )
 
@@ -247,3 +248,16 @@ def test_a_message_of_too_many_arrays_is_refused_when_sent() -> None:
     for count in range(1, 300):  # many frame shapes keep a bounded cache
         _wire([np.zeros(1, np.uint8)] * count)
     assert _lengths_struct.cache_info().currsize <= 64
+
+
+def test_roundtrip_gives_the_receivers_own_copy_of_every_array() -> None:
+    big = np.arange(300_000, dtype=np.float32).reshape(1000, 300)  # several chunks
+    small = np.arange(6, dtype=np.int16).reshape(2, 3)
+    message = ["ok", 4, {"big": big, "small": small, "empty": big[:0], "text": "s"}]
+    kind, batch_id, value = roundtrip(encode(message))
+    assert (kind, batch_id, value["text"]) == ("ok", 4, "s")
+    for name, sent in (("big", big), ("small", small), ("empty", big[:0])):
+        received = value[name]
+        np.testing.assert_array_equal(received, sent)
+        assert received.dtype == sent.dtype and received.flags.writeable
+        assert not np.shares_memory(received, sent)

@@ -29,6 +29,7 @@ from runners.errors import WorkerRefused
 from runners.remote import protocol
 from runners.remote.link import FrameLink
 from runners.runnable import MethodSpec
+from runners.streaming import PROGRESS
 from runners.transport import WorkerEvents
 
 logger = logging.getLogger("runners.remote")
@@ -244,13 +245,11 @@ class RemoteWorker:
 
 
 def _is_step(message: Any) -> bool:
-    """A well-formed ``["chunk", id, [chunks]]``, ``["end", id, index]`` or
-    ``["joined", id, items]`` frame."""
-    if protocol.is_message(message, "chunk", 3):
-        return isinstance(message[2], list)
-    return any(protocol.is_message(message, kind, 3) for kind in ("end", "joined")) and (
-        type(message[2]) is int
-    )
+    """A well-formed step of a streaming batch (``runners.streaming.PROGRESS``):
+    ``["chunk", id, [chunks]]``, ``["end", id, index]`` or ``["joined", id, items]``."""
+    if not (isinstance(message, list) and len(message) == 3 and message[0] in PROGRESS):
+        return False
+    return isinstance(message[2], list) if message[0] == "chunk" else type(message[2]) is int
 
 
 def _method_table(table: Any) -> dict[str, MethodSpec] | None:

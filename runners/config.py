@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -26,6 +26,11 @@ DEFAULT_STARTUP_TIMEOUT_S = 60.0
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
+
+
+def _seconds(settings: type) -> tuple[str, ...]:
+    """The fields of a settings class that are durations (``_s``): each must be > 0."""
+    return tuple(f.name for f in fields(settings) if f.name.endswith("_s"))
 
 
 def _require_positive(settings: object, names: tuple[str, ...]) -> None:
@@ -110,15 +115,7 @@ class SupervisionConfig:
         return max(self.hang_floor_s, self.hang_factor * p99_batch_s)
 
 
-SUPERVISION_SECONDS = (
-    "ping_interval_s",
-    "ping_timeout_s",
-    "hang_timeout_s",
-    "hang_floor_s",
-    "hang_warmup_s",
-    "restart_backoff_s",
-    "restart_backoff_cap_s",
-)
+SUPERVISION_SECONDS = _seconds(SupervisionConfig)
 
 
 @dataclass(frozen=True)
@@ -186,14 +183,7 @@ class RemoteConfig:
         return rng.uniform(self.reconnect_backoff_s, max(self.reconnect_backoff_s, cap))
 
 
-REMOTE_SECONDS = (
-    "connect_timeout_s",
-    "heartbeat_interval_s",
-    "dead_peer_timeout_s",
-    "dns_refresh_s",
-    "reconnect_backoff_s",
-    "reconnect_backoff_cap_s",
-)
+REMOTE_SECONDS = _seconds(RemoteConfig)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from orchestrator._inputs import to_jsonable
+from orchestrator.graph import Graph
 from orchestrator.server._errors import HttpError
 from orchestrator.server._graph_route import GraphRoutes, dumps, parse_json_object
 from orchestrator.server._limits import ApiKey, BodySizeLimit
@@ -27,7 +28,7 @@ from orchestrator.server._oip import oip_router
 from orchestrator.server._openapi import operation_extra
 from orchestrator.server._request_log import RequestLog
 from orchestrator.server._responses import add_error_handlers, error_response
-from orchestrator.server._serving import DEFAULT_MAX_INFLIGHT, Served, ServedGraph
+from orchestrator.server._serving import DEFAULT_MAX_INFLIGHT, Served
 from orchestrator.server._tracing import TraceLogFields, telemetry_config
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 def create_app(
-    graphs: Sequence[ServedGraph],
+    graphs: Sequence[Graph],
     *,
     api_key: str | None = None,
     max_inflight: int = DEFAULT_MAX_INFLIGHT,

@@ -81,8 +81,8 @@ def create_app(
     _add_health(app, served)
     _add_index(app, served)
     app.include_router(oip_router(served))
-    for name in served.slots:
-        _add_graph_route(app, served, name)
+    for path, name in served.paths.items():
+        _add_graph_route(app, served, path, name)
     app.add_middleware(GraphRoutes, served=served)  # innermost: after the key and limit
     if api_key:
         app.add_middleware(ApiKey, key=api_key)
@@ -90,7 +90,7 @@ def create_app(
     # Outermost of ours: every answer has its id, and every graph route's is counted.
     app.add_middleware(RequestLog, access=access_log, metrics=served.metrics, graphs=served.slots)
     if tracer_provider is not None:
-        app.add_middleware(TraceLogFields, graph_paths=[f"/{name}" for name in served.slots])
+        app.add_middleware(TraceLogFields, graph_paths=served.paths)
     return app
 
 
@@ -156,7 +156,7 @@ def _add_index(app: FastAPI, served: Served) -> None:
         }
 
 
-def _add_graph_route(app: FastAPI, served: Served, name: str) -> None:
+def _add_graph_route(app: FastAPI, served: Served, path: str, name: str) -> None:
     plan = served.slots[name].graph.plan
 
     async def run_graph(request: Request) -> Response:
@@ -172,7 +172,7 @@ def _add_graph_route(app: FastAPI, served: Served, name: str) -> None:
         return Response(dumps(to_jsonable(result)), media_type="application/json")
 
     app.add_api_route(
-        f"/{name}",
+        path,
         run_graph,
         methods=["POST"],
         tags=["graphs"],

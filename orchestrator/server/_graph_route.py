@@ -52,7 +52,7 @@ class GraphRoutes:
     def __init__(self, app: ASGIApp, *, served: Served) -> None:
         self.app = app
         self.served = served
-        self._paths = {f"/{name}": name for name in served.slots}
+        self._paths = served.paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = self._paths.get(scope["path"]) if scope["type"] == "http" else None

@@ -115,6 +115,8 @@ class Served:
             if graph.name in RESERVED_NAMES:
                 raise GraphctlError(f"graph name {graph.name!r} is reserved by the server")
             self.slots[graph.name] = Slot(graph, max_inflight)
+        # Each graph's ``POST`` route, by path: the one place that says it is ``/{name}``.
+        self.paths: dict[str, str] = {f"/{name}": name for name in self.slots}
         self.metrics = Metrics(self.pool_stats)
         self.expose_errors = expose_errors
         self._tracers: dict[str, Tracer] = {

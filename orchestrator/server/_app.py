@@ -21,7 +21,8 @@ from starlette.responses import JSONResponse, Response
 from orchestrator._inputs import to_jsonable
 from orchestrator.graph import Graph
 from orchestrator.server._errors import HttpError
-from orchestrator.server._graph_route import GraphRoutes, dumps, parse_json_object
+from orchestrator.server._graph_route import GraphRoutes, parse_json_object
+from orchestrator.server._json_body import dumps
 from orchestrator.server._limits import ApiKey, BodySizeLimit
 from orchestrator.server._metrics import CONTENT_TYPE
 from orchestrator.server._oip import oip_router

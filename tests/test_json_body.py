@@ -7,8 +7,7 @@ import json
 import pytest
 
 from orchestrator.errors import RequestError
-from orchestrator.server._graph_route import dumps
-from orchestrator.server._json_body import MAX_JSON_DEPTH, loads, nesting_depth
+from orchestrator.server._json_body import MAX_JSON_DEPTH, dumps, loads, nesting_depth
 
 
 @pytest.mark.parametrize(

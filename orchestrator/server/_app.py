@@ -19,15 +19,17 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from orchestrator._inputs import to_jsonable
+from orchestrator.graph import Graph
 from orchestrator.server._errors import HttpError
-from orchestrator.server._graph_route import GraphRoutes, dumps, parse_json_object
+from orchestrator.server._graph_route import GraphRoutes, parse_json_object
+from orchestrator.server._json_body import dumps
 from orchestrator.server._limits import ApiKey, BodySizeLimit
 from orchestrator.server._metrics import CONTENT_TYPE
 from orchestrator.server._oip import oip_router
 from orchestrator.server._openapi import operation_extra
 from orchestrator.server._request_log import RequestLog
 from orchestrator.server._responses import add_error_handlers, error_response
-from orchestrator.server._serving import DEFAULT_MAX_INFLIGHT, Served, ServedGraph
+from orchestrator.server._serving import DEFAULT_MAX_INFLIGHT, Served
 from orchestrator.server._tracing import TraceLogFields, telemetry_config
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 def create_app(
-    graphs: Sequence[ServedGraph],
+    graphs: Sequence[Graph],
     *,
     api_key: str | None = None,
     max_inflight: int = DEFAULT_MAX_INFLIGHT,
@@ -80,8 +82,8 @@ def create_app(
     _add_health(app, served)
     _add_index(app, served)
     app.include_router(oip_router(served))
-    for name in served.slots:
-        _add_graph_route(app, served, name)
+    for path, name in served.paths.items():
+        _add_graph_route(app, served, path, name)
     app.add_middleware(GraphRoutes, served=served)  # innermost: after the key and limit
     if api_key:
         app.add_middleware(ApiKey, key=api_key)
@@ -89,7 +91,7 @@ def create_app(
     # Outermost of ours: every answer has its id, and every graph route's is counted.
     app.add_middleware(RequestLog, access=access_log, metrics=served.metrics, graphs=served.slots)
     if tracer_provider is not None:
-        app.add_middleware(TraceLogFields, graph_paths=[f"/{name}" for name in served.slots])
+        app.add_middleware(TraceLogFields, graph_paths=served.paths)
     return app
 
 
@@ -155,7 +157,7 @@ def _add_index(app: FastAPI, served: Served) -> None:
         }
 
 
-def _add_graph_route(app: FastAPI, served: Served, name: str) -> None:
+def _add_graph_route(app: FastAPI, served: Served, path: str, name: str) -> None:
     plan = served.slots[name].graph.plan
 
     async def run_graph(request: Request) -> Response:
@@ -171,7 +173,7 @@ def _add_graph_route(app: FastAPI, served: Served, name: str) -> None:
         return Response(dumps(to_jsonable(result)), media_type="application/json")
 
     app.add_api_route(
-        f"/{name}",
+        path,
         run_graph,
         methods=["POST"],
         tags=["graphs"],

@@ -14,6 +14,7 @@ from starlette.types import Receive, Send
 
 from orchestrator._inputs import to_jsonable
 from orchestrator.server._errors import HttpError, error_fields
+from orchestrator.server._json_body import dumps  # one JSON writer for both answers
 from orchestrator.server._serving import Served
 
 EVENT_STREAM = b"text/event-stream"
@@ -27,8 +28,6 @@ def wants_events(headers: list[tuple[bytes, bytes]]) -> bool:
 
 def event(kind: str, data: Any) -> bytes:
     """One server-sent event; ``data`` as one line of JSON."""
-    from orchestrator.server._graph_route import dumps  # one JSON writer for both answers
-
     return b"event: " + kind.encode() + b"\ndata: " + dumps(to_jsonable(data)) + b"\n\n"
 
 

@@ -21,13 +21,10 @@ streamed outputs as they come, then the result.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 from types import TracebackType
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator._inputs import reject_booleans, to_jsonable
@@ -36,7 +33,7 @@ from orchestrator.plan import Plan
 from orchestrator.server._deadlines import header_timeout_ms
 from orchestrator.server._errors import HttpError
 from orchestrator.server._events import send_events, wants_events
-from orchestrator.server._json_body import loads
+from orchestrator.server._json_body import dumps, loads
 from orchestrator.server._responses import error_response
 from orchestrator.server._serving import Served
 
@@ -52,7 +49,7 @@ class GraphRoutes:
     def __init__(self, app: ASGIApp, *, served: Served) -> None:
         self.app = app
         self.served = served
-        self._paths = {f"/{name}": name for name in served.slots}
+        self._paths = served.paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = self._paths.get(scope["path"]) if scope["type"] == "http" else None
@@ -187,23 +184,3 @@ def parse_json_object(raw: bytes, plan: Plan) -> dict[str, Any] | HttpError:
         except RequestError as error:
             return HttpError(422, error.message, field=error.field)
     return body
-
-
-def dumps(value: Any) -> bytes:
-    """JSON bytes of a ``to_jsonable`` value; NaN and infinities, which JSON cannot
-    carry, become ``null``. orjson writes it, except a value holding an integer past
-    64 bits, which only the standard library can write."""
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        return json.dumps(_finite(value), separators=(",", ":")).encode()
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value

@@ -1,4 +1,5 @@
-"""Request bodies parsed as JSON, with the limits a server needs before parsing.
+"""Request bodies parsed as JSON, with the limits a server needs before parsing,
+and answers written as JSON (``dumps``).
 
 ``json.loads`` recurses once per nesting level, so a body of a few thousand
 ``[`` raises ``RecursionError`` deep inside the parser (and anything that walks
@@ -17,6 +18,7 @@ keeps every integer exact (and still refuses ``NaN`` and ``Infinity``).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -70,3 +72,23 @@ def loads(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         return orjson.loads(data)
     except (ValueError, UnicodeDecodeError) as error:  # orjson's JSONDecodeError too
         raise RequestError(f"not valid JSON: {error}") from None
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes of a ``to_jsonable`` value; NaN and infinities, which JSON cannot
+    carry, become ``null``. orjson writes it, except a value holding an integer past
+    64 bits, which only the standard library can write."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(_finite(value), separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

@@ -21,11 +21,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 from orchestrator.errors import GraphClosed, GraphctlError
-from orchestrator.plan import Plan
+from orchestrator.graph import Graph
 from orchestrator.running import Tracer
 from orchestrator.running._trace import Tee
 from orchestrator.server._deadlines import shorter_timeout_ms
@@ -42,53 +41,19 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request cancelled before its
 RESERVED_NAMES = frozenset({"v2", "livez", "readyz", "metrics", "docs", "redoc", "openapi.json"})
 
 
-class ServedGraph(Protocol):
-    """What the server needs of a graph (``orchestrator.Graph`` is one)."""
-
-    @property
-    def name(self) -> str:
-        """The graph's name: its route is ``POST /{name}``."""
-
-    @property
-    def plan(self) -> Plan:
-        """The compiled plan (schemas, nodes, runners)."""
-
-    @property
-    def ready(self) -> bool:
-        """True while every runner has a ready worker."""
-
-    def stats(self) -> Mapping[str, PoolStats]:
-        """A snapshot of every runner's pool, by runner name."""
-
-    async def run(
-        self,
-        inputs: Mapping[str, Any],
-        *,
-        timeout_ms: float | None = None,
-        trace: Tracer | None = None,
-        on_chunk: Callable[[str, Any], None] | None = None,
-    ) -> dict[str, Any]:
-        """Run one request; returns the graph's outputs by name."""
-
-    async def __aenter__(self) -> Any: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Any: ...
-
-
 @dataclass
 class Slot:
     """One served graph and its request accounting (touched only on the event loop)."""
 
-    graph: ServedGraph
+    graph: Graph
     max_inflight: int
     inflight: int = 0
-    state: Lifecycle = Lifecycle.NEW  # of the graph's ``async with`` block, held by ``_hold``
-    error: BaseException | None = None
+    error: BaseException | None = None  # why its start failed
+
+    @property
+    def state(self) -> Lifecycle:
+        """Where the graph is in its life (its ``async with`` block is held by ``_hold``)."""
+        return self.graph.state
 
     def not_ready(self) -> dict[str, str]:
         """Runner name -> why it is not ready (empty when the graph is ready)."""
@@ -139,7 +104,7 @@ class Served:
     """Every graph of one app, by name, with the app's metrics."""
 
     def __init__(
-        self, graphs: Sequence[ServedGraph], *, max_inflight: int, expose_errors: bool = False
+        self, graphs: Sequence[Graph], *, max_inflight: int, expose_errors: bool = False
     ) -> None:
         if max_inflight < 1:
             raise GraphctlError(f"max_inflight must be >= 1, got {max_inflight}")
@@ -150,6 +115,8 @@ class Served:
             if graph.name in RESERVED_NAMES:
                 raise GraphctlError(f"graph name {graph.name!r} is reserved by the server")
             self.slots[graph.name] = Slot(graph, max_inflight)
+        # Each graph's ``POST`` route, by path: the one place that says it is ``/{name}``.
+        self.paths: dict[str, str] = {f"/{name}": name for name in self.slots}
         self.metrics = Metrics(self.pool_stats)
         self.expose_errors = expose_errors
         self._tracers: dict[str, Tracer] = {
@@ -269,17 +236,12 @@ def _log_failure(graph: str, route: str, error: Exception, failure: HttpError) -
 
 async def _hold(slot: Slot, stop: asyncio.Event) -> None:
     """Own one graph's ``async with`` block from start until ``stop``."""
-    slot.state = Lifecycle.STARTING
     try:
         async with slot.graph:
-            slot.state = Lifecycle.READY
             await stop.wait()
-            slot.state = Lifecycle.DRAINING
     except Exception as error:  # reported by /readyz; the other graphs keep serving
         slot.error = error
         log.error("graph %r failed to start: %s", slot.graph.name, error)
-    finally:
-        slot.state = Lifecycle.CLOSED
 
 
 async def _announce(

@@ -18,25 +18,12 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-# Streams last longer than requests that answer at once: a few minutes.
-STREAM_BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    120.0,
-    300.0,
-)
-GAP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+from runners.types import QUEUE_WAIT_BUCKETS_S
+
+# The 1-2.5-5 steps of every latency histogram (``QUEUE_WAIT_BUCKETS_S`` up to
+# 2.5 s); streams last longer than requests that answer at once: a few minutes.
+STREAM_BUCKETS = (*QUEUE_WAIT_BUCKETS_S[3:], 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+GAP_BUCKETS = (*QUEUE_WAIT_BUCKETS_S, 5.0)
 _LABELS = ["graph", "runner", "method"]
 
 

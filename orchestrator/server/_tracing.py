@@ -61,13 +61,16 @@ class TraceLogFields:
         self._graph_paths = frozenset(graph_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        context = self._current_span().get_span_context() if scope["type"] == "http" else None
-        if context is None or not context.is_valid:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        span = self._current_span()
+        context = span.get_span_context()
+        if not context.is_valid:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
         if path in self._graph_paths:
-            span = self._current_span()
             span.update_name(f"{scope['method']} {path}")
             span.set_attribute("http.route", path)
         with log_context.bound(trace_id=f"{context.trace_id:032x}"):

@@ -14,8 +14,6 @@ them as 1 and 0.
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,8 +49,7 @@ def _one_input(spec: InputPlan, inputs: Mapping[str, Any]) -> Any:
 
 
 def _check_schema(spec: InputPlan, value: Any) -> None:
-    validator = _validator(_freeze(spec.schema))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    error = jsonschema.exceptions.best_match(spec.validator.iter_errors(value))
     if error is not None:
         where = "".join(
             f"[{step}]" if isinstance(step, int) else f".{step}" for step in error.absolute_path
@@ -69,17 +66,6 @@ def _short_message(error: jsonschema.ValidationError) -> str:
     if quoted in message:
         return message.replace(quoted, abbreviate(error.instance))
     return abbreviate(message, 2 * QUOTE_LIMIT)
-
-
-@functools.lru_cache(maxsize=256)
-def _validator(frozen_schema: str) -> jsonschema.Draft7Validator:
-    schema = json.loads(frozen_schema)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    return cls(schema)
-
-
-def _freeze(schema: Mapping[str, Any]) -> str:
-    return json.dumps(schema, sort_keys=True, default=str)
 
 
 def to_tensor(value: Any, spec: TensorSpec, *, field: str) -> np.ndarray[Any, Any]:

@@ -6,11 +6,15 @@ here runs user code; ``NodePlan.function`` is already imported by the compiler.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
+
+import jsonschema
 
 from orchestrator.errors import Diagnostic
 from runners.config import RunnerConfig
@@ -147,6 +151,15 @@ class InputPlan:
     tensor: TensorSpec | None = None
     required: bool = True
     location: Location | None = None
+
+    @cached_property
+    def validator(self) -> jsonschema.protocols.Validator:
+        """What checks a value against ``schema``: built on first use, then kept
+        with the plan, so a request does not build (or look up) one. It reads the
+        schema as JSON has it (keys are strings)."""
+        schema = json.loads(json.dumps(self.schema, default=str))
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+        return cls(schema)
 
 
 @dataclass(frozen=True)

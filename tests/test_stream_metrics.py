@@ -163,6 +163,19 @@ def test_a_tracer_whose_sinks_do_not_hear_streams_still_traces_a_streaming_graph
     assert ("generated", "ok") in tracer.spans
 
 
+def test_a_tee_with_a_sink_that_does_not_hear_streams_still_gives_the_others_the_stream() -> None:
+    spans_only, chrome = _SpansOnly(), Trace()
+
+    async def main() -> dict[str, Any]:
+        async with load(SERVE_GRAPHS / "streamed.yaml") as graph:
+            return await graph.run({"n": 3, "step_ms": 0}, trace=Tee(spans_only, chrome))
+
+    assert run(main())["tokens"] == ["t0", "t1", "t2"]
+    assert ("generated", "ok") in spans_only.spans
+    (span,) = [e for e in chrome.events if e.get("ph") == "X" and e["name"] == "generated"]
+    assert span["args"]["chunks"] == 3
+
+
 def _doc() -> str:
     return (ROOT / "docs" / "observability.md").read_text(encoding="utf-8")
 

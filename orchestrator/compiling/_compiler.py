@@ -20,7 +20,7 @@ from orchestrator.compiling._context import CompileContext, spec_path
 from orchestrator.compiling._links import build_dag, check_refs, gate_branches
 from orchestrator.compiling._nodes import NodeDraft, compile_node
 from orchestrator.compiling._references import Collected
-from orchestrator.compiling._runners import CompiledRunner, compile_runners
+from orchestrator.compiling._runners import CompiledRunner, compile_runners, node_method
 from orchestrator.compiling._spec import DataPath, SpecDocument, load_document, parse_document
 from orchestrator.compiling._streams import check_chunk_node, check_stream_output
 from orchestrator.compiling._validation import validate_document
@@ -98,10 +98,10 @@ def _check_batch_inputs(
     """A method that concatenates calls needs inputs that carry a batch dimension:
     a tensor input with no ``batch_dim``, or a fixed size there, is a per-item
     input (the one-item style), which concatenation would silently mix up."""
-    runner = runners.get(node.runner or "")
-    declared = (runner.methods or {}).get(node.method or "") if runner else None
-    if runner is None or declared is None or node.map is not None:
+    called = node_method(node, runners)
+    if called is None or node.map is not None:
         return
+    runner, declared = called
     spec = runner.config.method_spec(declared)
     if not spec.batchable or spec.stack:
         return

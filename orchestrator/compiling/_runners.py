@@ -18,6 +18,7 @@ from orchestrator.compiling._modelref import model_methods, resolve_model_runner
 from orchestrator.compiling._spec import DataPath
 from orchestrator.compiling._validation import did_you_mean
 from orchestrator.errors import GraphctlError
+from orchestrator.plan import NodePlan
 from runners.config import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_STARTUP_TIMEOUT_S,
@@ -156,6 +157,16 @@ def compile_runner(
     runner = CompiledRunner(config, cls, _methods(cls, data), model)
     _check_class(ctx, name, runner)
     return runner
+
+
+def node_method(
+    node: NodePlan, runners: Mapping[str, CompiledRunner]
+) -> tuple[CompiledRunner, MethodSpec] | None:
+    """The runner a runner node calls and its method as declared, when both are
+    known (a runner or method that could not be read is reported elsewhere)."""
+    runner = runners.get(node.runner or "")
+    declared = (runner.methods or {}).get(node.method or "") if runner else None
+    return None if runner is None or declared is None else (runner, declared)
 
 
 def compile_runners(ctx: CompileContext, data: Mapping[str, Any]) -> dict[str, CompiledRunner]:

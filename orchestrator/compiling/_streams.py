@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from orchestrator.compiling._context import CompileContext, spec_path
 from orchestrator.compiling._references import RefSite
-from orchestrator.compiling._runners import CompiledRunner
+from orchestrator.compiling._runners import CompiledRunner, node_method
 from orchestrator.compiling._validation import did_you_mean
 from orchestrator.plan import INPUTS, NodePlan, OutputPlan, Ref
 
@@ -29,9 +29,8 @@ def streams(node: NodePlan, runners: Mapping[str, CompiledRunner]) -> bool | Non
         return node.each_chunk is not None
     if node.kind != "runner" or node.map is not None:
         return False
-    runner = runners.get(node.runner or "")
-    declared = (runner.methods or {}).get(node.method or "") if runner else None
-    return None if declared is None else declared.stream
+    called = node_method(node, runners)
+    return None if called is None else called[1].stream
 
 
 def check_stream_output(

@@ -51,7 +51,8 @@ from runners.types import CallResult, RunnerClient
 
 
 class Executor:
-    """Runs requests through a compiled ``Plan`` with one client per runner.
+    """Runs requests through a compiled ``Plan`` with one started client per runner
+    (their ``methods`` are known: which runner nodes stream is read once, here).
 
     ``threads`` runs sync functions (``None``: the loop's default executor).
     """
@@ -71,6 +72,13 @@ class Executor:
         self._threads = threads
         self._jitter = random.Random()  # this executor's own: no shared random state
         self._streams = StreamRoutes.of(plan)
+        self._streaming = _streaming_nodes(plan, clients)
+        self._now = frozenset(node.name for node in plan.nodes.values() if _runs_now(node))
+        self._chunk_args = {  # a per-chunk node's arguments besides its chunk
+            node.name: {k: v for k, v in node.args.items() if k != node.each_chunk}
+            for node in plan.nodes.values()
+            if node.each_chunk is not None
+        }
         waits = {node.name: waits_for(node) for node in plan.nodes.values()}
         self._wait_counts = {name: len(deps) for name, deps in waits.items() if deps}
         self._first = [node for node in plan.nodes.values() if not waits[node.name]]
@@ -120,7 +128,7 @@ class Executor:
         work = list(reversed(nodes))
         while work:
             node = work.pop()
-            if _runs_now(node):
+            if node.name in self._now:
                 self._run_now(node, request)
                 work.extend(reversed(self._readied(node, request)))
             else:
@@ -210,7 +218,7 @@ class Executor:
         skipped_as_none = node.on_skipped_input == "null"
         values = request.values
         if node.each_chunk is not None:
-            args = {k: v for k, v in node.args.items() if k != node.each_chunk}
+            args = self._chunk_args[node.name]
             kwargs = render_kwargs(args, values, skipped_as_none=skipped_as_none)
             return functools.partial(self._call_chunks, node, kwargs, request)
         if node.map is None:
@@ -248,8 +256,7 @@ class Executor:
     ) -> Outcome:
         if node.kind == "runner":
             client = self._clients[node.runner or ""]
-            spec = client.methods.get(node.method or "")
-            if spec is not None and spec.stream:
+            if node.name in self._streaming:
                 return await self._call_stream(node, client, kwargs, request, deadline), ()
             result = await client.submit(node.method or "", (), kwargs, deadline=deadline)
             return result.value, (result,)
@@ -349,6 +356,19 @@ def _runs_now(node: NodePlan) -> bool:
         and node.each_chunk is None
         and node.timeout_ms is None
         and node.retries.count == 0
+    )
+
+
+def _streaming_nodes(plan: Plan, clients: Mapping[str, RunnerClient]) -> frozenset[str]:
+    """The runner nodes whose method streams, as their started clients declare it
+    (``methods`` builds a mapping on each read: not a lookup for every call)."""
+    methods = {name: client.methods for name, client in clients.items()}
+    return frozenset(
+        node.name
+        for node in plan.nodes.values()
+        if node.kind == "runner"
+        and (spec := methods[node.runner or ""].get(node.method or "")) is not None
+        and spec.stream
     )
 
 

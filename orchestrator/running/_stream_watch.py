@@ -17,7 +17,7 @@ from types import TracebackType
 
 from orchestrator.errors import DeadlineExceeded, NodeFailed
 from orchestrator.plan import NodePlan
-from orchestrator.running._trace import SpanSink, StreamSink
+from orchestrator.running._trace import SpanSink, StreamSink, open_stream
 from runners.errors import CallTimeout
 
 
@@ -51,10 +51,9 @@ class StreamWatch:
 
 def watch_stream(trace: SpanSink | None, node: NodePlan, deadline: float | None) -> StreamWatch:
     """The watch of a stream ``node`` opens now, under the attempt's ``deadline``."""
-    opens = getattr(trace, "stream", None)  # optional: a sink written before streams
-    if opens is None:
+    if trace is None:
         return StreamWatch(None, deadline)
-    sink = opens(node.name, node.runner or "", node.method or "", time.monotonic())
+    sink = open_stream(trace, node.name, node.runner or "", node.method or "", time.monotonic())
     return StreamWatch(sink, deadline)
 
 

@@ -106,7 +106,7 @@ class TeeSink:
             sink.event(name, event, **attributes)
 
     def stream(self, name: str, runner: str, method: str, start: float) -> StreamSink | None:
-        heard = [s for sink in self._sinks if (s := sink.stream(name, runner, method, start))]
+        heard = [s for sink in self._sinks if (s := open_stream(sink, name, runner, method, start))]
         if len(heard) <= 1:
             return heard[0] if heard else None
         return TeeStream(heard)
@@ -124,6 +124,15 @@ class TeeSink:
     ) -> None:
         for sink in self._sinks:
             sink.span(name, start, end, kind=kind, status=status, calls=calls, **extra)
+
+
+def open_stream(
+    sink: SpanSink, name: str, runner: str, method: str, start: float
+) -> StreamSink | None:
+    """``sink.stream(...)``; ``None`` from a sink written before streams, which has
+    no ``stream`` (it is optional)."""
+    opens = getattr(sink, "stream", None)
+    return None if opens is None else opens(name, runner, method, start)
 
 
 class TeeStream:

@@ -1,6 +1,6 @@
 """Shared test helpers: run a coroutine with a bound, wait for a condition with a
-bound (never a fixed sleep), and runner configs for the test Runnables in
-``tests/runnables``."""
+bound (never a fixed sleep), runner configs for the test Runnables in
+``tests/runnables``, and a mark that runs a test under both event loops."""
 
 from __future__ import annotations
 
@@ -10,16 +10,23 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+import uvloop
+
 from runners import RunnerConfig
 
 T = TypeVar("T")
 RUNNABLES = Path(__file__).parent / "runnables"
+LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
+LOOPS = pytest.mark.parametrize(
+    "loop_factory", [None, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
 
 
 def run(
     coro: Coroutine[Any, Any, T],
     timeout_s: float = 60.0,
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    loop_factory: LoopFactory = None,
 ) -> T:
     """``asyncio.run`` with a deadline, so no test can hang; ``loop_factory`` picks
     the event loop (e.g. ``uvloop.new_event_loop``)."""

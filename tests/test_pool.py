@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import psutil
 import pytest
-import uvloop
 
 from runners import (
     BatchingConfig,
@@ -30,14 +29,8 @@ from runners import (
 )
 from runners.local import LocalClient
 from runners.supervisor import Supervisor
-from tests.conftest import run, runner_config, until
+from tests.conftest import LOOPS, LoopFactory, run, runner_config, until
 
-LOOPS = pytest.mark.parametrize(
-    "loop_factory", [None, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
-)
-
-
-LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
 KINDS: dict[str, Callable[[RunnerConfig], WorkerPool]] = {
     "process": WorkerPool,
     "in-process": LocalClient,

@@ -1,19 +1,23 @@
 """Shared test helpers: run a coroutine with a bound, wait for a condition with a
 bound (never a fixed sleep), runner configs for the test Runnables in
-``tests/runnables``, and a mark that runs a test under both event loops."""
+``tests/runnables``, a mark that runs a test under both event loops, a stream's
+chunks and the records of a JSON log."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 from collections.abc import Callable, Coroutine
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import uvloop
 
-from runners import RunnerConfig
+from runners import RunnerClient, RunnerConfig
 
 T = TypeVar("T")
 RUNNABLES = Path(__file__).parent / "runnables"
@@ -62,3 +66,14 @@ def runner_config(runnable: str = "runner_models:Sleepy", **overrides: Any) -> R
     settings: dict[str, Any] = {"name": "test", "runnable": runnable, "search_path": RUNNABLES}
     settings.update(overrides)
     return RunnerConfig(**settings)
+
+
+async def collect(pool: RunnerClient, method: str, *args: Any) -> list[Any]:
+    """Every chunk of one call of a streaming method (the stream closed after)."""
+    async with aclosing(pool.stream(method, args, {})) as chunks:
+        return [chunk async for chunk in chunks]
+
+
+def json_lines(buffer: io.StringIO) -> list[dict[str, object]]:
+    """The records a JSON-lines log wrote to ``buffer``."""
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]

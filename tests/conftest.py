@@ -1,7 +1,7 @@
 """Shared test helpers: run a coroutine with a bound, wait for a condition with a
 bound (never a fixed sleep), runner configs for the test Runnables in
-``tests/runnables``, a mark that runs a test under both event loops, a stream's
-chunks and the records of a JSON log."""
+``tests/runnables``, the two kinds of pool and the two event loops a test runs
+under, a stream's chunks and the records of a JSON log."""
 
 from __future__ import annotations
 
@@ -17,10 +17,15 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
-from runners import RunnerClient, RunnerConfig
+from runners import LocalClient, RunnerClient, RunnerConfig, WorkerPool
 
 T = TypeVar("T")
 RUNNABLES = Path(__file__).parent / "runnables"
+# Worker processes, or the in-process worker of ``--local``: the same answers from both.
+POOL_KINDS: dict[str, Callable[[RunnerConfig], WorkerPool]] = {
+    "process": WorkerPool,
+    "local": LocalClient,
+}
 LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
 LOOPS = pytest.mark.parametrize(
     "loop_factory", [None, uvloop.new_event_loop], ids=["asyncio", "uvloop"]

@@ -7,20 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
 import pytest
 
 from runners import BatchingConfig, MethodError, RunnerError, WorkerPool
-from runners.local import LocalClient
-from tests.conftest import collect, run, runner_config, until
-
-POOLS: dict[str, Callable[..., WorkerPool]] = {
-    "process": lambda config: WorkerPool(config),
-    "local": lambda config: LocalClient(config),
-}
+from tests.conftest import POOL_KINDS, collect, run, runner_config, until
 
 
 def _pool(kind: str, step_s: float = 0.0, **batching: Any) -> WorkerPool:
@@ -29,10 +22,10 @@ def _pool(kind: str, step_s: float = 0.0, **batching: Any) -> WorkerPool:
         init={"step_s": step_s},
         batching=BatchingConfig(max_batch_size=16, **batching),
     )
-    return POOLS[kind](config)
+    return POOL_KINDS[kind](config)
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_an_unbatched_generator_streams_its_chunks_in_order(kind: str) -> None:
     async def main() -> list[Any]:
         async with _pool(kind) as pool:
@@ -41,7 +34,7 @@ def test_an_unbatched_generator_streams_its_chunks_in_order(kind: str) -> None:
     assert run(main()) == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_the_first_chunk_arrives_while_the_stream_still_runs(kind: str) -> None:
     async def main() -> tuple[Any, list[Any]]:
         async with _pool(kind) as pool, aclosing(pool.stream("count", (5, 0.05), {})) as chunks:
@@ -54,7 +47,7 @@ def test_the_first_chunk_arrives_while_the_stream_still_runs(kind: str) -> None:
     assert rest == [1, 1, 2, 3, 4]  # in flight when the first chunk came
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_concurrent_streams_share_a_batch_and_finish_at_their_own_step(kind: str) -> None:
     lengths = [3, 1, 5, 2, 4, 0]
 
@@ -68,7 +61,7 @@ def test_concurrent_streams_share_a_batch_and_finish_at_their_own_step(kind: str
     assert max(seen["sizes"]) > 1
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_an_async_generator_streams_in_batches(kind: str) -> None:
     async def main() -> list[list[Any]]:
         async with _pool(kind, step_s=0.01) as pool:
@@ -77,7 +70,7 @@ def test_an_async_generator_streams_in_batches(kind: str) -> None:
     assert run(main()) == [["a0", "a1"], ["a0", "a1", "a2"]]
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_caller_that_leaves_stops_its_item_and_frees_the_worker(kind: str) -> None:
     async def main() -> tuple[list[Any], list[Any], dict[str, Any]]:
         async with _pool(kind, step_s=0.01) as pool:
@@ -92,7 +85,7 @@ def test_a_caller_that_leaves_stops_its_item_and_frees_the_worker(kind: str) -> 
     assert seen["closed_at"][0] < 1000  # closed when its one caller left
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_caller_that_leaves_a_batch_is_stopped_and_the_others_go_on(kind: str) -> None:
     async def leave_early(pool: WorkerPool) -> list[Any]:
         async with aclosing(pool.stream("tokens", (100_000,), {})) as chunks:
@@ -113,7 +106,7 @@ def test_a_caller_that_leaves_a_batch_is_stopped_and_the_others_go_on(kind: str)
     assert seen["stopped"] == [0]  # the method was told, and went on for item 1
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_failure_mid_stream_follows_the_chunks_already_sent(kind: str) -> None:
     async def main() -> tuple[list[Any], BaseException | None]:
         received: list[Any] = []

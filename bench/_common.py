@@ -125,6 +125,11 @@ def ratio(value: float | None, base: float | None) -> float | None:
     return value / base
 
 
+def rounded(value: float | None, digits: int = 2) -> float | None:
+    """``value`` rounded for a table cell, ``None`` kept (a ratio with no base)."""
+    return None if value is None else round(value, digits)
+
+
 def best_cpu_s(run: Callable[[], None], repeats: int = 3) -> float:
     """The least CPU time (this process's) of ``repeats`` runs of ``run``."""
     times = []

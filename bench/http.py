@@ -31,7 +31,16 @@ from typing import Any
 
 import httpx
 
-from bench._common import DIAMOND, GRAPHS_DIR, REPO_DIR, duration_s, ratio, warmup_s, write_result
+from bench._common import (
+    DIAMOND,
+    GRAPHS_DIR,
+    REPO_DIR,
+    duration_s,
+    ratio,
+    rounded,
+    warmup_s,
+    write_result,
+)
 from bench._http_clients import Client, Point, RawClient, aiohttp_client, closed_loop
 from orchestrator.loadgen import ServeProcess, free_port
 
@@ -168,15 +177,11 @@ def rows(points: Sequence[Measured]) -> list[list[Any]]:
                 round(p.server_cpu_us, 1),
                 round(p.workers_cpu_us, 1),
                 round(p.client_cpu_us, 1),
-                _round(ratio(p.rps, base.rps)),
-                _round(ratio(p.total_cpu_us, base.total_cpu_us)),
+                rounded(ratio(p.rps, base.rps)),
+                rounded(ratio(p.total_cpu_us, base.total_cpu_us)),
             ]
         )
     return found
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 async def main(diamond_body: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bench._common import DIAMOND, GRAPHS_DIR, duration_s, ratio, warmup_s, write_result
+from bench._common import DIAMOND, GRAPHS_DIR, duration_s, ratio, rounded, warmup_s, write_result
 from bench._http_clients import RawConnection, cpu_mark
 from orchestrator.loadgen import ServeProcess
 
@@ -131,15 +131,19 @@ async def main() -> None:
         [
             f"goodput c={4 * SATURATION}, clients honour Retry-After",
             round(polite_goodput, 1),
-            _r(ratio(polite_goodput, peak)),
+            rounded(ratio(polite_goodput, peak)),
         ],
         [
             f"goodput c={4 * SATURATION}, clients resend at once",
             round(over_goodput, 1),
-            _r(ratio(over_goodput, peak)),
+            rounded(ratio(over_goodput, peak)),
         ],
         ["CPU us per GET /livez (baseline)", round(livez_us, 1), 1.0],
-        ["CPU us per refused POST (503)", round(refusal_us, 1), _r(ratio(refusal_us, livez_us))],
+        [
+            "CPU us per refused POST (503)",
+            round(refusal_us, 1),
+            rounded(ratio(refusal_us, livez_us)),
+        ],
     ]
     write_result(
         "overload",
@@ -154,10 +158,6 @@ async def main() -> None:
             f"refusal runs: {refusals.refused} refused, {refusals.ok} ok",
         ],
     )
-
-
-def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench._common import REPO_DIR, duration_s, ratio, warmup_s, write_result
+from bench._common import REPO_DIR, duration_s, ratio, rounded, warmup_s, write_result
 from orchestrator.loadgen import HTTPTarget, NodeRoute, ServeProcess
 
 TEXTGEN = REPO_DIR / "graphs" / "textgen.yaml"
@@ -168,17 +168,13 @@ def _row(name: str, point: Point, base: Point) -> list[Any]:
         name,
         len(point.streams),
         point.errors,
-        _round(point.first_token_ms(50)),
-        _round(point.first_token_ms(99)),
+        rounded(point.first_token_ms(50), 1),
+        rounded(point.first_token_ms(99), 1),
         round(point.tokens_per_s, 1),
-        _round(point.stream_tokens_per_s),
-        _round(point.running, 1),
-        _round(ratio(point.tokens_per_s, base.tokens_per_s), 2),
+        rounded(point.stream_tokens_per_s, 1),
+        rounded(point.running, 1),
+        rounded(ratio(point.tokens_per_s, base.tokens_per_s)),
     ]
-
-
-def _round(value: float | None, digits: int = 1) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 async def measure(concurrency: int) -> Point:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench._common import DIAMOND, duration_s, ratio, warmup_s, write_result
+from bench._common import DIAMOND, duration_s, ratio, rounded, warmup_s, write_result
 from bench._http_clients import Point, RawClient, closed_loop
 from orchestrator.loadgen import ServeProcess
 
@@ -114,7 +114,7 @@ async def main(also_code: str | None) -> None:
                     point.errors,
                     round(point.total_cpu_us),
                     round(point.total_cpu_us - base.total_cpu_us),
-                    _round(ratio(point.rps, base.rps)),
+                    rounded(ratio(point.rps, base.rps)),
                 ]
             )
     write_result(
@@ -128,10 +128,6 @@ async def main(also_code: str | None) -> None:
             "OTLP/HTTP (http/protobuf) to a local receiver that discards them",
         ],
     )
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 if __name__ == "__main__":

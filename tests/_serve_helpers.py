@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,30 @@ def sse_events(answer: httpx.Response) -> Iterator[tuple[str, Any]]:
             kind = line[len("event: ") :]
         elif line.startswith("data: "):
             yield kind, json.loads(line[len("data: ") :])
+
+
+def timed_events(
+    base: str,
+    graph: str,
+    body: Mapping[str, object],
+    *,
+    limit: int | None = None,
+    timeout_ms: float | None = None,
+    started: threading.Event | None = None,
+    timeout_s: float = 30.0,
+) -> list[tuple[str, Any, float]]:
+    """(kind, data, arrival time) of each server-sent event of one ``POST /{graph}``:
+    reading stops after ``limit`` events, ``timeout_ms`` is sent as the request's
+    deadline and ``started`` is set at the first event."""
+    found: list[tuple[str, Any, float]] = []
+    deadline = {} if timeout_ms is None else {"x-request-timeout-ms": str(timeout_ms)}
+    headers = {**SSE, **deadline}
+    url = f"{base}/{graph}"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=timeout_s) as answer:
+        for kind, data in sse_events(answer):
+            found.append((kind, data, time.monotonic()))
+            if started is not None:
+                started.set()
+            if limit is not None and len(found) >= limit:
+                break
+    return found

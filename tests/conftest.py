@@ -1,25 +1,41 @@
 """Shared test helpers: run a coroutine with a bound, wait for a condition with a
-bound (never a fixed sleep), and runner configs for the test Runnables in
-``tests/runnables``."""
+bound (never a fixed sleep), runner configs for the test Runnables in
+``tests/runnables``, the two kinds of pool and the two event loops a test runs
+under, a stream's chunks and the records of a JSON log."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 from collections.abc import Callable, Coroutine
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from runners import RunnerConfig
+import pytest
+import uvloop
+
+from runners import LocalClient, RunnerClient, RunnerConfig, WorkerPool
 
 T = TypeVar("T")
 RUNNABLES = Path(__file__).parent / "runnables"
+# Worker processes, or the in-process worker of ``--local``: the same answers from both.
+POOL_KINDS: dict[str, Callable[[RunnerConfig], WorkerPool]] = {
+    "process": WorkerPool,
+    "local": LocalClient,
+}
+LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
+LOOPS = pytest.mark.parametrize(
+    "loop_factory", [None, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
 
 
 def run(
     coro: Coroutine[Any, Any, T],
     timeout_s: float = 60.0,
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    loop_factory: LoopFactory = None,
 ) -> T:
     """``asyncio.run`` with a deadline, so no test can hang; ``loop_factory`` picks
     the event loop (e.g. ``uvloop.new_event_loop``)."""
@@ -55,3 +71,14 @@ def runner_config(runnable: str = "runner_models:Sleepy", **overrides: Any) -> R
     settings: dict[str, Any] = {"name": "test", "runnable": runnable, "search_path": RUNNABLES}
     settings.update(overrides)
     return RunnerConfig(**settings)
+
+
+async def collect(pool: RunnerClient, method: str, *args: Any) -> list[Any]:
+    """Every chunk of one call of a streaming method (the stream closed after)."""
+    async with aclosing(pool.stream(method, args, {})) as chunks:
+        return [chunk async for chunk in chunks]
+
+
+def json_lines(buffer: io.StringIO) -> list[dict[str, object]]:
+    """The records a JSON-lines log wrote to ``buffer``."""
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]

@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
-from runners import LocalClient, WorkerPool, call_context, log_context
+from runners import WorkerPool, call_context, log_context
 from runners.config import BatchingConfig
 from runners.types import RunnerClient
-from tests.conftest import run, runner_config
+from tests.conftest import POOL_KINDS, run, runner_config
 
 TRACE_A = "0af7651916cd43dd8448eb211c80319c"
 TRACE_B = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -76,15 +76,14 @@ async def _fields_of_one_batch(client: RunnerClient) -> list[dict[str, object]]:
     )
 
 
-@pytest.mark.parametrize("kind", ["process", "local"])
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_worker_binds_its_batch_calls_request_ids_and_trace_ids(kind: str) -> None:
     config = runner_config(
         "runner_models:Fields", batching=BatchingConfig(max_batch_size=8, adaptive_wait=False)
     )
 
     async def scenario() -> list[dict[str, object]]:
-        client = WorkerPool(config) if kind == "process" else LocalClient(config)
-        async with client:
+        async with POOL_KINDS[kind](config) as client:
             return await _fields_of_one_batch(client)
 
     first, second, third = run(scenario())

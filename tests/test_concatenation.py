@@ -4,25 +4,18 @@ the in-process client alike: concatenated along ``batch_dim``, split back by row
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-from runners import BatchingConfig, RunnerClient, RunnerConfig, WorkerPool
-from runners.local import LocalClient
-from tests.conftest import run, runner_config
-
-CLIENTS: dict[str, Callable[[RunnerConfig], RunnerClient]] = {
-    "pool": WorkerPool,
-    "local": LocalClient,
-}
+from runners import BatchingConfig, RunnerClient
+from tests.conftest import POOL_KINDS, run, runner_config
 
 
 def _client(kind: str, max_batch_size: int = 32) -> RunnerClient:
     batching = BatchingConfig(max_batch_size=max_batch_size)
-    return CLIENTS[kind](runner_config(init={"delay_s": 0.05}, batching=batching))
+    return POOL_KINDS[kind](runner_config(init={"delay_s": 0.05}, batching=batching))
 
 
 async def _busy_then(client: RunnerClient, calls: list[tuple[Any, ...]], method: str) -> list[Any]:
@@ -35,7 +28,7 @@ async def _busy_then(client: RunnerClient, calls: list[tuple[Any, ...]], method:
         await first
 
 
-@pytest.mark.parametrize("kind", CLIENTS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_calls_of_different_lengths_share_one_batch_and_get_their_own_rows(kind: str) -> None:
     sizes = [1, 3, 2, 5, 1, 4, 2, 1, 3, 2, 1, 4]  # 29 rows in 12 calls
 
@@ -54,7 +47,7 @@ def test_calls_of_different_lengths_share_one_batch_and_get_their_own_rows(kind:
     run(scenario())
 
 
-@pytest.mark.parametrize("kind", CLIENTS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_rows_count_toward_max_batch_size_and_a_larger_call_still_runs(kind: str) -> None:
     async def scenario() -> None:
         async with _client(kind, max_batch_size=8) as client:
@@ -66,7 +59,7 @@ def test_rows_count_toward_max_batch_size_and_a_larger_call_still_runs(kind: str
     run(scenario())
 
 
-@pytest.mark.parametrize("kind", CLIENTS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_calls_of_other_trailing_shapes_are_grouped_by_shape(kind: str) -> None:
     async def scenario() -> None:
         async with _client(kind) as client:
@@ -79,7 +72,7 @@ def test_calls_of_other_trailing_shapes_are_grouped_by_shape(kind: str) -> None:
     run(scenario())
 
 
-@pytest.mark.parametrize("kind", CLIENTS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_lists_are_joined_and_split_back(kind: str) -> None:
     async def scenario() -> None:
         async with _client(kind) as client:

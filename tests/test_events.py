@@ -4,40 +4,17 @@ failure mid-stream ends with an error event. Real workers, uvicorn, httpx."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 
 from orchestrator import create_app, load
-from tests._serve_helpers import SERVE_GRAPHS, SSE, metric_value, sse_events, thread_server
-
-
-def _events(
-    base: str,
-    body: dict[str, Any],
-    limit: int | None = None,
-    *,
-    graph: str = "streamed",
-    timeout_ms: float | None = None,
-) -> list[tuple[str, Any, float]]:
-    """(kind, data, arrival time) of each event; stop reading after ``limit`` events.
-    ``timeout_ms`` is sent as the request's deadline."""
-    found: list[tuple[str, Any, float]] = []
-    headers = {**SSE, **({} if timeout_ms is None else {"x-request-timeout-ms": str(timeout_ms)})}
-    url = f"{base}/{graph}"
-    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as answer:
-        for kind, data in sse_events(answer):
-            found.append((kind, data, time.monotonic()))
-            if limit is not None and len(found) >= limit:
-                break
-    return found
+from tests._serve_helpers import SERVE_GRAPHS, metric_value, thread_server, timed_events
 
 
 def test_chunks_arrive_as_they_are_made_then_the_result() -> None:
     with thread_server(create_app([load(SERVE_GRAPHS / "streamed.yaml")])) as base:
-        events = _events(base, {"n": 5, "step_ms": 50})
+        events = timed_events(base, "streamed", {"n": 5, "step_ms": 50})
         plain = httpx.post(f"{base}/streamed", json={"n": 3, "step_ms": 1}, timeout=30)
     kinds = [kind for kind, _, _ in events]
     assert kinds == ["chunk"] * 5 + ["result"]
@@ -54,7 +31,10 @@ def test_concurrent_streams_share_batches() -> None:
     with thread_server(create_app([load(SERVE_GRAPHS / "streamed.yaml")])) as base:
         with ThreadPoolExecutor(16) as threads:
             answers = list(
-                threads.map(lambda i: _events(base, {"n": 4 + i % 3, "step_ms": 20}), range(16))
+                threads.map(
+                    lambda i: timed_events(base, "streamed", {"n": 4 + i % 3, "step_ms": 20}),
+                    range(16),
+                )
             )
         batches = metric_value(base, "graphctl_runner_batch_size_count", method="tokens")
         items = metric_value(base, "graphctl_runner_batch_size_sum", method="tokens")
@@ -68,15 +48,16 @@ def test_concurrent_streams_share_batches() -> None:
 
 def test_a_client_that_disconnects_frees_the_worker() -> None:
     with thread_server(create_app([load(SERVE_GRAPHS / "streamed.yaml")])) as base:
-        first = _events(base, {"n": 100_000, "step_ms": 10}, limit=2)  # then it hangs up
-        after = _events(base, {"n": 2, "step_ms": 1})  # one worker: free again
+        # it hangs up after two events; the one worker is then free again
+        first = timed_events(base, "streamed", {"n": 100_000, "step_ms": 10}, limit=2)
+        after = timed_events(base, "streamed", {"n": 2, "step_ms": 1})
     assert [kind for kind, _, _ in first] == ["chunk", "chunk"]
     assert [kind for kind, _, _ in after] == ["chunk", "chunk", "result"]
 
 
 def test_a_failure_mid_stream_ends_with_an_error_event() -> None:
     with thread_server(create_app([load(SERVE_GRAPHS / "streamed.yaml")])) as base:
-        events = _events(base, {"n": -1, "step_ms": 1})
+        events = timed_events(base, "streamed", {"n": -1, "step_ms": 1})
     assert [kind for kind, _, _ in events] == ["chunk", "chunk", "error"]
     error = events[-1][1]
     assert error["status"] == 500
@@ -96,8 +77,9 @@ def _ended_by_deadline(base: str) -> tuple[float, float]:
 def test_a_request_deadline_ends_a_running_stream_with_a_504_event() -> None:
     endless = {"n": 100_000, "step_ms": 10}
     with thread_server(create_app([load(SERVE_GRAPHS / "streamed.yaml")])) as base:
-        events = _events(base, endless, timeout_ms=300)
-        after = _events(base, {"n": 2, "step_ms": 1})  # one worker: its item was stopped
+        events = timed_events(base, "streamed", endless, timeout_ms=300)
+        # one worker: it answers only if its item was stopped
+        after = timed_events(base, "streamed", {"n": 2, "step_ms": 1})
         ended = _ended_by_deadline(base)
     kinds = [kind for kind, _, _ in events]
     assert kinds[0] == "chunk" and kinds[-1] == "error"
@@ -124,8 +106,8 @@ def test_a_request_deadline_ends_a_collected_stream_with_504() -> None:
 def test_a_node_timeout_ends_a_running_stream_and_frees_the_worker() -> None:
     graph = load(SERVE_GRAPHS / "streamed_limited.yaml")
     with thread_server(create_app([graph])) as base:
-        events = _events(base, {"n": 100_000, "step_ms": 10}, graph="streamed_limited")
-        after = _events(base, {"n": 2, "step_ms": 1}, graph="streamed_limited")
+        events = timed_events(base, "streamed_limited", {"n": 100_000, "step_ms": 10})
+        after = timed_events(base, "streamed_limited", {"n": 2, "step_ms": 1})
     assert [kind for kind, _, _ in events][-1] == "error"
     assert len(events) > 2  # chunks came before the node's timeout_ms
     error = events[-1][1]

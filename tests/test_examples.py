@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 import orchestrator
 from tests._executor_helpers import EXAMPLES, ROOT, run
-from tests._serve_helpers import SSE, metric_value, sse_events, thread_server
+from tests._serve_helpers import metric_value, thread_server, timed_events
 
 EXAMPLE_GRAPHS = sorted(p for p in EXAMPLES.glob("*.yaml") if p.with_suffix(".input.json").exists())
 # vote's sample inputs are the first held-out digits: its own test below runs them.
@@ -128,21 +127,7 @@ def generated_alone(prompt: str, max_tokens: int, seed: int) -> str:
 
 def stream_events(base: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
     """(kind, data) of every server-sent event of one ``POST /textgen``."""
-    return [(kind, data) for kind, data, _ in timed_events(base, body)]
-
-
-def timed_events(
-    base: str, body: dict[str, Any], started: threading.Event | None = None
-) -> list[tuple[str, Any, float]]:
-    """(kind, data, arrival time) of every server-sent event of one ``POST /textgen``;
-    ``started`` is set at the first event."""
-    found: list[tuple[str, Any, float]] = []
-    with httpx.stream("POST", f"{base}/textgen", json=body, headers=SSE, timeout=60) as answer:
-        for kind, data in sse_events(answer):
-            found.append((kind, data, time.monotonic()))
-            if started is not None:
-                started.set()
-    return found
+    return [(kind, data) for kind, data, _ in timed_events(base, "textgen", body, timeout_s=60)]
 
 
 def test_textgen_model_continues_with_the_story_s_own_word_triples() -> None:
@@ -265,9 +250,11 @@ def test_textgen_a_request_joins_the_running_stream_over_sse() -> None:
     started = threading.Event()
     with thread_server(orchestrator.create_app([orchestrator.load(TEXTGEN)])) as base:
         with ThreadPoolExecutor(1) as thread:
-            first_answer = thread.submit(timed_events, base, first_body, started)
+            first_answer = thread.submit(
+                timed_events, base, "textgen", first_body, started=started, timeout_s=60
+            )
             assert started.wait(timeout=60)
-            second = timed_events(base, second_body)
+            second = timed_events(base, "textgen", second_body, timeout_s=60)
             first = first_answer.result(timeout=60)
         batches = metric_value(base, "graphctl_runner_batch_size_count", method="generate")
         items = metric_value(base, "graphctl_runner_batch_size_sum", method="generate")

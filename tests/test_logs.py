@@ -4,13 +4,13 @@ exception; text lines stay as they were."""
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 
 from runners import log_context, logs
+from tests.conftest import json_lines
 
 
 @pytest.fixture
@@ -27,16 +27,12 @@ def stream() -> Iterator[io.StringIO]:
         root.setLevel(level)
 
 
-def _lines(buffer: io.StringIO) -> list[dict[str, object]]:
-    return [json.loads(line) for line in buffer.getvalue().splitlines()]
-
-
 def test_a_json_line_carries_the_context_and_extra_fields(stream: io.StringIO) -> None:
     log = logging.getLogger("graphctl.test")
     with log_context.bound(request_id="r-1", graph="g"), log_context.bound(node="a"):
         log.info("ran %s", "a", extra={"duration_ms": 1.5})
     log.debug("below the level")
-    (line,) = _lines(stream)
+    (line,) = json_lines(stream)
     assert line["message"] == "ran a" and line["level"] == "INFO"
     assert line["logger"] == "graphctl.test"
     assert line["request_id"] == "r-1" and line["graph"] == "g" and line["node"] == "a"
@@ -50,7 +46,7 @@ def test_a_json_line_carries_the_exception_text(stream: io.StringIO) -> None:
         raise ValueError("bad value\non two lines")
     except ValueError:
         logging.getLogger("graphctl.test").exception("failed")
-    (line,) = _lines(stream)
+    (line,) = json_lines(stream)
     assert line["message"] == "failed"
     assert str(line["exception"]).startswith("Traceback (most recent call last)")
     assert "ValueError: bad value\non two lines" in str(line["exception"])

@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import psutil
 import pytest
-import uvloop
 
 from runners import (
     BatchingConfig,
@@ -22,27 +20,15 @@ from runners import (
     Overloaded,
     PoolClosed,
     RunnerClient,
-    RunnerConfig,
     RunnerError,
     RunnerStartupError,
     UnsupportedValue,
     WorkerPool,
 )
-from runners.local import LocalClient
 from runners.supervisor import Supervisor
-from tests.conftest import run, runner_config, until
+from tests.conftest import LOOPS, POOL_KINDS, LoopFactory, run, runner_config, until
 
-LOOPS = pytest.mark.parametrize(
-    "loop_factory", [None, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
-)
-
-
-LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
-KINDS: dict[str, Callable[[RunnerConfig], WorkerPool]] = {
-    "process": WorkerPool,
-    "in-process": LocalClient,
-}
-KIND = pytest.mark.parametrize("kind", KINDS)
+KIND = pytest.mark.parametrize("kind", POOL_KINDS)
 
 
 def _as_client(pool: WorkerPool) -> RunnerClient:
@@ -65,7 +51,7 @@ def test_concurrent_calls_are_batched_and_answered_to_their_callers(
 ) -> None:
     async def main() -> None:
         config = runner_config(batching=BatchingConfig(max_batch_size=32))
-        async with KINDS[kind](config) as pool:
+        async with POOL_KINDS[kind](config) as pool:
             assert _as_client(pool).ready
             inputs = [np.full(4, i, np.float32) for i in range(100)]
             results = await asyncio.gather(*(pool.submit("predict", (x,), {}) for x in inputs))
@@ -93,7 +79,7 @@ def test_a_full_batch_waiting_goes_to_the_worker_before_the_answered_callers_res
 
     async def main() -> None:
         config = runner_config(init={"delay_s": 0.05}, batching=BatchingConfig(max_batch_size=2))
-        async with KINDS[kind](config) as pool:
+        async with POOL_KINDS[kind](config) as pool:
 
             async def first_call() -> int:
                 await pool.submit("predict", (np.zeros(2, np.float32),), {})
@@ -112,7 +98,7 @@ def test_a_full_batch_waiting_goes_to_the_worker_before_the_answered_callers_res
 @KIND
 def test_map_fan_out_becomes_one_batch(kind: str) -> None:
     async def main() -> None:
-        async with KINDS[kind](runner_config()) as pool:
+        async with POOL_KINDS[kind](runner_config()) as pool:
             calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
                 ((np.full(2, i, np.float64),), {}) for i in range(20)
             ]
@@ -127,7 +113,7 @@ def test_map_fan_out_becomes_one_batch(kind: str) -> None:
 @KIND
 def test_batch_dim_one(kind: str) -> None:
     async def main() -> None:
-        async with KINDS[kind](runner_config()) as pool:
+        async with POOL_KINDS[kind](runner_config()) as pool:
             xs = [np.arange(6, dtype=np.float64).reshape(2, 3) + 100 * i for i in range(5)]
             results = await pool.submit_many("columns", [((x,), {}) for x in xs])
             total = sum(xs)  # the method adds the sum of the batch's items (along dim 1)
@@ -141,7 +127,7 @@ def test_batch_dim_one(kind: str) -> None:
 @KIND
 def test_non_batchable_methods_get_one_call_each(kind: str) -> None:
     async def main() -> None:
-        async with KINDS[kind](runner_config()) as pool:
+        async with POOL_KINDS[kind](runner_config()) as pool:
             texts = [f"t{i}" for i in range(10)]
             results = await asyncio.gather(
                 *(pool.submit("describe", (t,), {"repeat": 2}) for t in texts)
@@ -155,7 +141,7 @@ def test_non_batchable_methods_get_one_call_each(kind: str) -> None:
 @KIND
 def test_a_raising_item_fails_only_its_caller_and_the_worker_lives(kind: str) -> None:
     async def main() -> None:
-        async with KINDS[kind](runner_config()) as pool:
+        async with POOL_KINDS[kind](runner_config()) as pool:
             pids = _worker_pids(pool)
             values = [1, 2, -3, 4]
             results = await asyncio.gather(
@@ -178,7 +164,7 @@ def test_async_methods_are_awaited_in_the_worker_batched_or_not(
 ) -> None:
     async def main() -> None:
         config = runner_config("runner_models:Awaiting", batching=BatchingConfig(max_batch_size=8))
-        async with KINDS[kind](config) as pool:
+        async with POOL_KINDS[kind](config) as pool:
             doubled = await asyncio.gather(*(pool.submit("double", (i,), {}) for i in range(20)))
             assert [r.value for r in doubled] == [2 * i for i in range(20)]
             assert max(r.batch_size for r in doubled) > 1
@@ -194,7 +180,7 @@ def test_async_methods_are_awaited_in_the_worker_batched_or_not(
     tracebacks = [r for r in caplog.records if "refuse raised" in r.message]
     assert len(tracebacks) == 1  # the pool has stopped: every worker line was read
     assert tracebacks[0].levelname == "ERROR"
-    label = {"process": "[test/worker-0] runners.worker:", "in-process": "[test/local]"}[kind]
+    label = {"process": "[test/worker-0] runners.worker:", "local": "[test/local]"}[kind]
     assert tracebacks[0].message.startswith(f"{label} refuse raised")
     text = tracebacks[0].message + (tracebacks[0].exc_text or "")
     assert "Traceback (most recent call last)" in text and "PermissionError: not today" in text
@@ -203,7 +189,7 @@ def test_async_methods_are_awaited_in_the_worker_batched_or_not(
 @KIND
 def test_an_unsendable_result_is_a_clear_error(kind: str) -> None:
     async def main() -> None:
-        async with KINDS[kind](runner_config()) as pool:
+        async with POOL_KINDS[kind](runner_config()) as pool:
             with pytest.raises(UnsupportedValue, match="object"):
                 await pool.call("bad_value")
             with pytest.raises(UnsupportedValue, match=r"'test\.echo'"):
@@ -216,7 +202,7 @@ def test_an_unsendable_result_is_a_clear_error(kind: str) -> None:
 @KIND
 def test_a_raising_constructor_is_a_startup_error(kind: str) -> None:
     async def main() -> None:
-        pool = KINDS[kind](runner_config("runner_models:Broken", name="broken", workers=2))
+        pool = POOL_KINDS[kind](runner_config("runner_models:Broken", name="broken", workers=2))
         with pytest.raises(RunnerStartupError) as info:
             await pool.start()
         message = str(info.value)
@@ -231,7 +217,7 @@ def test_a_raising_constructor_is_a_startup_error(kind: str) -> None:
 def test_queue_overflow_is_refused_at_enqueue(kind: str) -> None:
     async def main() -> None:
         config = runner_config(max_queue=4, init={"delay_s": 0.05})
-        async with KINDS[kind](config) as pool:
+        async with POOL_KINDS[kind](config) as pool:
             calls = [pool.submit("predict", (np.ones(2),), {}) for _ in range(12)]
             results = await asyncio.gather(*calls, return_exceptions=True)
             refused = [r for r in results if isinstance(r, Overloaded)]
@@ -245,7 +231,7 @@ def test_queue_overflow_is_refused_at_enqueue(kind: str) -> None:
 @KIND
 def test_a_hopeless_deadline_is_refused_at_enqueue(kind: str) -> None:
     async def main() -> None:
-        async with KINDS[kind](runner_config(init={"delay_s": 0.05})) as pool:
+        async with POOL_KINDS[kind](runner_config(init={"delay_s": 0.05})) as pool:
             await pool.call("predict", np.ones(2))  # measures the batch time
             busy = asyncio.ensure_future(pool.call("predict", np.ones(2)))
             await until(lambda: pool.stats().methods["predict"].in_flight == 1)
@@ -260,7 +246,9 @@ def test_a_hopeless_deadline_is_refused_at_enqueue(kind: str) -> None:
 def test_a_queued_call_past_max_latency_times_out_before_any_worker(kind: str) -> None:
     async def main() -> None:
         batching = BatchingConfig(max_latency_ms=200)
-        async with KINDS[kind](runner_config(batching=batching, init={"delay_s": 0.5})) as pool:
+        async with POOL_KINDS[kind](
+            runner_config(batching=batching, init={"delay_s": 0.5})
+        ) as pool:
             first = asyncio.ensure_future(pool.call("predict", np.ones(2)))
             await until(lambda: pool.stats().methods["predict"].in_flight == 1)
             with pytest.raises(CallTimeout):
@@ -275,7 +263,7 @@ def test_a_queued_call_past_max_latency_times_out_before_any_worker(kind: str) -
 @KIND
 def test_cancelling_a_queued_call_removes_it(kind: str) -> None:
     async def main() -> None:
-        async with KINDS[kind](runner_config(init={"delay_s": 0.2})) as pool:
+        async with POOL_KINDS[kind](runner_config(init={"delay_s": 0.2})) as pool:
             first = asyncio.ensure_future(pool.call("predict", np.ones(2)))
             await until(lambda: pool.stats().methods["predict"].in_flight == 1)
             queued = asyncio.ensure_future(pool.call("predict", np.ones(2)))
@@ -293,7 +281,7 @@ def test_cancelling_a_queued_call_removes_it(kind: str) -> None:
 @KIND
 def test_stop_finishes_in_flight_calls_then_refuses(kind: str) -> None:
     async def main() -> None:
-        pool = KINDS[kind](runner_config(init={"delay_s": 0.05}))
+        pool = POOL_KINDS[kind](runner_config(init={"delay_s": 0.05}))
         await pool.start()
         pids = _worker_pids(pool)
         pending = asyncio.gather(*(pool.call("predict", np.ones(2) * i) for i in range(5)))
@@ -302,7 +290,7 @@ def test_stop_finishes_in_flight_calls_then_refuses(kind: str) -> None:
         assert [float(v[0]) for v in await pending] == [2.0 * i for i in range(5)]
         with pytest.raises(PoolClosed):
             await pool.call("predict", np.ones(2))
-        assert kind == "in-process" or not any(psutil.pid_exists(pid) for pid in pids)
+        assert kind == "local" or not any(psutil.pid_exists(pid) for pid in pids)
         assert not psutil.Process().children(recursive=True)
 
     run(main())
@@ -315,7 +303,7 @@ def test_a_latency_budget_below_the_batch_time_is_reported(
 ) -> None:
     async def main() -> None:
         config = runner_config(batching=BatchingConfig(max_latency_ms=10), init={"delay_s": 0.03})
-        async with KINDS[kind](config) as pool:
+        async with POOL_KINDS[kind](config) as pool:
             await pool.call("predict", np.ones(2))
 
     run(main())
@@ -328,7 +316,7 @@ def test_both_kinds_refuse_with_the_same_errors_and_count_alike() -> None:
     )
 
     async def scenario(kind: str) -> tuple[list[str], tuple[Any, ...]]:
-        async with KINDS[kind](config) as pool:
+        async with POOL_KINDS[kind](config) as pool:
             stats = lambda: pool.stats().methods["predict"]  # noqa: E731
             running = asyncio.ensure_future(pool.call("predict", np.zeros(1)))
             await until(lambda: stats().in_flight == 1)
@@ -348,7 +336,7 @@ def test_both_kinds_refuse_with_the_same_errors_and_count_alike() -> None:
             s = stats()
             return errors, (s.calls, s.batches, s.rejected, s.timed_out, dict(s.batch_sizes))
 
-    process, in_process = (run(scenario(kind)) for kind in KINDS)
+    process, in_process = (run(scenario(kind)) for kind in POOL_KINDS)
     assert process == in_process
     assert process[0] == [
         "Overloaded: runner 'test.predict': the queue is full (2 calls)",

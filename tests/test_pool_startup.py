@@ -9,22 +9,15 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-import uvloop
 
 from runners import RunnerStartupError, WorkerPool
 from runners.process import ProcessWorker, spawn
 from tests._worker_events import RecordedEvents
-from tests.conftest import run, runner_config
-
-LOOPS = pytest.mark.parametrize(
-    "loop_factory", [None, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
-)
-LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
+from tests.conftest import LOOPS, LoopFactory, run, runner_config
 
 MODELS = '''
 import subprocess

@@ -23,7 +23,7 @@ from runners.remote import RemoteWorkers, protocol
 from runners.replies import PROTOCOL_FAULT
 from tests._remote_helpers import REMOTE_GRAPHS, TOKEN, RawClient, WorkerProcess, kill
 from tests._serve_helpers import free_port
-from tests.conftest import run, runner_config, until, wait_until
+from tests.conftest import collect, run, runner_config, until, wait_until
 
 STREAMS = REMOTE_GRAPHS / "streams.yaml"
 RUNNABLE = "tests.runnables.stream_models:Counter"
@@ -56,11 +56,6 @@ def _pool(ports: Sequence[int], runnable: str = RUNNABLE, **batching: Any) -> Wo
     return WorkerPool(config, workers=functools.partial(RemoteWorkers, config, token=TOKEN))
 
 
-async def _collect(pool: WorkerPool, method: str, *args: Any) -> list[Any]:
-    async with aclosing(pool.stream(method, args, {})) as chunks:
-        return [chunk async for chunk in chunks]
-
-
 def test_a_stream_over_a_host_arrives_in_order_while_it_runs() -> None:
     async def main() -> tuple[Any, int, list[Any]]:
         async with (
@@ -81,7 +76,7 @@ def test_concurrent_streams_share_a_batch_on_the_host() -> None:
 
     async def main() -> tuple[list[list[Any]], dict[str, Any]]:
         async with _pool([host.port], max_latency_ms=5000) as pool:
-            streams = await asyncio.gather(*(_collect(pool, "tokens", n) for n in lengths))
+            streams = await asyncio.gather(*(collect(pool, "tokens", n) for n in lengths))
             return list(streams), await pool.call("seen")
 
     with _host() as host:
@@ -97,9 +92,9 @@ def test_a_caller_that_leaves_stops_its_item_on_the_host() -> None:
 
     async def main() -> tuple[list[Any], list[Any], dict[str, Any]]:
         async with _pool([host.port], max_latency_ms=5000) as pool:
-            busy = asyncio.ensure_future(_collect(pool, "count", 3, 0.05))
+            busy = asyncio.ensure_future(collect(pool, "count", 3, 0.05))
             await until(lambda: pool.stats().methods["count"].in_flight == 1)
-            left, stayed = await asyncio.gather(leave_early(pool), _collect(pool, "tokens", 6))
+            left, stayed = await asyncio.gather(leave_early(pool), collect(pool, "tokens", 6))
             await busy
             return left, stayed, await pool.call("seen")
 
@@ -118,10 +113,10 @@ def test_a_host_killed_mid_stream_fails_started_items_and_retries_the_others() -
 
     async def main(first: WorkerProcess) -> tuple[list[Any], BaseException, list[Any], Any]:
         async with _pool([first.port, spare_port], max_latency_ms=5000) as pool:
-            busy = asyncio.ensure_future(_collect(pool, "count", 3, 0.05))
+            busy = asyncio.ensure_future(collect(pool, "count", 3, 0.05))
             await until(lambda: pool.stats().methods["count"].in_flight == 1)
             async with aclosing(pool.stream("atokens", (100_000,), {})) as chunks:
-                silent = asyncio.ensure_future(_collect(pool, "atokens", 0))  # never a chunk
+                silent = asyncio.ensure_future(collect(pool, "atokens", 0))  # never a chunk
                 received = [await anext(chunks)]  # the pair runs as one batch on `first`
                 spares.append(await asyncio.to_thread(_host, spare_port))
                 await until(lambda: _connected(pool.stats()) == 2)
@@ -209,11 +204,11 @@ def test_a_draining_host_takes_no_join() -> None:
 
     async def main(first: WorkerProcess) -> tuple[list[Any], list[Any], Any]:
         async with _pool([first.port, spare_port], JOINING, max_latency_ms=30_000) as pool:
-            running = asyncio.ensure_future(_collect(pool, "joining", 40))  # 2 s of steps
+            running = asyncio.ensure_future(collect(pool, "joining", 40))  # 2 s of steps
             await until(lambda: pool.stats().methods["joining"].in_flight == 1)
             first.signal(signal.SIGTERM)
             await until(lambda: _connected(pool.stats()) == 0)  # it said it is going away
-            late = asyncio.ensure_future(_collect(pool, "joining", 3))
+            late = asyncio.ensure_future(collect(pool, "joining", 3))
             await until(lambda: _queued_or_sent(pool.stats(), "joining") == 2)
             spares.append(await asyncio.to_thread(_joins_host, spare_port))
             return await running, await late, await pool.call("seen")

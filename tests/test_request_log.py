@@ -16,6 +16,7 @@ from orchestrator.server._request_log import MAX_ID_LENGTH, RequestIds
 from orchestrator.server._serving import Served
 from runners import log_context, logs
 from tests._serve_helpers import SERVE_GRAPHS, thread_server
+from tests.conftest import json_lines
 
 CALC = SERVE_GRAPHS / "calc.yaml"
 GOOD = {"x": [1.0], "label": "a"}
@@ -37,10 +38,6 @@ def json_log() -> Iterator[io.StringIO]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def _lines(buffer: io.StringIO) -> list[dict[str, object]]:
-    return [json.loads(line) for line in buffer.getvalue().splitlines()]
 
 
 def test_a_safe_request_id_is_kept_and_any_other_replaced() -> None:
@@ -68,7 +65,9 @@ def test_the_id_is_answered_logged_and_in_error_bodies(json_log: io.StringIO) ->
         assert response.json()["request_id"] == response.headers["x-request-id"]
     assert invalid.json()["request_id"] == "v-2" and locked.json()["request_id"] == "k-3"
     access = {
-        line["request_id"]: line for line in _lines(json_log) if line["logger"] == "graphctl.access"
+        line["request_id"]: line
+        for line in json_lines(json_log)
+        if line["logger"] == "graphctl.access"
     }
     assert access["ok-1"]["status"] == 200 and access["ok-1"]["method"] == "POST"
     assert access["ok-1"]["path"] == "/calc" and float(str(access["ok-1"]["duration_ms"])) > 0
@@ -82,7 +81,7 @@ def test_the_access_log_can_be_turned_off(json_log: io.StringIO) -> None:
     with thread_server(app) as url:
         response = httpx.post(f"{url}/calc", json=GOOD, timeout=30)
     assert response.headers["x-request-id"]
-    assert not [line for line in _lines(json_log) if line["logger"] == "graphctl.access"]
+    assert not [line for line in json_lines(json_log) if line["logger"] == "graphctl.access"]
 
 
 def test_a_failure_in_graphctls_code_is_logged_with_its_request(json_log: io.StringIO) -> None:
@@ -97,7 +96,7 @@ def test_a_failure_in_graphctls_code_is_logged_with_its_request(json_log: io.Str
     assert response.status_code == 500
     assert response.json() == {"error": "internal error: KeyError", "request_id": "bug-1"}
     assert "Traceback" not in response.text
-    (failure,) = [line for line in _lines(json_log) if line["logger"] == "graphctl.serve"]
+    (failure,) = [line for line in json_lines(json_log) if line["logger"] == "graphctl.serve"]
     assert failure["request_id"] == "bug-1" and "KeyError: 'a bug'" in str(failure["exception"])
 
 
@@ -106,7 +105,7 @@ def test_a_failed_request_is_logged_with_its_graph_and_id(json_log: io.StringIO)
     with thread_server(app) as url:
         response = httpx.post(f"{url}/broken", json={"x": [1.0]}, headers={"x-request-id": "b-1"})
     assert response.status_code == 500 and response.json()["request_id"] == "b-1"
-    (failure,) = [line for line in _lines(json_log) if line["logger"] == "graphctl.serve"]
+    (failure,) = [line for line in json_lines(json_log) if line["logger"] == "graphctl.serve"]
     assert failure["request_id"] == "b-1" and failure["graph"] == "broken"
 
 

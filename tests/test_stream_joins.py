@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,7 @@ from typing import Any
 import pytest
 
 from runners import BatchingConfig, CallTimeout, StreamInterrupted, WorkerPool
-from runners.local import LocalClient
-from tests.conftest import run, runner_config, until
-
-POOLS: dict[str, Callable[..., WorkerPool]] = {
-    "process": lambda config: WorkerPool(config),
-    "local": lambda config: LocalClient(config),
-}
+from tests.conftest import POOL_KINDS, run, runner_config, until
 
 Log = list[tuple[str, Any]]
 
@@ -33,7 +26,7 @@ def _pool(kind: str, step_s: float, max_batch_size: int = 16) -> WorkerPool:
         init={"step_s": step_s},
         batching=BatchingConfig(max_batch_size=max_batch_size, max_latency_ms=30_000),
     )
-    return POOLS[kind](config)
+    return POOL_KINDS[kind](config)
 
 
 async def _follow(
@@ -68,7 +61,7 @@ async def _second_while_first_runs(kind: str, method: str) -> tuple[Log, Any, An
         return log, await first, second, await pool.call("seen")
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_call_joins_a_running_stream_and_streams_before_it_ends(kind: str) -> None:
     log, first, second, seen = run(_second_while_first_runs(kind, "joining"))
     assert first == _tokens(8) and second == _tokens(3)
@@ -77,7 +70,7 @@ def test_a_call_joins_a_running_stream_and_streams_before_it_ends(kind: str) -> 
     assert seen["sizes"] == [2]  # one batch, which B joined
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_streams_started_together_share_one_batch(kind: str) -> None:
     """The second call joins the batch the first was just sent in, before that batch
     starts running: its join is read with the batch's first step, not dropped."""
@@ -96,7 +89,7 @@ def test_streams_started_together_share_one_batch(kind: str) -> None:
     assert seen["sizes"] == [2]
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_without_joins_a_call_waits_for_the_next_batch(kind: str) -> None:
     log, first, second, seen = run(_second_while_first_runs(kind, "waiting"))
     assert first == _tokens(8) and second == _tokens(3)
@@ -104,7 +97,7 @@ def test_without_joins_a_call_waits_for_the_next_batch(kind: str) -> None:
     assert seen["sizes"] == [1, 1]
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_joining_never_runs_more_than_max_batch_size_items(kind: str) -> None:
     async def main() -> tuple[Log, list[list[Any]], Any]:
         log: Log = []
@@ -123,7 +116,7 @@ def test_joining_never_runs_more_than_max_batch_size_items(kind: str) -> None:
     assert seen["sizes"] == [3] and seen["peak"] == 2
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_caller_that_leaves_stops_only_its_joined_item(kind: str) -> None:
     async def leave_early(pool: WorkerPool) -> list[Any]:
         async with aclosing(pool.stream("joining", (100_000,), {})) as chunks:
@@ -143,7 +136,7 @@ def test_a_caller_that_leaves_stops_only_its_joined_item(kind: str) -> None:
     assert seen["stopped"] == [1] and seen["sizes"] == [2]
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_deadlines_end_joined_items_and_calls_waiting_to_join(kind: str) -> None:
     async def main() -> tuple[list[Any], BaseException, Log, Any]:
         log: Log = []
@@ -219,7 +212,7 @@ def test_joins_a_lost_worker_never_took_run_again_as_they_were() -> None:
     assert seen["sizes"] == [2] and restarts == 1  # one batch on the new worker
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_join_that_reaches_a_finished_batch_runs_in_the_next(kind: str, tmp_path: Path) -> None:
     marker = tmp_path / "release"
 
@@ -241,7 +234,7 @@ def test_a_join_that_reaches_a_finished_batch_runs_in_the_next(kind: str, tmp_pa
     assert waits == 2  # one queue wait per call: B's join that was not taken is not one
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_join_never_taken_keeps_its_deadline(kind: str, tmp_path: Path) -> None:
     """B is sent to join a batch that never reads it, and its deadline passes
     meanwhile: back in the queue, it times out instead of running late."""
@@ -268,7 +261,7 @@ def test_a_join_never_taken_keeps_its_deadline(kind: str, tmp_path: Path) -> Non
     assert "deadline" in str(waited) and seen["sizes"] == [1]
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_call_that_can_join_is_admitted_whatever_the_streams_last(kind: str) -> None:
     async def main() -> tuple[float, list[Any]]:
         log: Log = []

@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator import GraphFileError, compile_text
 from orchestrator.graph import Graph
-from tests._serve_helpers import ROOT, SERVE_GRAPHS, SSE, ServeProcess, sse_events
+from tests._serve_helpers import ROOT, SERVE_GRAPHS, ServeProcess, timed_events
 from tests.conftest import run
 
 CHUNKED = SERVE_GRAPHS / "chunked.yaml"
@@ -29,18 +29,9 @@ def server() -> Iterator[str]:
         yield serve.url
 
 
-def _events(base: str, body: dict[str, Any]) -> list[tuple[str, Any, float]]:
-    """(kind, data, arrival time) of each server-sent event of one request."""
-    found: list[tuple[str, Any, float]] = []
-    with httpx.stream("POST", f"{base}/chunked", json=body, headers=SSE, timeout=30) as answer:
-        for kind, data in sse_events(answer):
-            found.append((kind, data, time.monotonic()))
-    return found
-
-
 def test_transformed_chunks_arrive_as_events_while_the_stream_runs(server: str) -> None:
     sent = time.monotonic()
-    events = _events(server, {"n": 6, "step_ms": 100})
+    events = timed_events(server, "chunked", {"n": 6, "step_ms": 100})
     assert [kind for kind, _, _ in events] == ["chunk"] * 6 + ["result"]
     assert [data for _, data, _ in events[:6]] == [
         {"output": "shouted", "chunk": f"T{i}!"} for i in range(6)
@@ -61,13 +52,13 @@ def test_without_the_header_the_answer_holds_the_transformed_list(server: str) -
 def test_a_per_chunk_function_that_raises_ends_with_an_error_and_stops_the_stream(
     server: str,
 ) -> None:
-    events = _events(server, {"n": 100_000, "step_ms": 10, "fail_at": "t3"})
+    events = timed_events(server, "chunked", {"n": 100_000, "step_ms": 10, "fail_at": "t3"})
     assert [kind for kind, _, _ in events] == ["chunk"] * 3 + ["error"]
     error = events[-1][1]
     assert error["status"] == 500
     assert error["error"].startswith("node 'shouted' failed: ValueError")  # details: the log
     # one worker: the next request runs at once, so the failed one's item was stopped
-    after = _events(server, {"n": 2, "step_ms": 1})
+    after = timed_events(server, "chunked", {"n": 2, "step_ms": 1})
     assert [kind for kind, _, _ in after] == ["chunk", "chunk", "result"]
 
 

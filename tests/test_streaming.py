@@ -7,20 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
 import pytest
 
 from runners import BatchingConfig, MethodError, RunnerError, WorkerPool
-from runners.local import LocalClient
-from tests.conftest import run, runner_config, until
-
-POOLS: dict[str, Callable[..., WorkerPool]] = {
-    "process": lambda config: WorkerPool(config),
-    "local": lambda config: LocalClient(config),
-}
+from tests.conftest import POOL_KINDS, collect, run, runner_config, until
 
 
 def _pool(kind: str, step_s: float = 0.0, **batching: Any) -> WorkerPool:
@@ -29,24 +22,19 @@ def _pool(kind: str, step_s: float = 0.0, **batching: Any) -> WorkerPool:
         init={"step_s": step_s},
         batching=BatchingConfig(max_batch_size=16, **batching),
     )
-    return POOLS[kind](config)
+    return POOL_KINDS[kind](config)
 
 
-async def _collect(pool: WorkerPool, method: str, *args: Any) -> list[Any]:
-    async with aclosing(pool.stream(method, args, {})) as chunks:
-        return [chunk async for chunk in chunks]
-
-
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_an_unbatched_generator_streams_its_chunks_in_order(kind: str) -> None:
     async def main() -> list[Any]:
         async with _pool(kind) as pool:
-            return await _collect(pool, "count", 5)
+            return await collect(pool, "count", 5)
 
     assert run(main()) == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_the_first_chunk_arrives_while_the_stream_still_runs(kind: str) -> None:
     async def main() -> tuple[Any, list[Any]]:
         async with _pool(kind) as pool, aclosing(pool.stream("count", (5, 0.05), {})) as chunks:
@@ -59,13 +47,13 @@ def test_the_first_chunk_arrives_while_the_stream_still_runs(kind: str) -> None:
     assert rest == [1, 1, 2, 3, 4]  # in flight when the first chunk came
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_concurrent_streams_share_a_batch_and_finish_at_their_own_step(kind: str) -> None:
     lengths = [3, 1, 5, 2, 4, 0]
 
     async def main() -> tuple[list[list[Any]], dict[str, Any]]:
         async with _pool(kind, step_s=0.02, max_latency_ms=5000) as pool:
-            streams = await asyncio.gather(*(_collect(pool, "tokens", n) for n in lengths))
+            streams = await asyncio.gather(*(collect(pool, "tokens", n) for n in lengths))
             return streams, await pool.call("seen")
 
     streams, seen = run(main())
@@ -73,22 +61,22 @@ def test_concurrent_streams_share_a_batch_and_finish_at_their_own_step(kind: str
     assert max(seen["sizes"]) > 1
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_an_async_generator_streams_in_batches(kind: str) -> None:
     async def main() -> list[list[Any]]:
         async with _pool(kind, step_s=0.01) as pool:
-            return list(await asyncio.gather(*(_collect(pool, "atokens", n) for n in (2, 3))))
+            return list(await asyncio.gather(*(collect(pool, "atokens", n) for n in (2, 3))))
 
     assert run(main()) == [["a0", "a1"], ["a0", "a1", "a2"]]
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_caller_that_leaves_stops_its_item_and_frees_the_worker(kind: str) -> None:
     async def main() -> tuple[list[Any], list[Any], dict[str, Any]]:
         async with _pool(kind, step_s=0.01) as pool:
             async with aclosing(pool.stream("tokens", (100_000,), {})) as chunks:
                 taken = [await anext(chunks), await anext(chunks)]
-            after = await _collect(pool, "tokens", 2)  # one worker: free again
+            after = await collect(pool, "tokens", 2)  # one worker: free again
             return taken, after, await pool.call("seen")
 
     taken, after, seen = run(main(), timeout_s=30)
@@ -97,7 +85,7 @@ def test_a_caller_that_leaves_stops_its_item_and_frees_the_worker(kind: str) -> 
     assert seen["closed_at"][0] < 1000  # closed when its one caller left
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_caller_that_leaves_a_batch_is_stopped_and_the_others_go_on(kind: str) -> None:
     async def leave_early(pool: WorkerPool) -> list[Any]:
         async with aclosing(pool.stream("tokens", (100_000,), {})) as chunks:
@@ -105,9 +93,9 @@ def test_a_caller_that_leaves_a_batch_is_stopped_and_the_others_go_on(kind: str)
 
     async def main() -> tuple[list[Any], list[Any], dict[str, Any]]:
         async with _pool(kind, step_s=0.01, max_latency_ms=5000) as pool:
-            busy = asyncio.ensure_future(_collect(pool, "count", 3, 0.05))
+            busy = asyncio.ensure_future(collect(pool, "count", 3, 0.05))
             await until(lambda: pool.stats().methods["count"].in_flight == 1)
-            left, stayed = await asyncio.gather(leave_early(pool), _collect(pool, "tokens", 6))
+            left, stayed = await asyncio.gather(leave_early(pool), collect(pool, "tokens", 6))
             await busy
             return left, stayed, await pool.call("seen")
 
@@ -118,7 +106,7 @@ def test_a_caller_that_leaves_a_batch_is_stopped_and_the_others_go_on(kind: str)
     assert seen["stopped"] == [0]  # the method was told, and went on for item 1
 
 
-@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kind", POOL_KINDS)
 def test_a_failure_mid_stream_follows_the_chunks_already_sent(kind: str) -> None:
     async def main() -> tuple[list[Any], BaseException | None]:
         received: list[Any] = []
@@ -140,7 +128,7 @@ def test_a_method_that_does_not_stream_is_refused_as_a_stream() -> None:
     async def main() -> None:
         async with _pool("local") as pool:
             with pytest.raises(RunnerError, match="not a streaming method"):
-                await _collect(pool, "seen")
+                await collect(pool, "seen")
 
     run(main())
 
@@ -160,8 +148,8 @@ def test_a_lone_stream_after_bursts_of_streams_starts_at_once(method: str) -> No
     async def main() -> tuple[float, list[float], int]:
         async with WorkerPool(config) as pool:
             for burst in (12, 4, 8):
-                await asyncio.gather(*(_collect(pool, method, 30) for _ in range(burst)))
-            await _collect(pool, method, 1)  # a call just before: arrivals look frequent
+                await asyncio.gather(*(collect(pool, method, 30) for _ in range(burst)))
+            await collect(pool, method, 1)  # a call just before: arrivals look frequent
             sent, arrivals = time.monotonic(), []
             async with aclosing(pool.stream(method, (6,), {})) as chunks:
                 async for _ in chunks:

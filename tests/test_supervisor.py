@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
-import uvloop
 
 from runners import (
     BatchingConfig,
@@ -27,12 +25,7 @@ from runners import (
 from runners.resources import plan_environments
 from runners.supervisor import Supervisor
 from tests._worker_events import RecordedEvents
-from tests.conftest import run, runner_config, until
-
-LOOPS = pytest.mark.parametrize(
-    "loop_factory", [None, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
-)
-LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
+from tests.conftest import LOOPS, LoopFactory, run, runner_config, until
 
 
 def _worker_pids(pool: WorkerPool) -> list[int]:

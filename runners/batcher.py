@@ -383,6 +383,14 @@ def fail_batch(queue: MethodQueue, calls: list[PendingCall], error: RunnerError)
         call.future.set_exception(error)
 
 
+def fail_unsent(
+    queue: MethodQueue, calls: list[PendingCall], exc: UnsupportedValue | ValueError, runner: str
+) -> None:
+    """Calls whose values could not be sent to a worker fail as a batch that raised."""
+    text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
+    fail_batch(queue, calls, batch_error(type(exc).__name__, text, runner, queue.spec.name))
+
+
 def full_batch_waiting(queues: Iterable[MethodQueue]) -> bool:
     """A queue holds at least a full batch of calls: nothing that arrives could make
     its next batch bigger, so it should go to a free worker at once."""

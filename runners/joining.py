@@ -37,8 +37,7 @@ from runners.batcher import (
     Flight,
     MethodQueue,
     PendingCall,
-    batch_error,
-    fail_batch,
+    fail_unsent,
     key_of,
     split_rows,
     survivors_of_crash,
@@ -127,8 +126,7 @@ def send_join(state: WorkerState, flight: Flight, calls: list[PendingCall], runn
         args, kwargs = merge_inputs(calls, queue.spec)
         state.worker.join_items(flight.batch_id, args, kwargs)
     except (UnsupportedValue, ValueError) as exc:
-        text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
-        fail_batch(queue, calls, batch_error(type(exc).__name__, text, runner, queue.spec.name))
+        fail_unsent(queue, calls, exc, runner)
         return
     board(flight, calls, time.monotonic())
 

@@ -39,6 +39,7 @@ from runners.batcher import (
     batch_error,
     deliver,
     fail_batch,
+    fail_unsent,
     full_batch_waiting,
     next_release,
     oldest_queue,
@@ -363,8 +364,7 @@ class WorkerPool:
             state.worker.send_batch(self._next_batch, method, args, kwargs, contexts)
         except (UnsupportedValue, ValueError) as exc:
             self._idle.append(state)
-            text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
-            fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
+            fail_unsent(queue, batch, exc, self.name)
             return
         state.flight = flight = Flight(queue, [], self._next_batch, time.monotonic(), 0, [])
         board(flight, batch, flight.sent_at, sent=True)

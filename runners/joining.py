@@ -51,15 +51,6 @@ from runners.streaming import end_stream, take, unstarted
 JOIN_LIMIT = 16  # a batch takes joins while its items in all stay below this x max_batch_size
 
 
-def leave_queue(calls: list[PendingCall]) -> None:
-    """Calls taken off their queue: their deadline timers stop (they are sent now)."""
-    for call in calls:
-        call.queued = False
-        if call.timer is not None:
-            call.timer.cancel()
-            call.timer = None
-
-
 def board(flight: Flight, calls: list[PendingCall], now: float, *, sent: bool = False) -> None:
     """``calls`` leave their queue for ``flight``: as its batch when it is ``sent``,
     or as items joining a running stream (``offer_joins``), taken once the worker
@@ -121,7 +112,6 @@ def send_join(state: WorkerState, flight: Flight, calls: list[PendingCall], runn
     """Send ``calls`` to join ``flight``; calls whose values cannot cross fail as a
     batch that cannot be sent does."""
     queue = flight.queue
-    leave_queue(calls)
     try:
         args, kwargs = merge_inputs(calls, queue.spec)
         state.worker.join_items(flight.batch_id, args, kwargs)

@@ -58,7 +58,6 @@ from runners.joining import (
     board,
     can_join,
     end_joined_stream,
-    leave_queue,
     offer_joins,
     retry_lost,
 )
@@ -337,7 +336,6 @@ class WorkerPool:
                 break
             queue.record_release(now)
             batch = take_batch(queue.queue, queue.max_items, queue.spec)
-            leave_queue(batch)
             self._send(self._pick_idle(), queue, batch)
         self._wake.update(wake)
         offer_joins(self._states.values(), self.name)

@@ -33,6 +33,7 @@ from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import RunnerStartupError, UnsupportedValue
 from runners.pool import WorkerPool
+from runners.process import runnable_settings
 from runners.replies import (
     batch_log_fields,
     batch_span,
@@ -223,14 +224,9 @@ class InProcessWorkers:
         """Import and construct the Runnable in the method thread, as a worker would."""
         config = self._config
         thread = ThreadPoolExecutor(1, thread_name_prefix=f"graphctl-{config.name}")
-        settings = {
-            "runnable": config.runnable,
-            "search_path": str(config.search_path) if config.search_path else None,
-            "init": dict(config.init),
-        }
         try:
             instance = await asyncio.get_running_loop().run_in_executor(
-                thread, load_runnable, settings
+                thread, load_runnable, runnable_settings(config)
             )
         except Exception as exc:
             thread.shutdown(wait=False)

@@ -27,7 +27,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from runners import admission, call_context
@@ -61,7 +60,7 @@ from runners.joining import (
     offer_joins,
     retry_lost,
 )
-from runners.lifecycle import Lifecycle
+from runners.lifecycle import AsyncLifecycle, Lifecycle
 from runners.merging import merge_inputs
 from runners.resources import plan_environments
 from runners.runnable import MethodSpec
@@ -77,7 +76,7 @@ logger = logging.getLogger("runners.pool")
 WAKE_SLACK_S = 0.001  # uvloop's timers have millisecond resolution and may fire early
 
 
-class WorkerPool:
+class WorkerPool(AsyncLifecycle):
     """Satisfies ``runners.types.RunnerClient`` and, towards its workers,
     ``runners.transport.WorkerEvents``. ``gpus`` overrides GPU detection (a count or
     ids); ``workers`` builds the workers (default: supervised processes).
@@ -125,15 +124,6 @@ class WorkerPool:
     @property
     def methods(self) -> Mapping[str, MethodSpec]:
         return {name: q.spec for name, q in self._queues.items()}
-
-    async def __aenter__(self) -> WorkerPool:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Start every worker, wait for their READY; RunnerStartupError if one fails."""

@@ -124,8 +124,7 @@ def fail_queued(queues: Mapping[str, MethodQueue], error: RunnerError) -> None:
     for queue in queues.values():
         while queue.queue:
             call = queue.queue.popleft()
-            call.queued = False
-            queue.discard(call)
+            call.leave_queue()
             if not call.future.done():
                 call.future.set_exception(error)
 

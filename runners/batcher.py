@@ -69,6 +69,14 @@ class PendingCall:
     context: CallContext | None = None  # request id and trace parent, sent with the batch
     stream: ItemStream | None = None  # a streaming call's chunks, on their way to its caller
 
+    def leave_queue(self) -> None:
+        """Off its queue (taken for a batch or a join, dropped, failed): its deadline
+        timer stops."""
+        self.queued = False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
 
 def key_of(call: PendingCall, spec: MethodSpec) -> Hashable:
     """The call's merge key (and its rows), computed once and only when a batch
@@ -88,6 +96,7 @@ def take_batch(queue: deque[PendingCall], max_rows: int, spec: MethodSpec) -> li
     """Pop the next batch: the head, then the queued calls that merge with it, oldest
     first, while the batch stays within ``max_rows`` rows (the head always goes)."""
     head = queue.popleft()
+    head.leave_queue()
     if not spec.batchable or head.solo or not queue:
         return [head]
     key = key_of(head, spec)
@@ -108,6 +117,8 @@ def take_matching(
             taken.append(call)
             rows += call.rows
     _remove_taken(queue, taken)
+    for call in taken:
+        call.leave_queue()
     return taken
 
 
@@ -243,11 +254,8 @@ class MethodQueue:
     def discard(self, call: PendingCall) -> None:
         """Remove a call that is still queued (cancelled or past its deadline)."""
         if call.queued:
-            call.queued = False
             self.queue.remove(call)
-        if call.timer is not None:
-            call.timer.cancel()
-            call.timer = None
+        call.leave_queue()
 
     def snapshot(self) -> MethodStats:
         a, b = self.cost.coefficients()
@@ -381,6 +389,14 @@ def fail_batch(queue: MethodQueue, calls: list[PendingCall], error: RunnerError)
         return
     for call in live:
         call.future.set_exception(error)
+
+
+def fail_unsent(
+    queue: MethodQueue, calls: list[PendingCall], exc: UnsupportedValue | ValueError, runner: str
+) -> None:
+    """Calls whose values could not be sent to a worker fail as a batch that raised."""
+    text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
+    fail_batch(queue, calls, batch_error(type(exc).__name__, text, runner, queue.spec.name))
 
 
 def full_batch_waiting(queues: Iterable[MethodQueue]) -> bool:

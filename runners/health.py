@@ -63,7 +63,10 @@ class HangWatch:
         self._batch_times: dict[str, RecentBatchTimes] = {}
 
     def observe(self, method: str, seconds: float) -> None:
-        self._batch_times.setdefault(method, RecentBatchTimes()).observe(seconds)
+        times = self._batch_times.get(method)
+        if times is None:  # not setdefault: that would build a record per batch
+            times = self._batch_times[method] = RecentBatchTimes()
+        times.observe(seconds)
 
     def limit_s(self, method: str) -> float:
         """How long a batch of ``method`` may run before its worker is taken for hung."""

@@ -37,8 +37,7 @@ from runners.batcher import (
     Flight,
     MethodQueue,
     PendingCall,
-    batch_error,
-    fail_batch,
+    fail_unsent,
     key_of,
     split_rows,
     survivors_of_crash,
@@ -50,15 +49,6 @@ from runners.merging import merge_inputs
 from runners.streaming import end_stream, take, unstarted
 
 JOIN_LIMIT = 16  # a batch takes joins while its items in all stay below this x max_batch_size
-
-
-def leave_queue(calls: list[PendingCall]) -> None:
-    """Calls taken off their queue: their deadline timers stop (they are sent now)."""
-    for call in calls:
-        call.queued = False
-        if call.timer is not None:
-            call.timer.cancel()
-            call.timer = None
 
 
 def board(flight: Flight, calls: list[PendingCall], now: float, *, sent: bool = False) -> None:
@@ -122,13 +112,11 @@ def send_join(state: WorkerState, flight: Flight, calls: list[PendingCall], runn
     """Send ``calls`` to join ``flight``; calls whose values cannot cross fail as a
     batch that cannot be sent does."""
     queue = flight.queue
-    leave_queue(calls)
     try:
         args, kwargs = merge_inputs(calls, queue.spec)
         state.worker.join_items(flight.batch_id, args, kwargs)
     except (UnsupportedValue, ValueError) as exc:
-        text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
-        fail_batch(queue, calls, batch_error(type(exc).__name__, text, runner, queue.spec.name))
+        fail_unsent(queue, calls, exc, runner)
         return
     board(flight, calls, time.monotonic())
 

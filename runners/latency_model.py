@@ -52,12 +52,12 @@ class BatchCostModel:
 
     def observe(self, n: int, seconds: float) -> None:
         """Add one batch of ``n`` items that ran ``seconds``."""
-        if self.samples >= 3 and self.scale > 0.0:
-            predicted = self.predict(n)
-            bound = CLIP * max(self.scale, 0.05 * predicted)
-            seconds = min(max(seconds, predicted - bound), predicted + bound)
         if self.samples:
-            self.scale += self.decay * (abs(seconds - self.predict(n)) - self.scale)
+            predicted = self.predict(n)  # by the fit before this batch: clip, then residual
+            if self.samples >= 3 and self.scale > 0.0:
+                bound = CLIP * max(self.scale, 0.05 * predicted)
+                seconds = min(max(seconds, predicted - bound), predicted + bound)
+            self.scale += self.decay * (abs(seconds - predicted) - self.scale)
         self.samples += 1
         alpha = max(self.decay, 1.0 / self.samples)  # plain means until the window fills
         dn, dt = n - self.mean_n, seconds - self.mean_t

@@ -33,6 +33,7 @@ from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import RunnerStartupError, UnsupportedValue
 from runners.pool import WorkerPool
+from runners.process import runnable_settings
 from runners.replies import (
     batch_log_fields,
     batch_span,
@@ -42,8 +43,8 @@ from runners.replies import (
     no_method_reply,
     value_reply,
 )
-from runners.runnable import MethodSpec, method_spec_of, runnable_methods
-from runners.streaming import answer_stream
+from runners.runnable import MethodSpec, runnable_methods
+from runners.streaming import answer_stream, refuse_undeclared
 from runners.transport import WorkerEvents
 from runners.types import EndpointStats
 
@@ -156,7 +157,10 @@ class InProcessWorker:
                 else:  # in the method thread, with this batch's log fields and span
                     value = await self._in_thread(functools.partial(func, *args, **kwargs))
                 if inspect.isgenerator(value) or inspect.isasyncgen(value):
-                    return await self._stream(value, func, (batch_id, method, args, kwargs))
+                    spec = self.methods[method]
+                    if not spec.stream:
+                        await refuse_undeclared(value, method, self._in_thread)
+                    return await self._stream(value, spec, (batch_id, method, args, kwargs))
         except Exception as exc:  # logged once with its traceback, as a worker process does
             if not isinstance(exc, UnsupportedValue):
                 logger.error("[%s] %s raised", self.label, method, exc_info=True)
@@ -169,7 +173,7 @@ class InProcessWorker:
         return await asyncio.get_running_loop().run_in_executor(self._thread, run)
 
     async def _stream(
-        self, gen: Any, func: Callable[..., Any], call: tuple[int, str, list[Any], dict[str, Any]]
+        self, gen: Any, spec: MethodSpec, call: tuple[int, str, list[Any], dict[str, Any]]
     ) -> list[Any]:
         """Run a streaming batch, its steps answered as a worker process answers them."""
         batch_id, method = call[0], call[1]
@@ -184,7 +188,6 @@ class InProcessWorker:
             received.clear()
             return taken
 
-        spec = method_spec_of(func)
         error = await answer_stream(gen, spec, call, emit, poll, self._in_thread)
         return error if error is not None else codec.encode(["ok", batch_id, None])
 
@@ -221,14 +224,9 @@ class InProcessWorkers:
         """Import and construct the Runnable in the method thread, as a worker would."""
         config = self._config
         thread = ThreadPoolExecutor(1, thread_name_prefix=f"graphctl-{config.name}")
-        settings = {
-            "runnable": config.runnable,
-            "search_path": str(config.search_path) if config.search_path else None,
-            "init": dict(config.init),
-        }
         try:
             instance = await asyncio.get_running_loop().run_in_executor(
-                thread, load_runnable, settings
+                thread, load_runnable, runnable_settings(config)
             )
         except Exception as exc:
             thread.shutdown(wait=False)

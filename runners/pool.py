@@ -27,7 +27,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from runners import admission, call_context
@@ -39,6 +38,7 @@ from runners.batcher import (
     batch_error,
     deliver,
     fail_batch,
+    fail_unsent,
     full_batch_waiting,
     next_release,
     oldest_queue,
@@ -57,11 +57,10 @@ from runners.joining import (
     board,
     can_join,
     end_joined_stream,
-    leave_queue,
     offer_joins,
     retry_lost,
 )
-from runners.lifecycle import Lifecycle
+from runners.lifecycle import AsyncLifecycle, Lifecycle
 from runners.merging import merge_inputs
 from runners.resources import plan_environments
 from runners.runnable import MethodSpec
@@ -77,7 +76,7 @@ logger = logging.getLogger("runners.pool")
 WAKE_SLACK_S = 0.001  # uvloop's timers have millisecond resolution and may fire early
 
 
-class WorkerPool:
+class WorkerPool(AsyncLifecycle):
     """Satisfies ``runners.types.RunnerClient`` and, towards its workers,
     ``runners.transport.WorkerEvents``. ``gpus`` overrides GPU detection (a count or
     ids); ``workers`` builds the workers (default: supervised processes).
@@ -125,15 +124,6 @@ class WorkerPool:
     @property
     def methods(self) -> Mapping[str, MethodSpec]:
         return {name: q.spec for name, q in self._queues.items()}
-
-    async def __aenter__(self) -> WorkerPool:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Start every worker, wait for their READY; RunnerStartupError if one fails."""
@@ -336,7 +326,6 @@ class WorkerPool:
                 break
             queue.record_release(now)
             batch = take_batch(queue.queue, queue.max_items, queue.spec)
-            leave_queue(batch)
             self._send(self._pick_idle(), queue, batch)
         self._wake.update(wake)
         offer_joins(self._states.values(), self.name)
@@ -363,8 +352,7 @@ class WorkerPool:
             state.worker.send_batch(self._next_batch, method, args, kwargs, contexts)
         except (UnsupportedValue, ValueError) as exc:
             self._idle.append(state)
-            text = exc.message if isinstance(exc, UnsupportedValue) else str(exc)
-            fail_batch(queue, batch, batch_error(type(exc).__name__, text, self.name, method))
+            fail_unsent(queue, batch, exc, self.name)
             return
         state.flight = flight = Flight(queue, [], self._next_batch, time.monotonic(), 0, [])
         board(flight, batch, flight.sent_at, sent=True)

@@ -187,12 +187,20 @@ class ProcessWorker:
             await worker_log.finish(self.log_task, self.log_pipe, timeout_s)
 
 
-def _worker_argv(config: RunnerConfig, worker_id: int, fd: int) -> list[str]:
-    settings = {
-        "runner": config.name,
+def runnable_settings(config: RunnerConfig) -> dict[str, Any]:
+    """What ``runners.replies.load_runnable`` reads: the same for a worker process
+    (as JSON on its command line) and for ``runners.local``."""
+    return {
         "runnable": config.runnable,
         "search_path": str(config.search_path) if config.search_path else None,
         "init": dict(config.init),
+    }
+
+
+def _worker_argv(config: RunnerConfig, worker_id: int, fd: int) -> list[str]:
+    settings = {
+        "runner": config.name,
+        **runnable_settings(config),
         "worker": worker_id,
         "log_level": logger.getEffectiveLevel(),  # records below it are not even sent
     }

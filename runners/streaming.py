@@ -36,9 +36,9 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
-from runners.errors import MethodError, ProtocolError, RunnerError
+from runners.errors import MethodError, ProtocolError, RunnerError, UnsupportedValue
 from runners.replies import error_reply, protocol_fault_reply
 from runners.runnable import END, MethodSpec
 from runners.types import CallResult
@@ -238,6 +238,15 @@ async def _close(gen: Any, run_sync: RunSync) -> None:
         await gen.aclose()
     else:
         await run_sync(gen.close)
+
+
+async def refuse_undeclared(gen: Any, method: str, run_sync: RunSync) -> NoReturn:
+    """A generator from a method not declared a stream is closed and refused, in
+    every kind of worker alike: its caller asked for one value."""
+    await _close(gen, run_sync)
+    raise UnsupportedValue(
+        f"{method} returned a generator: declare it @method(stream=True) to stream it"
+    )
 
 
 def protocol_fault(batch_id: int, fault: ProtocolError) -> list[Any]:

@@ -255,10 +255,7 @@ def _stream_reply(
     method returned a generator without being declared a stream: refused."""
     batch_id = call[0]
     if link is None:
-        gen.close() if inspect.isgenerator(gen) else loop.run_until_complete(gen.aclose())
-        raise UnsupportedValue(
-            f"{call[1]} returned a generator: declare it @method(stream=True) to stream it"
-        )
+        loop.run_until_complete(streaming.refuse_undeclared(gen, call[1], streaming.run_direct))
     spec = method_spec_of(func)
     run = streaming.answer_stream(
         gen, spec, call, link.emit, link.pool_frames, streaming.run_direct

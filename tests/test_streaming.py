@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from runners import BatchingConfig, MethodError, RunnerError, WorkerPool
+from runners import BatchingConfig, MethodError, RunnerError, UnsupportedValue, WorkerPool
 from tests.conftest import POOL_KINDS, collect, run, runner_config, until
 
 
@@ -32,6 +32,17 @@ def test_an_unbatched_generator_streams_its_chunks_in_order(kind: str) -> None:
             return await collect(pool, "count", 5)
 
     assert run(main()) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("kind", POOL_KINDS)
+def test_a_generator_from_a_method_not_declared_a_stream_is_refused(kind: str) -> None:
+    async def main() -> list[Any]:
+        async with _pool(kind) as pool:
+            with pytest.raises(UnsupportedValue, match=r"declare it @method\(stream=True\)"):
+                await pool.call("undeclared", 3)
+            return await collect(pool, "count", 2)  # the worker serves on
+
+    assert run(main()) == [0, 1]
 
 
 @pytest.mark.parametrize("kind", POOL_KINDS)

@@ -60,6 +60,11 @@ class Counter(Runnable):
     def seen(self) -> dict[str, list[int]]:
         return {"sizes": self.sizes, "stopped": self.stopped, "closed_at": self.closed_at}
 
+    @method
+    def undeclared(self, n: int) -> Iterator[int]:
+        """A generator from a method not declared ``stream=True``: refused."""
+        yield from range(n)
+
 
 class Joining(Runnable):
     """Token streams that calls may join between steps (``joins=True``), and the same

@@ -33,7 +33,6 @@ from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import RunnerStartupError, UnsupportedValue
 from runners.pool import WorkerPool
-from runners.process import runnable_settings
 from runners.replies import (
     batch_log_fields,
     batch_span,
@@ -41,6 +40,7 @@ from runners.replies import (
     load_runnable,
     method_table,
     no_method_reply,
+    runnable_settings,
     value_reply,
 )
 from runners.runnable import MethodSpec, runnable_methods

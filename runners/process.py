@@ -24,6 +24,7 @@ from runners import codec, worker_log
 from runners.call_context import CallContext
 from runners.config import RunnerConfig
 from runners.errors import ProtocolError, RunnerStartupError
+from runners.replies import runnable_settings
 from runners.runnable import MethodSpec
 from runners.streaming import is_progress
 from runners.transport import WorkerEvents
@@ -185,16 +186,6 @@ class ProcessWorker:
                 await self.process.wait()
         if self.log_task is not None and self.log_pipe is not None:
             await worker_log.finish(self.log_task, self.log_pipe, timeout_s)
-
-
-def runnable_settings(config: RunnerConfig) -> dict[str, Any]:
-    """What ``runners.replies.load_runnable`` reads: the same for a worker process
-    (as JSON on its command line) and for ``runners.local``."""
-    return {
-        "runnable": config.runnable,
-        "search_path": str(config.search_path) if config.search_path else None,
-        "init": dict(config.init),
-    }
 
 
 def _worker_argv(config: RunnerConfig, worker_id: int, fd: int) -> list[str]:

@@ -13,8 +13,19 @@ from typing import Any
 
 from runners import call_context, codec, log_context, otel
 from runners.call_context import CallContext
+from runners.config import RunnerConfig
 from runners.errors import UnsupportedValue
 from runners.runnable import runnable_methods
+
+
+def runnable_settings(config: RunnerConfig) -> dict[str, Any]:
+    """What ``load_runnable`` reads: the same for a worker process (as JSON on its
+    command line), a worker host and ``runners.local``."""
+    return {
+        "runnable": config.runnable,
+        "search_path": str(config.search_path) if config.search_path else None,
+        "init": dict(config.init),
+    }
 
 
 def load_runnable(config: Mapping[str, Any]) -> Any:

@@ -36,7 +36,7 @@ from runners.errors import ProtocolError, RunnerStartupError
 from runners.remote import protocol
 from runners.remote.link import FrameLink
 from runners.remote.streams import RelayedStream
-from runners.replies import load_runnable, method_table
+from runners.replies import load_runnable, method_table, runnable_settings
 from runners.runnable import MethodSpec, runnable_methods
 from runners.worker import answer, batch_spans
 
@@ -73,13 +73,7 @@ class ModelThread:
     def _load(self) -> dict[str, list[Any]]:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)  # the Runnable's __init__ may bind objects to it
-        config = self._config
-        settings = {
-            "runnable": config.runnable,
-            "search_path": str(config.search_path) if config.search_path else None,
-            "init": dict(config.init),
-        }
-        instance = load_runnable(settings)
+        instance = load_runnable(runnable_settings(self._config))
         self._table = method_table(instance)
         self.specs = runnable_methods(type(instance))
         heap.tune_for_serving()
